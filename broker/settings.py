@@ -1,0 +1,65 @@
+"""All of Toshi's settings, in one place: defaults, ``TOSHI_*`` environment variables, CLI flags.
+
+Nothing else in the code reads ``os.environ``. Nested groups use ``__`` in variable names, e.g.
+``TOSHI_CONTEXTS__FETCH_TIMEOUT=2``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ContextSettings(BaseModel):
+    """How user @contexts are obtained."""
+
+    core: str = Field(
+        "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld",
+        description="Core @context URL applied last to every request (v1.6-v1.9 are built in).",
+    )
+    fetch_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a remote @context.")
+    max_bytes: int = Field(1_048_576, gt=0, description="Largest remote @context accepted.")
+    cache_size: int = Field(512, gt=0, description="Distinct @contexts kept processed in memory.")
+
+
+class SqliteSettings(BaseModel):
+    """The embedded SQLite store."""
+
+    synchronous: Literal["normal", "full", "extra"] = Field(
+        "normal",
+        description="normal: acknowledged writes survive a crash of the broker process; "
+        "full: they also survive a power cut (one fsync per write batch).",
+    )
+
+
+class LimitSettings(BaseModel):
+    """Protection against oversized requests."""
+
+    max_body_bytes: int = Field(1_048_576, gt=0, description="Largest request body (413 above).")
+    default_page_size: int = Field(20, gt=0, description="Entities per page when no limit given.")
+    max_page_size: int = Field(1000, gt=0, description="Largest limit a query may ask for.")
+
+
+class Settings(BaseSettings):
+    """Toshi's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TOSHI_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    host: str = Field("0.0.0.0", description="Interface to listen on.")  # noqa: S104
+    port: int = Field(1026, ge=0, le=65535, description="HTTP port (1026 is NGSI's usual port).")
+    store: str = Field(
+        "sqlite:///./toshi-data",
+        description="Where entities live: sqlite:///RELATIVE/DIR, sqlite:////ABSOLUTE/DIR, "
+        "or mongodb://HOST:PORT/DBPREFIX.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log verbosity."
+    )
+    access_log: bool = Field(False, description="Log every HTTP request (costly at high rates).")
+    contexts: ContextSettings = Field(default_factory=ContextSettings)
+    sqlite: SqliteSettings = Field(default_factory=SqliteSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
