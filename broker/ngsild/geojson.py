@@ -1,0 +1,86 @@
+"""GeoJSON geometry validation (RFC 7946), as GeoProperty values need it.
+
+Only structure and ranges are checked here; exact spatial relations belong to the query
+evaluator, which uses shapely.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broker.ngsild.errors import BadRequestData
+from broker.ngsild.names import GEO_TYPES
+
+
+def is_geometry(value: object) -> bool:
+    """Whether ``value`` looks like a GeoJSON geometry object (type + coordinates/geometries)."""
+    return isinstance(value, dict) and value.get("type") in GEO_TYPES and "coordinates" in value
+
+
+def check_geometry(value: Any, what: str = "GeoProperty value") -> dict[str, Any]:
+    """Return ``value`` if it is a valid GeoJSON geometry, else raise ``BadRequestData``."""
+    if not isinstance(value, dict) or value.get("type") not in GEO_TYPES:
+        raise BadRequestData(
+            f"{what} must be a GeoJSON Point, MultiPoint, LineString, MultiLineString, Polygon "
+            f"or MultiPolygon (GS CIM 009 §4.7.1), got {value!r:.200}"
+        )
+    kind = value["type"]
+    try:
+        _CHECKS[kind](value.get("coordinates"))
+    except _Invalid as exc:
+        raise BadRequestData(f"{what}: invalid {kind} coordinates: {exc}") from None
+    return value
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _position(pos: Any) -> None:
+    if not isinstance(pos, list) or not 2 <= len(pos) <= 3:
+        raise _Invalid(f"a position is [longitude, latitude(, altitude)], got {pos!r:.80}")
+    for number in pos:
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise _Invalid(f"coordinates must be numbers, got {number!r:.40}")
+    if not -180 <= pos[0] <= 180 or not -90 <= pos[1] <= 90:
+        raise _Invalid(f"longitude/latitude out of range in {pos!r}")
+
+
+def _positions(seq: Any, minimum: int) -> None:
+    if not isinstance(seq, list) or len(seq) < minimum:
+        raise _Invalid(f"expected at least {minimum} positions")
+    for pos in seq:
+        _position(pos)
+
+
+def _ring(seq: Any) -> None:
+    _positions(seq, 4)
+    if seq[0] != seq[-1]:
+        raise _Invalid("a polygon ring must be closed (first position == last position)")
+
+
+def _polygon(rings: Any) -> None:
+    if not isinstance(rings, list) or not rings:
+        raise _Invalid("a Polygon needs at least one linear ring")
+    for ring in rings:
+        _ring(ring)
+
+
+def _each(check: Any) -> Any:
+    def run(items: Any) -> None:
+        if not isinstance(items, list):
+            raise _Invalid("expected an array")
+        for item in items:
+            check(item)
+
+    return run
+
+
+_CHECKS: dict[str, Any] = {
+    "Point": _position,
+    "MultiPoint": _each(_position),
+    "LineString": lambda seq: _positions(seq, 2),
+    "MultiLineString": _each(lambda seq: _positions(seq, 2)),
+    "Polygon": _polygon,
+    "MultiPolygon": _each(_polygon),
+}
