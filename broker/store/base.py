@@ -1,0 +1,89 @@
+"""The store port: what the broker needs from a database, and nothing more.
+
+A backend (``sqlite.py``, ``mongo.py``) implements ``Store``, which hands out one ``EntityStore``
+per tenant. Entities are documents in the shape ``broker.ngsild.entity`` describes: one record per
+entity, names expanded. Every write is committed before its coroutine returns, so a client that
+got 201/204 can rely on it surviving a crash of the broker process.
+
+Updates are an atomic read-modify-write: the service passes a pure ``Mutation`` (usually a
+``broker.ngsild.patch`` function bound to the request's fragment); the store runs it against the
+current document and writes the result in the same transaction. A mutation that returns its input
+unchanged (``after is before``) writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from broker.ngsild.entity import EntityDoc
+from broker.ngsild.query import EntityQuery
+
+T = TypeVar("T")
+
+Mutation = Callable[[EntityDoc], tuple[EntityDoc, T]]
+"""Current document → (new document, outcome). Raising aborts the update and is re-raised."""
+
+
+@dataclass(frozen=True, slots=True)
+class Committed(Generic[T]):
+    """The outcome of an update, with the document before and after it."""
+
+    before: EntityDoc
+    after: EntityDoc
+    result: T
+
+    @property
+    def changed(self) -> bool:
+        """Whether the update wrote anything."""
+        return self.after is not self.before
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPage:
+    """One page of query results, and the total number of matches when it was asked for."""
+
+    entities: list[EntityDoc]
+    total: int | None = None
+
+
+class EntityStore(Protocol):
+    """The entities of one tenant."""
+
+    async def create(self, doc: EntityDoc) -> None:
+        """Insert a new entity. Raises ``AlreadyExists`` if the id is taken."""
+
+    async def get(self, entity_id: str) -> EntityDoc | None:
+        """The entity with this id, or ``None``."""
+
+    async def update(self, entity_id: str, mutate: Mutation[T]) -> Committed[T]:
+        """Atomically apply ``mutate``. Raises ``ResourceNotFound`` if there is no such entity."""
+
+    async def delete(self, entity_id: str) -> EntityDoc:
+        """Remove an entity and return it. Raises ``ResourceNotFound`` if there is none."""
+
+    async def query(self, query: EntityQuery) -> QueryPage:
+        """The entities matching ``query`` in a stable order, paged by ``limit``/``offset``."""
+
+
+class Store(Protocol):
+    """A storage backend: tenants, each with its own ``EntityStore``."""
+
+    async def start(self) -> None:
+        """Open connections and make sure the default tenant exists."""
+
+    async def close(self) -> None:
+        """Finish pending work and release every resource."""
+
+    async def tenant(self, name: str, *, create: bool = False) -> EntityStore:
+        """The store of tenant ``name`` ('' is the default tenant).
+
+        Raises ``NonexistentTenant`` when it does not exist and ``create`` is false.
+        """
+
+    async def tenants(self) -> list[str]:
+        """The names of all existing tenants other than the default one."""
+
+    def describe(self) -> dict[str, Any]:
+        """A short description for logs and the health endpoint (never credentials)."""

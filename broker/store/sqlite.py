@@ -1,0 +1,218 @@
+"""The embedded store: one SQLite database file per tenant, in WAL mode.
+
+Layout under the data directory: ``default.sqlite3`` for the default tenant and
+``tenants/<name>.sqlite3`` for the others (names are validated by ``broker.ngsild.tenants``, so
+they are safe file names). Each database has one writer thread, which batches concurrent writes
+into one transaction (see ``sqlite_worker``), and one reader thread; WAL lets them run at once.
+
+Durability: with ``synchronous=NORMAL`` (the default) a commit is in the WAL before the client is
+answered, which survives the broker process being killed; ``synchronous=FULL`` also survives the
+machine losing power, at the cost of an fsync per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import orjson
+
+from broker.ngsild.entity import EntityDoc
+from broker.ngsild.errors import AlreadyExists, NonexistentTenant, ResourceNotFound
+from broker.ngsild.query import EntityQuery
+from broker.ngsild.tenants import DEFAULT_TENANT
+from broker.store.base import Committed, EntityStore, Mutation, QueryPage
+from broker.store.sqlite_queries import count_sql, select_sql
+from broker.store.sqlite_worker import SqliteWorker
+
+T = TypeVar("T")
+Synchronous = Literal["off", "normal", "full", "extra"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entities (
+    pk  INTEGER PRIMARY KEY,
+    id  TEXT NOT NULL UNIQUE,
+    doc BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entity_types (
+    type TEXT NOT NULL,
+    pk   INTEGER NOT NULL,
+    PRIMARY KEY (type, pk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entity_types_by_pk ON entity_types (pk);
+"""
+
+
+class SqliteEntityStore(EntityStore):
+    """The entities of one tenant in one SQLite file."""
+
+    def __init__(self, path: Path, synchronous: Synchronous) -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._writer = SqliteWorker(
+            self._connect_writer, f"sqlite-w:{path.name}", transactional=True
+        )
+        self._reader = SqliteWorker(
+            self._connect_reader, f"sqlite-r:{path.name}", transactional=False
+        )
+
+    def open(self) -> None:
+        """Create the file and schema if needed and start both threads (blocking)."""
+        self._writer.start()
+        self._reader.start()
+
+    def close(self) -> None:
+        """Stop both threads after their queued work (blocking)."""
+        self._reader.stop()
+        self._writer.stop()
+
+    async def create(self, doc: EntityDoc) -> None:
+        await self._writer.submit(lambda db: _insert(db, doc))
+
+    async def get(self, entity_id: str) -> EntityDoc | None:
+        return await self._reader.submit(lambda db: _load(db, entity_id))
+
+    async def update(self, entity_id: str, mutate: Mutation[T]) -> Committed[T]:
+        return await self._writer.submit(lambda db: _update(db, entity_id, mutate))
+
+    async def delete(self, entity_id: str) -> EntityDoc:
+        return await self._writer.submit(lambda db: _delete(db, entity_id))
+
+    async def query(self, query: EntityQuery) -> QueryPage:
+        return await self._reader.submit(lambda db: _query(db, query))
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
+        db.executescript(_SCHEMA)
+        return db
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+        db.execute("PRAGMA query_only=ON")
+        db.execute("PRAGMA busy_timeout=5000")
+        _register_functions(db)
+        return db
+
+
+class SqliteStore:
+    """All tenants' databases under one directory."""
+
+    def __init__(self, directory: Path, synchronous: Synchronous = "normal") -> None:
+        self.directory = directory
+        self._synchronous = synchronous
+        self._open: dict[str, SqliteEntityStore] = {}
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self.tenant(DEFAULT_TENANT, create=True)
+
+    async def close(self) -> None:
+        stores, self._open = list(self._open.values()), {}
+        for store in stores:
+            await asyncio.to_thread(store.close)
+
+    async def tenant(self, name: str, *, create: bool = False) -> SqliteEntityStore:
+        store = self._open.get(name)
+        if store is not None:
+            return store
+        async with self._lock:
+            store = self._open.get(name)
+            if store is None:
+                path = self._path(name)
+                if not create and not await asyncio.to_thread(path.exists):
+                    raise NonexistentTenant(f"tenant {name!r} does not exist")
+                store = SqliteEntityStore(path, self._synchronous)
+                await asyncio.to_thread(store.open)
+                self._open[name] = store
+        return store
+
+    async def tenants(self) -> list[str]:
+        folder = self.directory / "tenants"
+        files = await asyncio.to_thread(lambda: sorted(folder.glob("*.sqlite3")))
+        return [path.stem for path in files]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": "sqlite",
+            "directory": str(self.directory),
+            "synchronous": self._synchronous,
+        }
+
+    def _path(self, name: str) -> Path:
+        if name == DEFAULT_TENANT:
+            return self.directory / "default.sqlite3"
+        return self.directory / "tenants" / f"{name}.sqlite3"
+
+
+def _dump(doc: EntityDoc) -> bytes:
+    return orjson.dumps(doc)
+
+
+def _insert(db: sqlite3.Connection, doc: EntityDoc) -> None:
+    try:
+        cursor = db.execute("INSERT INTO entities (id, doc) VALUES (?, ?)", (doc["id"], _dump(doc)))
+    except sqlite3.IntegrityError:
+        raise AlreadyExists(f"entity {doc['id']} already exists") from None
+    db.executemany(
+        "INSERT INTO entity_types (type, pk) VALUES (?, ?)",
+        [(type_, cursor.lastrowid) for type_ in doc["type"]],
+    )
+
+
+def _load(db: sqlite3.Connection, entity_id: str) -> EntityDoc | None:
+    row = db.execute("SELECT doc FROM entities WHERE id = ?", (entity_id,)).fetchone()
+    return None if row is None else orjson.loads(row[0])
+
+
+def _load_for_write(db: sqlite3.Connection, entity_id: str) -> tuple[int, EntityDoc]:
+    row = db.execute("SELECT pk, doc FROM entities WHERE id = ?", (entity_id,)).fetchone()
+    if row is None:
+        raise ResourceNotFound(f"entity {entity_id} does not exist")
+    return row[0], orjson.loads(row[1])
+
+
+def _update(db: sqlite3.Connection, entity_id: str, mutate: Mutation[T]) -> Committed[T]:
+    pk, before = _load_for_write(db, entity_id)
+    after, result = mutate(before)
+    if after is not before:
+        db.execute("UPDATE entities SET doc = ? WHERE pk = ?", (_dump(after), pk))
+        if after["type"] != before["type"]:
+            db.execute("DELETE FROM entity_types WHERE pk = ?", (pk,))
+            db.executemany(
+                "INSERT INTO entity_types (type, pk) VALUES (?, ?)",
+                [(type_, pk) for type_ in after["type"]],
+            )
+    return Committed(before, after, result)
+
+
+def _delete(db: sqlite3.Connection, entity_id: str) -> EntityDoc:
+    pk, doc = _load_for_write(db, entity_id)
+    db.execute("DELETE FROM entities WHERE pk = ?", (pk,))
+    db.execute("DELETE FROM entity_types WHERE pk = ?", (pk,))
+    return doc
+
+
+def _query(db: sqlite3.Connection, query: EntityQuery) -> QueryPage:
+    total = None
+    if query.count:
+        sql, params = count_sql(query)
+        total = db.execute(sql, params).fetchone()[0]
+    entities: list[EntityDoc] = []
+    if query.limit > 0:
+        sql, params = select_sql(query)
+        entities = [orjson.loads(row[0]) for row in db.execute(sql, params)]
+    return QueryPage(entities, total)
+
+
+def _register_functions(db: sqlite3.Connection) -> None:
+    from broker.ngsild.query import compile_pattern
+
+    def regexp(pattern: str, text: str) -> bool:
+        return compile_pattern(pattern).search(text) is not None
+
+    db.create_function("regexp", 2, regexp, deterministic=True)
