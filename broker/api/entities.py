@@ -1,0 +1,225 @@
+"""``/entities`` and ``/entities/{entityId}``: create, query, retrieve, replace, merge, delete.
+
+GS CIM 009 v1.8.1 §6.4 and §6.5. Each handler reads the request (``requests``), calls the pure
+NGSI-LD code and the entity service, and writes the response (``responses``); nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request, Response
+
+from broker.api.entity_maps import ENTITY_MAP_HEADER, map_id_of, map_location
+from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate
+from broker.api.requests import (
+    entity_id_of,
+    read_json,
+    runtime,
+    selected_types,
+    tenant_of,
+    terms_of,
+)
+from broker.api.responses import count_headers, feature_collection, json_response
+from broker.ngsild.entity import parse_entity, parse_fragment
+from broker.ngsild.errors import BadRequestData, ResourceNotFound
+from broker.ngsild.linked import JOINS, flatten, render_inline
+from broker.ngsild.params import build_view, parse_options
+from broker.ngsild.query.params import parse_entity_query
+from broker.ngsild.render import render_entity, render_feature, shows_anything
+from broker.ngsild.terms import TermTable
+from broker.ngsild.values import MERGE_NULLS
+from broker.ngsild.versions import downgrade, preferred_version
+
+router = APIRouter(tags=["Entities"])
+
+_OFFERED = (JSON, JSON_LD, GEO_JSON)
+Text = Annotated[str | None, Query()]
+
+
+@router.post("/entities", status_code=201, summary="Create Entity (§5.6.1)")
+async def create_entity(request: Request) -> Response:
+    incoming = await read_json(request)
+    doc = parse_entity(incoming.body, incoming.terms)
+    await runtime(request).entities.create(incoming.tenant, doc)
+    return Response(status_code=201, headers={"Location": _location(doc["id"])})
+
+
+@router.get("/entities", summary="Query Entities (§5.7.2)")
+async def query_entities(
+    request: Request,
+    type: Text = None,
+    id: Text = None,
+    idPattern: Text = None,
+    attrs: Text = None,
+    q: Text = None,
+    geoQ: Text = None,
+    georel: Text = None,
+    pick: Text = None,
+    omit: Text = None,
+    options: Text = None,
+    format: Text = None,
+    lang: Text = None,
+    geometryProperty: Text = None,
+    limit: Annotated[int | None, Query()] = None,
+    offset: Annotated[int | None, Query()] = None,
+) -> Response:
+    media = negotiate(request.headers.get("accept"), _OFFERED)
+    parts = runtime(request)
+    terms = await terms_of(request)
+    opts = parse_options(options)
+    if q is not None or georel is not None or geoQ is not None:
+        raise BadRequestData("q and geo-queries are not supported by this broker yet")
+    query = parse_entity_query(
+        terms,
+        types=type,
+        ids=id,
+        id_pattern=idPattern,
+        attrs=attrs,
+        limit=limit,
+        offset=offset,
+        count="count" in opts,
+        default_limit=parts.settings.limits.default_page_size,
+        max_limit=parts.settings.limits.max_page_size,
+    )
+    view = build_view(
+        terms, options=opts, format_=format, attrs=attrs, pick=pick, omit=omit, lang=lang
+    )
+    page = await parts.entities.query(tenant_of(request), query)
+    if media == GEO_JSON:
+        geometry = _geometry_iri(terms, geometryProperty)
+        payload = feature_collection(
+            [render_feature(doc, terms, view, geometry) for doc in page.entities]
+        )
+        return json_response(payload, media, terms, headers=count_headers(page))
+    rendered = [render_entity(doc, terms, view) for doc in page.entities]
+    return json_response(rendered, media, terms, headers=count_headers(page))
+
+
+@router.get("/entities/{entityId}", summary="Retrieve Entity (§5.7.1)")
+async def retrieve_entity(
+    request: Request,
+    entityId: str,
+    type: Text = None,
+    attrs: Text = None,
+    pick: Text = None,
+    omit: Text = None,
+    options: Text = None,
+    format: Text = None,
+    lang: Text = None,
+    geometryProperty: Text = None,
+    join: Text = None,
+    joinLevel: Annotated[int, Query(ge=1, le=10)] = 1,
+    entityMap: Annotated[bool, Query()] = False,
+) -> Response:
+    entity_id = entity_id_of(entityId)
+    media = negotiate(request.headers.get("accept"), _OFFERED)
+    parts = runtime(request)
+    terms = await terms_of(request)
+    if geometryProperty is not None and media != GEO_JSON:
+        raise BadRequestData(
+            "geometryProperty is only meaningful with Accept: application/geo+json"
+        )
+    view = build_view(
+        terms,
+        options=parse_options(options),
+        format_=format,
+        attrs=attrs,
+        pick=pick,
+        omit=omit,
+        lang=lang,
+    )
+    if view.linked and join in (None, "@none"):
+        raise BadRequestData(
+            "pick/omit with {...} selects linked entities; add join=inline or join=flat"
+        )
+    doc = await parts.entities.retrieve(tenant_of(request), entity_id, selected_types(type, terms))
+    if not shows_anything(doc, view):
+        raise ResourceNotFound(f"entity {entity_id} has none of the attributes asked for")
+    headers = _entity_map_headers(request, entityMap, [entity_id])
+    if media == GEO_JSON:
+        payload = render_feature(doc, terms, view, _geometry_iri(terms, geometryProperty))
+        return json_response(payload, media, terms)
+    if join is None or join == "@none":
+        return _versioned(render_entity(doc, terms, view), media, terms, request, headers)
+    if join not in JOINS:
+        raise BadRequestData(f"join must be one of {', '.join(JOINS)}, not {join!r}")
+    linked = await parts.entities.linked_entities(tenant_of(request), [doc], view, joinLevel)
+    if join == "inline":
+        return json_response(render_inline(doc, terms, view, linked, joinLevel), media, terms)
+    flat = [render_entity(d, terms, v) for d, v in flatten(doc, view, linked, joinLevel)]
+    return json_response(flat if len(flat) > 1 else flat[0], media, terms)
+
+
+@router.delete("/entities/{entityId}", status_code=204, summary="Delete Entity (§5.6.6)")
+async def delete_entity(
+    request: Request,
+    entityId: str,
+    type: Text = None,
+) -> Response:
+    entity_id = entity_id_of(entityId)
+    types = selected_types(type, await terms_of(request)) if type else None
+    await runtime(request).entities.delete(tenant_of(request), entity_id, types)
+    return Response(status_code=204)
+
+
+@router.put("/entities/{entityId}", status_code=204, summary="Replace Entity (§5.6.18)")
+async def replace_entity(request: Request, entityId: str) -> Response:
+    entity_id = entity_id_of(entityId)
+    incoming = await read_json(request)
+    doc = parse_entity(incoming.body, incoming.terms, entity_id=entity_id)
+    await runtime(request).entities.replace(incoming.tenant, entity_id, doc)
+    return Response(status_code=204)
+
+
+@router.patch("/entities/{entityId}", status_code=204, summary="Merge Entity (§5.6.17)")
+async def merge_entity(
+    request: Request,
+    entityId: str,
+    type: Text = None,
+) -> Response:
+    entity_id = entity_id_of(entityId)
+    incoming = await read_json(request, merge_patch=True)
+    fragment = parse_fragment(incoming.body, incoming.terms, nulls=MERGE_NULLS, entity_id=entity_id)
+    await runtime(request).entities.merge(
+        incoming.tenant, entity_id, fragment, selected_types(type, incoming.terms)
+    )
+    return Response(status_code=204)
+
+
+@router.api_route("/entities", methods=["PUT", "PATCH"], include_in_schema=False)
+async def entity_without_id(request: Request) -> Response:
+    raise BadRequestData(f"{request.method} needs an entity id: /entities/{{entityId}}")
+
+
+def _versioned(
+    payload: dict[str, Any],
+    media: str,
+    terms: TermTable,
+    request: Request,
+    headers: dict[str, str],
+) -> Response:
+    version = preferred_version(request.headers.get("prefer"))
+    if version is None:
+        return json_response(payload, media, terms, headers=headers)
+    payload, altered = downgrade(payload, version)
+    headers = {**headers, "Preference-Applied": f"ngsi-ld={version[0]}.{version[1]}"}
+    return json_response(payload, media, terms, status=203 if altered else 200, headers=headers)
+
+
+def _entity_map_headers(request: Request, asked: bool, entity_ids: list[str]) -> dict[str, str]:
+    """Record the entities in the request's EntityMap when one is asked for or referenced."""
+    referenced = map_id_of(request.headers.get(ENTITY_MAP_HEADER))
+    if not asked and referenced is None:
+        return {}
+    used = runtime(request).entity_maps.record(tenant_of(request), referenced, entity_ids)
+    return {ENTITY_MAP_HEADER: map_location(used.id)}
+
+
+def _location(entity_id: str) -> str:
+    return "/ngsi-ld/v1/entities/" + quote(entity_id, safe=":")
+
+
+def _geometry_iri(terms: TermTable, name: str | None) -> str:
+    return terms.expand(name or "location")

@@ -1,0 +1,91 @@
+"""Reading a request: its tenant, its @context (as a term table) and its JSON body.
+
+GS CIM 009 v1.8.1 §6.3.5: with ``application/json`` the @context comes from the ``Link`` header
+(and a body ``@context`` is an error); with ``application/ld+json`` it comes from the body (and a
+``Link`` header as well is an error). No @context at all means the core context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import Request
+
+from broker.api.media import JSON_LD, content_type, context_link
+from broker.ngsild.errors import BadRequestData, InvalidRequest
+from broker.ngsild.names import is_uri
+from broker.ngsild.params import expand_names, split_list
+from broker.ngsild.tenants import tenant_from_header
+from broker.ngsild.terms import TermTable
+from broker.runtime import Runtime
+
+
+@dataclass(slots=True)
+class Incoming:
+    """A request body with what is needed to understand it."""
+
+    tenant: str
+    terms: TermTable
+    body: Any
+
+
+def runtime(request: Request) -> Runtime:
+    """The broker parts the app was built with."""
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+def tenant_of(request: Request) -> str:
+    """The tenant the request targets ('' for the default tenant)."""
+    return tenant_from_header(request.headers.get("ngsild-tenant"))
+
+
+def entity_id_of(path_value: str) -> str:
+    """The ``{entityId}`` of a path, which must be a URI (§4.5.1)."""
+    if not is_uri(path_value):
+        raise BadRequestData(f"entity id {path_value!r} is not a URI")
+    return path_value
+
+
+def selected_types(value: str | None, terms: TermTable) -> list[str] | None:
+    """The optional ``type`` selector of single-entity operations, as type IRIs."""
+    names = split_list(value)
+    return None if names is None else sorted(expand_names(names, terms))
+
+
+async def terms_of(request: Request) -> TermTable:
+    """The term table for a request without a body: ``Link`` header, else core."""
+    url = context_link(request.headers.get("link"))
+    contexts = runtime(request).contexts
+    return contexts.core if url is None else await contexts.from_link(url)
+
+
+async def read_json(request: Request, *, merge_patch: bool = False) -> Incoming:
+    """Check the media type, parse the JSON body and resolve its @context."""
+    media = content_type(request.headers.get("content-type"), merge_patch=merge_patch)
+    tenant = tenant_of(request)
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+    link = context_link(request.headers.get("link"))
+    contexts = runtime(request).contexts
+    if media == JSON_LD:
+        if link is not None:
+            raise BadRequestData(
+                "with application/ld+json the @context belongs in the body, not in a Link header"
+            )
+        if not isinstance(body, dict) or "@context" not in body:
+            raise BadRequestData("an application/ld+json body needs an @context member")
+        terms = await contexts.from_body(body["@context"])
+        body = {key: value for key, value in body.items() if key != "@context"}
+    else:
+        if isinstance(body, dict) and "@context" in body:
+            raise BadRequestData(
+                "with application/json the @context belongs in a Link header; "
+                "send application/ld+json to put it in the body"
+            )
+        terms = contexts.core if link is None else await contexts.from_link(link)
+    return Incoming(tenant, terms, body)

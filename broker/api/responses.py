@@ -1,0 +1,60 @@
+"""Writing entity responses: serialised once with orjson, @context by media type.
+
+GS CIM 009 v1.8.1 §6.3.5/§6.3.6: ``application/json`` bodies carry no @context and get a ``Link``
+header to it; ``application/ld+json`` bodies carry it as ``@context``; GeoJSON (§6.3.15) puts it
+in each Feature when JSON-LD is wanted, else in the Link header.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Response
+
+from broker.api.media import GEO_JSON, JSON, JSON_LD, link_header
+from broker.ngsild.terms import TermTable
+from broker.store.base import QueryPage
+
+
+def context_member(terms: TermTable) -> Any:
+    """The ``@context`` to put in a JSON-LD body rendered with ``terms``.
+
+    The client's own context as it gave it (URL, list or object), else the core context: the
+    core is implied in every NGSI-LD context, so echoing it back adds nothing.
+    """
+    return terms.link_url if terms.source is None else terms.source
+
+
+def json_response(
+    payload: Any,
+    media: str,
+    terms: TermTable,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """An entity, entity list or Feature(Collection) response in ``media``."""
+    extra = dict(headers or {})
+    if media == JSON_LD:
+        context = context_member(terms)
+        if isinstance(payload, list):
+            payload = [{"@context": context, **item} for item in payload]
+        else:
+            payload = {"@context": context, **payload}
+    else:
+        extra["Link"] = link_header(terms.link_url)
+    return Response(orjson.dumps(payload), status, headers=extra, media_type=media)
+
+
+def count_headers(page: QueryPage) -> dict[str, str]:
+    """``NGSILD-Results-Count`` when the count was asked for."""
+    return {} if page.total is None else {"NGSILD-Results-Count": str(page.total)}
+
+
+def feature_collection(features: list[dict[str, Any]]) -> dict[str, Any]:
+    """GeoJSON FeatureCollection of rendered features."""
+    return {"type": "FeatureCollection", "features": features}
+
+
+__all__ = ["GEO_JSON", "JSON", "JSON_LD", "count_headers", "feature_collection", "json_response"]

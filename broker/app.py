@@ -1,0 +1,68 @@
+"""The ASGI application: ``create_app(settings)`` wires the store, the @context loader and the
+services together, and the lifespan starts and stops them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from fastapi import FastAPI, Request, Response
+
+from broker import __version__
+from broker.api import attributes, entities, entity_maps, problems
+from broker.api.guard import RequestGuard
+from broker.contexts import ContextLoader
+from broker.runtime import Runtime
+from broker.services.entities import EntityService
+from broker.services.entity_maps import EntityMapService
+from broker.settings import Settings
+from broker.store import open_store
+
+API_PREFIX = "/ngsi-ld/v1"
+_log = logging.getLogger("broker")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the broker's ASGI application (nothing is opened until its lifespan starts)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(settings)
+        await store.start()
+        contexts = ContextLoader(settings.contexts)
+        app.state.runtime = Runtime(
+            settings, store, contexts, EntityService(store), EntityMapService()
+        )
+        _log.info("Toshi %s ready; store %s", __version__, store.describe())
+        try:
+            yield
+        finally:
+            await contexts.close()
+            await store.close()
+            _log.info("Toshi stopped")
+
+    app = FastAPI(
+        title="Toshi NGSI-LD broker",
+        version=__version__,
+        description="NGSI-LD context broker (ETSI GS CIM 009 v1.8).",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(entities.router, prefix=API_PREFIX)
+    app.include_router(attributes.router, prefix=API_PREFIX)
+    app.include_router(entity_maps.router, prefix=API_PREFIX)
+    app.add_api_route("/health", health, methods=["GET"], tags=["Operations"])
+    app.add_middleware(RequestGuard, max_body_bytes=settings.limits.max_body_bytes)
+    return app
+
+
+async def health(request: Request) -> Response:
+    """Liveness and readiness: 200 once the store is open."""
+    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        return Response(b'{"status":"starting"}', 503, media_type="application/json")
+    body = {"status": "ok", "version": __version__, "store": runtime.store.describe()}
+    return Response(orjson.dumps(body), media_type="application/json")

@@ -1,0 +1,209 @@
+"""Entity use cases: the one path every write takes, from HTTP and from ingest adapters alike.
+
+Callers hand in documents and fragments already parsed by ``broker.ngsild.entity`` (expanded
+names); this layer picks the tenant, stamps the time, runs the matching ``patch`` rule inside the
+store's atomic update, and reports what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+
+from broker.ngsild import patch
+from broker.ngsild.entity import EntityDoc, Fragment, Instance
+from broker.ngsild.errors import ResourceNotFound
+from broker.ngsild.linked import hops
+from broker.ngsild.names import format_timestamp
+from broker.ngsild.patch import UpdateResult
+from broker.ngsild.query import EntityQuery
+from broker.ngsild.render import View
+from broker.store.base import Committed, Mutation, QueryPage, Store, T
+
+
+def utc_now() -> datetime:
+    """The wall clock, in UTC."""
+    return datetime.now(UTC)
+
+
+class EntityService:
+    """Create, read, change and delete entities in a tenant's store."""
+
+    def __init__(self, store: Store, clock: Callable[[], datetime] = utc_now) -> None:
+        self._store = store
+        self._clock = clock
+
+    def _now(self) -> str:
+        return format_timestamp(self._clock())
+
+    async def create(self, tenant: str, doc: EntityDoc) -> EntityDoc:
+        """Create Entity (§5.6.1); creating in a new tenant creates the tenant."""
+        store = await self._store.tenant(tenant, create=True)
+        stored = patch.new_entity(doc, now=self._now())
+        await store.create(stored)
+        return stored
+
+    async def retrieve(
+        self, tenant: str, entity_id: str, types: list[str] | None = None
+    ) -> EntityDoc:
+        """Retrieve Entity (§5.7.1); ``types`` is the optional type selector."""
+        store = await self._store.tenant(tenant)
+        doc = await store.get(entity_id)
+        if doc is None:
+            raise ResourceNotFound(f"entity {entity_id} does not exist")
+        _check_types(doc, types)
+        return doc
+
+    async def linked_entities(
+        self, tenant: str, roots: list[EntityDoc], view: View, levels: int
+    ) -> dict[str, EntityDoc]:
+        """The entities reachable from ``roots`` within ``levels`` Relationship hops (§4.5.23).
+
+        One store query per level, whatever the number of relationships.
+        """
+        store = await self._store.tenant(tenant)
+        found: dict[str, EntityDoc] = {doc["id"]: doc for doc in roots}
+        frontier = [(doc, view) for doc in roots]
+        for _ in range(levels):
+            wanted = {
+                target: target_view
+                for doc, doc_view in frontier
+                for target, target_view in hops(doc, doc_view)
+                if target not in found
+            }
+            if not wanted:
+                break
+            page = await store.query(EntityQuery(ids=tuple(wanted), limit=len(wanted)))
+            found.update((doc["id"], doc) for doc in page.entities)
+            frontier = [(doc, wanted[doc["id"]]) for doc in page.entities]
+        return found
+
+    async def query(self, tenant: str, query: EntityQuery) -> QueryPage:
+        """Query Entities (§5.7.2)."""
+        store = await self._store.tenant(tenant)
+        return await store.query(query)
+
+    async def delete(
+        self, tenant: str, entity_id: str, types: list[str] | None = None
+    ) -> EntityDoc:
+        """Delete Entity (§5.6.6); returns what was deleted."""
+        store = await self._store.tenant(tenant)
+        if types:
+            await store.update(entity_id, _gated(_unchanged, types))
+        return await store.delete(entity_id)
+
+    async def replace(self, tenant: str, entity_id: str, doc: EntityDoc) -> Committed[UpdateResult]:
+        """Replace Entity (§5.6.18)."""
+        rule = partial(patch.replace_entity, replacement=doc, now=self._now())
+        return await self._update(tenant, entity_id, rule)
+
+    async def merge(
+        self, tenant: str, entity_id: str, fragment: Fragment, types: list[str] | None = None
+    ) -> Committed[UpdateResult]:
+        """Merge Entity (§5.6.17)."""
+        rule = partial(patch.merge_entity, fragment=fragment, now=self._now())
+        return await self._update(tenant, entity_id, rule, types)
+
+    async def append(
+        self,
+        tenant: str,
+        entity_id: str,
+        fragment: Fragment,
+        *,
+        no_overwrite: bool = False,
+        types: list[str] | None = None,
+    ) -> Committed[UpdateResult]:
+        """Append Entity Attributes (§5.6.3)."""
+        rule = partial(
+            patch.append_attributes, fragment=fragment, now=self._now(), no_overwrite=no_overwrite
+        )
+        return await self._update(tenant, entity_id, rule, types)
+
+    async def update_attributes(
+        self, tenant: str, entity_id: str, fragment: Fragment, types: list[str] | None = None
+    ) -> Committed[UpdateResult]:
+        """Update Entity Attributes (§5.6.2)."""
+        rule = partial(patch.update_attributes, fragment=fragment, now=self._now())
+        return await self._update(tenant, entity_id, rule, types)
+
+    async def partial_update(
+        self,
+        tenant: str,
+        entity_id: str,
+        iri: str,
+        fragment: Instance,
+        *,
+        name: str,
+        types: list[str] | None = None,
+    ) -> Committed[UpdateResult]:
+        """Partial Attribute Update (§5.6.4)."""
+        rule = partial(patch.partial_update, iri=iri, fragment=fragment, now=self._now(), name=name)
+        return await self._update(tenant, entity_id, rule, types)
+
+    async def replace_attribute(
+        self,
+        tenant: str,
+        entity_id: str,
+        iri: str,
+        instance: Instance,
+        *,
+        name: str,
+        types: list[str] | None = None,
+    ) -> Committed[UpdateResult]:
+        """Replace Attribute (§5.6.19)."""
+        rule = partial(
+            patch.replace_attribute, iri=iri, instance=instance, now=self._now(), name=name
+        )
+        return await self._update(tenant, entity_id, rule, types)
+
+    async def delete_attribute(
+        self,
+        tenant: str,
+        entity_id: str,
+        iri: str,
+        *,
+        name: str,
+        dataset_id: str | None = None,
+        delete_all: bool = False,
+        types: list[str] | None = None,
+    ) -> Committed[UpdateResult]:
+        """Delete Attribute (§5.6.5)."""
+        rule = partial(
+            patch.delete_attribute,
+            iri=iri,
+            now=self._now(),
+            name=name,
+            dataset_id=dataset_id,
+            delete_all=delete_all,
+        )
+        return await self._update(tenant, entity_id, rule, types)
+
+    async def _update(
+        self,
+        tenant: str,
+        entity_id: str,
+        rule: Callable[[EntityDoc], tuple[EntityDoc, UpdateResult]],
+        types: list[str] | None = None,
+    ) -> Committed[UpdateResult]:
+        store = await self._store.tenant(tenant)
+        return await store.update(entity_id, _gated(rule, types) if types else rule)
+
+
+def _check_types(doc: EntityDoc, types: list[str] | None) -> None:
+    """The optional ``type`` selector of single-entity operations: the entity must have one."""
+    if types and not set(types).intersection(doc["type"]):
+        raise ResourceNotFound(f"entity {doc['id']} is not of type {', '.join(types)}")
+
+
+def _gated(rule: Mutation[T], types: list[str]) -> Mutation[T]:
+    # Checked inside the store's atomic update so a concurrent type change cannot slip between.
+    def gated(doc: EntityDoc) -> tuple[EntityDoc, T]:
+        _check_types(doc, types)
+        return rule(doc)
+
+    return gated
+
+
+def _unchanged(doc: EntityDoc) -> tuple[EntityDoc, None]:
+    return doc, None

@@ -1,0 +1,82 @@
+"""EntityMaps (v1.9 §5.14): which source holds each entity a client is paging through.
+
+A broker without registered context sources holds every entity itself, so each map entry is
+``["@none"]`` (the local source). Maps are short-lived by design (they carry ``expiresAt``); they
+are kept in memory per tenant, bounded in number, and do not survive a restart — a client that
+presents an unknown or expired map simply gets a new one, as §5.7.1.4 prescribes.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from broker.ngsild.names import format_timestamp
+
+LOCAL_SOURCE = "@none"
+
+
+@dataclass(slots=True)
+class EntityMap:
+    """One map: its id, when it expires, and entity id → sources."""
+
+    id: str
+    expires_at: datetime
+    entries: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, object]:
+        """The EntityMap data type (§5.2.39)."""
+        return {
+            "id": self.id,
+            "type": "EntityMap",
+            "expiresAt": format_timestamp(self.expires_at),
+            "entityMap": dict(self.entries),
+        }
+
+
+class EntityMapService:
+    """Create, find and drop EntityMaps, per tenant."""
+
+    def __init__(
+        self,
+        ttl: timedelta = timedelta(hours=1),
+        max_maps: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ttl = ttl
+        self._max = max_maps
+        self._clock = clock
+        self._maps: OrderedDict[tuple[str, str], EntityMap] = OrderedDict()
+
+    def get(self, tenant: str, map_id: str) -> EntityMap | None:
+        """The live map ``map_id`` of ``tenant``, or ``None`` if unknown or expired."""
+        found = self._maps.get((tenant, map_id))
+        if found is not None and found.expires_at.timestamp() <= self._clock():
+            del self._maps[(tenant, map_id)]
+            return None
+        return found
+
+    def record(self, tenant: str, map_id: str | None, entity_ids: list[str]) -> EntityMap:
+        """Add ``entity_ids`` to the live map ``map_id``, or to a new map if it is not live."""
+        found = None if map_id is None else self.get(tenant, map_id)
+        if found is None:
+            found = self._create(tenant)
+        for entity_id in entity_ids:
+            found.entries.setdefault(entity_id, [LOCAL_SOURCE])
+        return found
+
+    def delete(self, tenant: str, map_id: str) -> bool:
+        """Drop a map; whether it existed."""
+        return self._maps.pop((tenant, map_id), None) is not None
+
+    def _create(self, tenant: str) -> EntityMap:
+        expires = datetime.fromtimestamp(self._clock(), UTC) + self._ttl
+        created = EntityMap(f"urn:ngsi-ld:entitymap:{uuid.uuid4()}", expires)
+        self._maps[(tenant, created.id)] = created
+        while len(self._maps) > self._max:
+            self._maps.popitem(last=False)  # the oldest map goes first
+        return created
