@@ -1,167 +1,234 @@
-"""The production store: MongoDB through PyMongo's native asyncio API (``AsyncMongoClient``).
+"""The MongoDB store: one database per tenant, one document per entity.
 
-Layout. One database per tenant: the default tenant uses the database named in the URL path
-(``toshi`` if none), tenant ``kyoto`` uses ``<base>-t-kyoto``; the base database's ``tenants``
-collection lists the tenants that exist. Each tenant database has one ``entities`` collection,
-one document per entity::
+Layout. The default tenant lives in the database the URL names (``mongodb://host/toshi``; no name
+→ ``toshi``), every other tenant in ``<base>-t-<tenant>`` (tenant names are validated by
+``broker.ngsild.tenants``; a name that would make the database name longer than MongoDB's 63
+characters is shortened and suffixed with a hash of the full name). Each tenant database has:
 
-    {_id: <entity id>, seq: <insertion order>, version: <n>, types: [...], attrNames: [...],
-     doc: <the entity document as orjson bytes>}
+* ``entities``: ``{_id: <entity id>, doc: <orjson bytes>, types: [<type IRI>],
+  attrNames: [<attribute IRI>], seq: <int>, version: <int>}``. The entity document itself is kept
+  as the exact bytes ``orjson.dumps`` produced (BSON binary), because attribute IRIs contain dots
+  and colons and must never become MongoDB field names, and because it makes a round trip
+  byte-exact, as in the SQLite store. ``types`` and ``attrNames`` are copies of what queries
+  filter on, indexed (multikey). ``seq`` numbers entities in insertion order, so that paging is
+  stable and identical to the SQLite store's primary-key order; ``version`` counts the writes to
+  the document, for optimistic concurrency.
+* ``counters``: the ``seq`` counter, advanced atomically with ``$inc``.
 
-The entity document is stored as bytes because attribute IRIs contain dots and would be illegal
-field names; ``types`` and ``attrNames`` are the queryable copies, both indexed.
+The base database also has ``tenants``: one ``{_id: <tenant name>}`` per tenant that was created,
+which is what ``tenant(name)`` and ``tenants()`` consult (several brokers may share one MongoDB,
+so a tenant another broker created is found, and an unknown name is never cached as missing).
 
 Concurrency. ``update`` is an optimistic read-modify-write: read the document and its
-``version``, run the pure mutation, then replace on ``{_id, version}``; if another writer won, run
-the mutation again on the fresh document. Writes use ``w="majority", j=True``, so an acknowledged
-write is journaled on a majority of the replica set.
+``version``, run the pure mutation in Python, and write only if ``version`` is still the one that
+was read (``update_one({_id, version}, ...)`` is atomic on one document). If another writer got
+in between, nothing was written and the whole read-modify-write is retried, with a little random
+back-off; a writer only loses a round when another one won it, so every update completes. Deletes
+are a single ``find_one_and_delete``. This works on a standalone ``mongod`` too: no transactions
+(which need a replica set) are used.
 
-``idPattern`` is RE2 syntax and is never handed to MongoDB's backtracking ``$regex``: candidates
-are narrowed by the other filters and matched in Python with RE2.
+Durability. Unless the URL says otherwise (``w=`` / ``journal=``), writes use the write concern
+``{w: "majority", j: true}``: a write is acknowledged once it is in the journal of a majority of
+the replica set, so a client that got 201/204 can rely on it, as with the SQLite store.
 
-Verification. MongoDB cannot run on the machines this project is developed on; this module is
-held to ``tests/contract/`` only where ``TOSHI_TEST_MONGODB_URL`` is set (see README).
+Queries. ``types``, ``ids`` and ``attrs`` become ``$in`` filters on ``types``, ``_id`` and
+``attrNames``, sorted by ``seq``. ``idPattern`` is RE2 syntax and user-supplied, so it is never
+handed to MongoDB's ``$regex`` (PCRE, which backtracks and differs in syntax); the ids of the
+otherwise-matching entities are streamed in ``seq`` order and searched with RE2 here, and only
+the page's documents are fetched.
+
+What is verified where. ``tests/contract/test_store_contract.py`` runs the same contract (and a
+differential test against ``broker.ngsild.query.matches``) on this store when
+``TOSHI_TEST_MONGODB_URL`` points at a MongoDB server; on machines without MongoDB only the
+server-free parts (URL parsing, ``describe``, database naming) are exercised, and mypy checks the
+use of PyMongo's typed API. The behaviour against a real server is verified only where that
+variable is set.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+import contextlib
+import hashlib
+import random
+from collections.abc import Mapping
+from typing import Any, Final, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, WriteConcern
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from broker.ngsild.entity import EntityDoc
-from broker.ngsild.errors import AlreadyExists, InternalError, NonexistentTenant, ResourceNotFound
-from broker.ngsild.query import EntityQuery
-from broker.ngsild.query.model import compile_pattern
+from broker.ngsild.errors import (
+    AlreadyExists,
+    InternalError,
+    NonexistentTenant,
+    ResourceNotFound,
+)
+from broker.ngsild.query import EntityQuery, compile_pattern
 from broker.ngsild.tenants import DEFAULT_TENANT
 from broker.store.base import Committed, EntityStore, Mutation, QueryPage
 
 T = TypeVar("T")
-_MAX_ATTEMPTS = 50
-_DURABLE = WriteConcern(w="majority", j=True)
+Document = dict[str, Any]
 
+DEFAULT_DATABASE: Final = "toshi"
+TENANT_INFIX: Final = "-t-"
+"""Tenant databases are named ``<base>-t-<tenant>``."""
 
-def _record(doc: EntityDoc, seq: int, version: int) -> dict[str, Any]:
-    return {
-        "_id": doc["id"],
-        "seq": seq,
-        "version": version,
-        "types": list(doc["type"]),
-        "attrNames": list(doc["attrs"]),
-        "doc": orjson.dumps(doc),
-    }
+MAX_UPDATE_ATTEMPTS: Final = 100
+"""Optimistic retries before ``update`` gives up. A writer only loses a round when a concurrent
+writer of the same entity wins it, so this is only reached under pathological contention."""
+
+_MAX_DATABASE_NAME: Final = 63
+_ENTITIES: Final = "entities"
+_COUNTERS: Final = "counters"
+_TENANTS: Final = "tenants"
+_SEQ_COUNTER: Final = "entities"
 
 
 class MongoEntityStore(EntityStore):
     """The entities of one tenant in one MongoDB database."""
 
-    def __init__(self, database: Any) -> None:
-        self._db = database
-        self._entities = database.get_collection("entities", write_concern=_DURABLE)
-        self._counters = database.get_collection("counters", write_concern=_DURABLE)
+    def __init__(self, database: AsyncDatabase[Document]) -> None:
+        self.database = database
+        self._entities: AsyncCollection[Document] = database[_ENTITIES]
+        self._counters: AsyncCollection[Document] = database[_COUNTERS]
 
     async def prepare(self) -> None:
-        """Create the indexes queries rely on (idempotent)."""
-        await self._entities.create_index([("seq", ASCENDING)], unique=True)
-        await self._entities.create_index([("types", ASCENDING), ("seq", ASCENDING)])
-        await self._entities.create_index([("attrNames", ASCENDING), ("seq", ASCENDING)])
+        """Create the indexes and the ``seq`` counter if needed (idempotent)."""
+        await self._entities.create_indexes(
+            [
+                IndexModel([("seq", ASCENDING)], name="seq", unique=True),
+                IndexModel([("types", ASCENDING), ("seq", ASCENDING)], name="types_seq"),
+                IndexModel([("attrNames", ASCENDING), ("seq", ASCENDING)], name="attrs_seq"),
+            ]
+        )
+        # Two brokers may race to create it; the loser's duplicate key means it exists.
+        with contextlib.suppress(DuplicateKeyError):
+            await self._counters.update_one(
+                {"_id": _SEQ_COUNTER}, {"$setOnInsert": {"seq": 0}}, upsert=True
+            )
 
     async def create(self, doc: EntityDoc) -> None:
-        counter = await self._counters.find_one_and_update(
-            {"_id": "entities"},
-            {"$inc": {"seq": 1}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
+        # A seq taken by an insert that then fails is simply never used: gaps do not matter,
+        # only the order does.
+        seq = await self._next_seq()
+        record = {**_searchable(doc), "_id": doc["id"], "seq": seq, "version": 0}
         try:
-            await self._entities.insert_one(_record(doc, int(counter["seq"]), 0))
+            await self._entities.insert_one(record)
         except DuplicateKeyError:
             raise AlreadyExists(f"entity {doc['id']} already exists") from None
 
     async def get(self, entity_id: str) -> EntityDoc | None:
-        found = await self._entities.find_one({"_id": entity_id}, {"doc": 1})
-        return None if found is None else orjson.loads(found["doc"])
+        record = await self._entities.find_one({"_id": entity_id}, {"doc": 1})
+        return None if record is None else _load(record)
 
     async def update(self, entity_id: str, mutate: Mutation[T]) -> Committed[T]:
-        for _ in range(_MAX_ATTEMPTS):
-            found = await self._entities.find_one({"_id": entity_id})
-            if found is None:
+        for attempt in range(MAX_UPDATE_ATTEMPTS):
+            record = await self._entities.find_one({"_id": entity_id}, {"doc": 1, "version": 1})
+            if record is None:
                 raise ResourceNotFound(f"entity {entity_id} does not exist")
-            before: EntityDoc = orjson.loads(found["doc"])
+            before = _load(record)
             after, result = mutate(before)
             if after is before:
                 return Committed(before, after, result)
-            replaced = await self._entities.replace_one(
-                {"_id": entity_id, "version": found["version"]},
-                _record(after, found["seq"], found["version"] + 1),
+            written = await self._entities.update_one(
+                {"_id": entity_id, "version": record["version"]},
+                {"$set": _searchable(after), "$inc": {"version": 1}},
             )
-            if replaced.matched_count == 1:
+            if written.matched_count == 1:
                 return Committed(before, after, result)
-            await asyncio.sleep(0)  # another writer won; read its result and try again
-        raise InternalError(f"entity {entity_id} is changing too fast to update")
+            await _back_off(attempt)
+        raise InternalError(
+            f"entity {entity_id} kept changing: gave up after {MAX_UPDATE_ATTEMPTS} attempts"
+        )
 
     async def delete(self, entity_id: str) -> EntityDoc:
-        found = await self._entities.find_one_and_delete({"_id": entity_id})
-        if found is None:
+        record = await self._entities.find_one_and_delete({"_id": entity_id}, {"doc": 1})
+        if record is None:
             raise ResourceNotFound(f"entity {entity_id} does not exist")
-        return orjson.loads(found["doc"])  # type: ignore[no-any-return]
+        return _load(record)
 
     async def query(self, query: EntityQuery) -> QueryPage:
-        selector = _selector(query)
         if query.id_pattern is not None:
-            return await self._query_with_pattern(selector, query)
-        total = await self._entities.count_documents(selector) if query.count else None
+            return await self._query_with_pattern(query, query.id_pattern)
+        where = _filter(query)
+        total = await self._entities.count_documents(where) if query.count else None
         entities: list[EntityDoc] = []
-        if query.limit > 0:
+        if query.limit > 0:  # PyMongo reads limit(0) as "no limit"
             cursor = (
-                self._entities.find(selector, {"doc": 1})
+                self._entities.find(where, {"doc": 1})
                 .sort("seq", ASCENDING)
                 .skip(query.offset)
                 .limit(query.limit)
             )
-            entities = [orjson.loads(found["doc"]) async for found in cursor]
+            entities = [_load(record) async for record in cursor]
         return QueryPage(entities, total)
 
-    async def _query_with_pattern(self, selector: dict[str, Any], query: EntityQuery) -> QueryPage:
-        assert query.id_pattern is not None
-        pattern = compile_pattern(query.id_pattern)
-        matched = 0
+    async def _query_with_pattern(self, query: EntityQuery, pattern: str) -> QueryPage:
+        """Filter ids with RE2 here: stream matching ids in order, then fetch only the page."""
+        regex = compile_pattern(pattern)
+        where = _filter(query)
+        end = query.offset + max(query.limit, 0)
+        if not query.count and end <= query.offset:
+            return QueryPage([], None)
+        page: list[str] = []
+        total = 0
+        cursor = self._entities.find(where, {"_id": 1}).sort("seq", ASCENDING)
+        try:
+            async for record in cursor:
+                if regex.search(record["_id"]) is None:
+                    continue
+                if query.offset <= total < end:
+                    page.append(record["_id"])
+                total += 1
+                if total >= end and not query.count:
+                    break
+        finally:
+            await cursor.close()
         entities: list[EntityDoc] = []
-        cursor = self._entities.find(selector, {"_id": 1, "doc": 1}).sort("seq", ASCENDING)
-        async for found in cursor:
-            if not pattern.search(found["_id"]):
-                continue
-            if query.offset <= matched < query.offset + query.limit:
-                entities.append(orjson.loads(found["doc"]))
-            matched += 1
-            if not query.count and matched >= query.offset + query.limit:
-                break
-        return QueryPage(entities, matched if query.count else None)
+        if page:
+            # Re-applying the filters keeps the page consistent if an entity changed meanwhile.
+            records = self._entities.find({**where, "_id": {"$in": page}}, {"doc": 1}).sort(
+                "seq", ASCENDING
+            )
+            entities = [_load(record) async for record in records]
+        return QueryPage(entities, total if query.count else None)
 
-
-def _selector(query: EntityQuery) -> dict[str, Any]:
-    selector: dict[str, Any] = {}
-    if query.types is not None:
-        selector["types"] = {"$in": list(query.types)}
-    if query.ids is not None:
-        selector["_id"] = {"$in": list(query.ids)}
-    if query.attrs is not None:
-        selector["attrNames"] = {"$in": list(query.attrs)}
-    return selector
+    async def _next_seq(self) -> int:
+        counter = await self._counters.find_one_and_update(
+            {"_id": _SEQ_COUNTER},
+            {"$inc": {"seq": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        assert counter is not None  # upsert with AFTER always returns the document
+        return int(counter["seq"])
 
 
 class MongoStore:
-    """All tenants' databases on one MongoDB deployment."""
+    """All tenants' databases on one MongoDB deployment (a replica set, sharded or standalone)."""
 
     def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self._base = parts.path.strip("/") or "toshi"
-        self._hosts = parts.hostname or "localhost"
-        self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
+        self.url = url
+        hosts, database, options = parse_url(url)
+        self.hosts = hosts
+        self.base_database = database or DEFAULT_DATABASE
+        durability: dict[str, Any] = {}
+        if "w" not in options:
+            durability["w"] = "majority"
+        if "journal" not in options:
+            durability["journal"] = True
+        # The client connects lazily, on the first operation (PyMongo's async client never
+        # connects in its constructor).
+        self._client: AsyncMongoClient[Document] = AsyncMongoClient(
+            url, tz_aware=True, **durability
+        )
+        self._registry: AsyncCollection[Document] = self._client[self.base_database][_TENANTS]
         self._open: dict[str, MongoEntityStore] = {}
         self._lock = asyncio.Lock()
 
@@ -169,7 +236,7 @@ class MongoStore:
         await self.tenant(DEFAULT_TENANT, create=True)
 
     async def close(self) -> None:
-        self._open.clear()
+        self._open = {}
         await self._client.close()
 
     async def tenant(self, name: str, *, create: bool = False) -> MongoEntityStore:
@@ -179,26 +246,83 @@ class MongoStore:
         async with self._lock:
             store = self._open.get(name)
             if store is None:
-                registry = self._client[self._base].get_collection(
-                    "tenants", write_concern=_DURABLE
-                )
-                known = await registry.find_one({"_id": name}) is not None
-                if not known and not create:
+                known = await self._registry.find_one({"_id": name}, {"_id": 1})
+                if known is None and not create:
                     raise NonexistentTenant(f"tenant {name!r} does not exist")
-                store = MongoEntityStore(self._client[self._database(name)])
+                store = MongoEntityStore(self._client[self.database_name(name)])
                 await store.prepare()
-                if not known:
-                    await registry.update_one({"_id": name}, {"$set": {"_id": name}}, upsert=True)
+                if known is None:
+                    # Registered after the indexes exist, so a registered tenant is usable; a
+                    # duplicate key means another broker registered it at the same moment.
+                    with contextlib.suppress(DuplicateKeyError):
+                        await self._registry.insert_one({"_id": name})
                 self._open[name] = store
         return store
 
     async def tenants(self) -> list[str]:
-        registry = self._client[self._base]["tenants"]
-        names = [found["_id"] async for found in registry.find({}, {"_id": 1})]
-        return sorted(n for n in names if n != DEFAULT_TENANT)
+        names = [
+            str(record["_id"])
+            async for record in self._registry.find({}, {"_id": 1}).sort("_id", ASCENDING)
+        ]
+        return [name for name in names if name != DEFAULT_TENANT]
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": "mongodb", "hosts": self._hosts, "database": self._base}
+        return {"backend": "mongodb", "hosts": list(self.hosts), "database": self.base_database}
 
-    def _database(self, tenant: str) -> str:
-        return self._base if tenant == DEFAULT_TENANT else f"{self._base}-t-{tenant}"
+    def database_name(self, tenant: str) -> str:
+        """The database of ``tenant``: the base one, or ``<base>-t-<tenant>`` (≤ 63 chars)."""
+        return tenant_database_name(self.base_database, tenant)
+
+
+def tenant_database_name(base: str, tenant: str) -> str:
+    """``<base>-t-<tenant>``, shortened with a hash of the tenant when MongoDB needs it."""
+    if tenant == DEFAULT_TENANT:
+        return base
+    name = f"{base}{TENANT_INFIX}{tenant}"
+    if len(name) <= _MAX_DATABASE_NAME:
+        return name
+    digest = hashlib.sha256(tenant.encode()).hexdigest()[:12]
+    keep = max(0, _MAX_DATABASE_NAME - len(base) - len(TENANT_INFIX) - len(digest) - 1)
+    return f"{base}{TENANT_INFIX}{tenant[:keep]}-{digest}"
+
+
+def parse_url(url: str) -> tuple[list[str], str | None, dict[str, str]]:
+    """``mongodb://user:pw@h1:1,h2/db?w=1`` → (hosts, database, lower-cased options).
+
+    Done by hand rather than with PyMongo's parser, which resolves ``mongodb+srv`` names over
+    DNS; credentials are dropped here so they can never reach ``describe``.
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    hosts = [host for host in netloc.split(",") if host]
+    database = unquote(parts.path.lstrip("/")) or None
+    options = {key.lower(): value for key, value in parse_qsl(parts.query)}
+    return hosts, database, options
+
+
+def _searchable(doc: EntityDoc) -> Document:
+    """The stored fields derived from an entity document (everything but ids and counters)."""
+    return {"doc": orjson.dumps(doc), "types": list(doc["type"]), "attrNames": list(doc["attrs"])}
+
+
+def _load(record: Mapping[str, Any]) -> EntityDoc:
+    doc: EntityDoc = orjson.loads(record["doc"])
+    return doc
+
+
+def _filter(query: EntityQuery) -> Document:
+    """The MongoDB filter for everything but ``id_pattern`` (see ``_query_with_pattern``)."""
+    where: Document = {}
+    if query.types is not None:
+        where["types"] = {"$in": list(query.types)}
+    if query.ids is not None:
+        where["_id"] = {"$in": list(query.ids)}
+    if query.attrs is not None:
+        where["attrNames"] = {"$in": list(query.attrs)}
+    return where
+
+
+async def _back_off(attempt: int) -> None:
+    """Sleep a little before retrying, longer after repeated conflicts (jitter, not security)."""
+    if attempt >= 2:
+        await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))  # noqa: S311
