@@ -77,7 +77,9 @@ async def read_json(request: Request, *, merge_patch: bool = False) -> Incoming:
             raise BadRequestData(
                 "with application/ld+json the @context belongs in the body, not in a Link header"
             )
-        if not isinstance(body, dict) or "@context" not in body:
+        if not isinstance(body, dict):
+            raise InvalidRequest("an application/ld+json body must be a JSON object")
+        if "@context" not in body:
             raise BadRequestData("an application/ld+json body needs an @context member")
         terms = await contexts.from_body(body["@context"])
         body = {key: value for key, value in body.items() if key != "@context"}

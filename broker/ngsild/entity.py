@@ -98,6 +98,9 @@ def parse_types(raw: Any, terms: TermTable) -> list[str]:
     types: list[str] = []
     for name in names:
         iri = terms.expand(check_name(name, "entity type"))
+        if iri.startswith("@"):
+            # e.g. "type", which the core context aliases to the @type keyword
+            raise BadRequestData(f"{name!r} is a JSON-LD keyword here, not an entity type")
         if iri not in types:
             types.append(iri)
     return types

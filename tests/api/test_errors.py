@@ -147,3 +147,12 @@ async def test_unknown_options_are_invalid_requests(client: httpx.AsyncClient, o
         f"{API}/entities/urn:ngsi-ld:RiverGauge:kamo-1", params={"options": option}
     )
     problem(response, 400, "InvalidRequest")
+
+
+async def test_a_json_ld_body_that_is_not_an_object_is_invalid_request(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        f"{API}/entities", content=b"[]", headers={"Content-Type": "application/ld+json"}
+    )
+    problem(response, 400, "InvalidRequest")

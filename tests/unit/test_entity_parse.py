@@ -68,6 +68,7 @@ def test_multi_attribute_instances_are_kept_by_dataset_id() -> None:
         {"id": "not a uri", "type": "T"},
         {"id": "urn:ngsi-ld:T:1"},  # no type
         {"id": "urn:ngsi-ld:T:1", "type": "1T"},
+        {"id": "urn:ngsi-ld:T:1", "type": "type"},  # a keyword alias, not a type
         {"id": "urn:ngsi-ld:T:1", "type": "T", "speed": None},
         {
             "id": "urn:ngsi-ld:T:1",
