@@ -34,23 +34,29 @@ def content_type(header: str | None, *, merge_patch: bool = False) -> str:
 
 
 def negotiate(accept: str | None, offered: tuple[str, ...] = (JSON, JSON_LD)) -> str:
-    """The offered media type the ``Accept`` header prefers (JSON when it has no preference)."""
+    """The offered media type the ``Accept`` header prefers.
+
+    Highest weight wins; at equal weight the order of ``offered`` (the broker's preference, JSON
+    first) decides, not the order the client listed them in (§6.3.4). A type weighted ``q=0`` is
+    refused even where a wildcard would match it; a weight that does not parse counts as 1.
+    """
     if not accept:
         return offered[0]
-    best: tuple[float, int, str] | None = None
-    for position, item in enumerate(accept.split(",")):
+    items = []
+    for item in accept.split(","):
         media, _, params = item.strip().partition(";")
-        media = media.strip().lower()
-        quality = _quality(params)
+        items.append((media.strip().lower(), _quality(params)))
+    refused = {m for media, q in items if q <= 0 for m in _candidates(media, offered, set())}
+    weights: dict[str, float] = {}
+    for media, quality in items:
         if quality <= 0:
             continue
-        for choice in _candidates(media, offered):
-            rank = (quality, -position, choice)
-            if best is None or rank[:2] > best[:2]:
-                best = rank
-    if best is None:
+        for choice in _candidates(media, offered, refused):
+            weights[choice] = max(weights.get(choice, 0.0), quality)
+    ranked = [(-weights[m], offered.index(m), m) for m in weights if m not in refused]
+    if not ranked:
         raise NotAcceptable(f"none of {', '.join(offered)} is acceptable to Accept: {accept}")
-    return best[2]
+    return min(ranked)[2]
 
 
 def context_link(header: str | None) -> str | None:
@@ -74,15 +80,19 @@ def _quality(params: str) -> float:
         key, _, value = param.strip().partition("=")
         if key.strip() == "q":
             try:
-                return float(value)
+                return min(max(float(value), 0.0), 1.0)
             except ValueError:
-                return 0.0
+                return 1.0  # an unparseable weight must not decide the outcome
     return 1.0
 
 
-def _candidates(media: str, offered: tuple[str, ...]) -> tuple[str, ...]:
+def _candidates(
+    media: str, offered: tuple[str, ...], refused: frozenset[str] | set[str]
+) -> tuple[str, ...]:
     if media in offered:
         return (media,)
     if media in ("*/*", "application/*"):
-        return (offered[0],)
+        # A wildcard stands for the broker's first choice that the client has not refused.
+        remaining = [choice for choice in offered if choice not in refused]
+        return tuple(remaining[:1])
     return ()

@@ -28,6 +28,17 @@ def test_accept_negotiation() -> None:
         negotiate("text/html", offered)
 
 
+def test_accept_ties_go_to_the_servers_order_and_zero_weights_exclude() -> None:
+    # GS CIM 009 §6.3.4: at equal weight the broker's preference (JSON first) decides; a type
+    # weighted 0 is refused even when a wildcard would match it (RFC 9110 §12.5.1).
+    offered = ("application/json", "application/ld+json", "application/geo+json")
+    assert negotiate("application/ld+json, application/json", offered) == "application/json"
+    assert negotiate("application/geo+json, application/json", offered) == "application/json"
+    assert negotiate("application/json;q=0, */*", offered) == "application/ld+json"
+    assert negotiate("*/*, application/json;q=0", offered) == "application/ld+json"
+    assert negotiate("application/ld+json;q=abc", offered) == "application/ld+json"
+
+
 def test_context_link_header() -> None:
     header = (
         '<https://x.org/c.jsonld>; rel="http://www.w3.org/ns/json-ld#context"; '
