@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from broker.ngsild.errors import BadRequestData, InvalidRequest
 from broker.ngsild.names import check_name
-from broker.ngsild.render import CONCISE, FORMATS, NORMALIZED, SIMPLIFIED, View
+from broker.ngsild.render import CONCISE, FORMATS, NORMALIZED, SHOWN_MEMBERS, SIMPLIFIED, View
 from broker.ngsild.terms import TermTable
 
 KNOWN_OPTIONS = frozenset(
@@ -28,7 +28,6 @@ KNOWN_OPTIONS = frozenset(
         "update",
     }
 )
-_ENTITY_MEMBERS = frozenset({"id", "type", "scope"})
 _FORMAT_OPTIONS = {
     "keyValues": SIMPLIFIED,
     "simplified": SIMPLIFIED,
@@ -155,17 +154,17 @@ def _projected(base: View, projection: Projection, terms: TermTable, *, picking:
         for name, nested in projection
         if nested is not None
     }
-    names = frozenset(n for n in plain if n not in _ENTITY_MEMBERS)
+    names = frozenset(n for n in plain if n not in SHOWN_MEMBERS)
     if picking:
         return replace(
             base,
-            members=_ENTITY_MEMBERS.intersection(plain),
+            members=SHOWN_MEMBERS.intersection(plain),
             attrs=expand_names(names, terms),
             linked=linked,
         )
     return replace(
         base,
-        members=_ENTITY_MEMBERS.difference(plain),
+        members=SHOWN_MEMBERS.difference(plain),
         omitted=expand_names(names, terms),
         linked=linked,
     )

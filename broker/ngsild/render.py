@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Final
 
 from broker.ngsild.entity import EntityDoc, Instance
 from broker.ngsild.language import pick_language
@@ -32,6 +32,10 @@ _SYSTEM = ("createdAt", "modifiedAt", "expiresAt")
 """Members shown only with ``options=sysAttrs`` (§6.3.11)."""
 
 
+SHOWN_MEMBERS: Final = frozenset({"id", "type", "scope"})
+"""Entity members a response shows unless ``pick``/``omit`` say otherwise."""
+
+
 @dataclass(frozen=True, slots=True)
 class View:
     """What to show of an entity, decided from the request's parameters.
@@ -52,7 +56,7 @@ class View:
     sys_attrs: bool = False
     attrs: frozenset[str] | None = None
     omitted: frozenset[str] = frozenset()
-    members: frozenset[str] = frozenset({"id", "type", "scope"})
+    members: frozenset[str] = SHOWN_MEMBERS
     lang: str | None = None
     linked: Mapping[str, View] = field(default_factory=dict)
 
@@ -61,10 +65,7 @@ class View:
         nested = self.linked.get(iri)
         if nested is not None:
             return nested
-        return replace(self, attrs=None, omitted=frozenset(), members=ENTITY_MEMBERS, linked={})
-
-
-ENTITY_MEMBERS = frozenset({"id", "type", "scope"})
+        return replace(self, attrs=None, omitted=frozenset(), members=SHOWN_MEMBERS, linked={})
 
 
 def visible_attributes(doc: EntityDoc, view: View) -> list[str]:

@@ -71,6 +71,7 @@ from broker.ngsild.errors import (
 from broker.ngsild.query import EntityQuery, compile_pattern
 from broker.ngsild.tenants import DEFAULT_TENANT
 from broker.store.base import Committed, EntityStore, Mutation, QueryPage
+from broker.store.tenant_cache import TenantCache
 
 T = TypeVar("T")
 Document = dict[str, Any]
@@ -229,35 +230,30 @@ class MongoStore:
             url, tz_aware=True, **durability
         )
         self._registry: AsyncCollection[Document] = self._client[self.base_database][_TENANTS]
-        self._open: dict[str, MongoEntityStore] = {}
-        self._lock = asyncio.Lock()
+        self._tenants: TenantCache[MongoEntityStore] = TenantCache()
 
     async def start(self) -> None:
         await self.tenant(DEFAULT_TENANT, create=True)
 
     async def close(self) -> None:
-        self._open = {}
+        self._tenants.drain()
         await self._client.close()
 
     async def tenant(self, name: str, *, create: bool = False) -> MongoEntityStore:
-        store = self._open.get(name)
-        if store is not None:
+        async def open_tenant() -> MongoEntityStore:
+            known = await self._registry.find_one({"_id": name}, {"_id": 1})
+            if known is None and not create:
+                raise NonexistentTenant(f"tenant {name!r} does not exist")
+            store = MongoEntityStore(self._client[self.database_name(name)])
+            await store.prepare()
+            if known is None:
+                # Registered after the indexes exist, so a registered tenant is usable; a
+                # duplicate key means another broker registered it at the same moment.
+                with contextlib.suppress(DuplicateKeyError):
+                    await self._registry.insert_one({"_id": name})
             return store
-        async with self._lock:
-            store = self._open.get(name)
-            if store is None:
-                known = await self._registry.find_one({"_id": name}, {"_id": 1})
-                if known is None and not create:
-                    raise NonexistentTenant(f"tenant {name!r} does not exist")
-                store = MongoEntityStore(self._client[self.database_name(name)])
-                await store.prepare()
-                if known is None:
-                    # Registered after the indexes exist, so a registered tenant is usable; a
-                    # duplicate key means another broker registered it at the same moment.
-                    with contextlib.suppress(DuplicateKeyError):
-                        await self._registry.insert_one({"_id": name})
-                self._open[name] = store
-        return store
+
+        return await self._tenants.get(name, open_tenant)
 
     async def tenants(self) -> list[str]:
         names = [

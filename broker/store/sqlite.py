@@ -26,6 +26,7 @@ from broker.ngsild.tenants import DEFAULT_TENANT
 from broker.store.base import Committed, EntityStore, Mutation, QueryPage
 from broker.store.sqlite_queries import count_sql, select_sql
 from broker.store.sqlite_worker import SqliteWorker
+from broker.store.tenant_cache import TenantCache
 
 T = TypeVar("T")
 Synchronous = Literal["off", "normal", "full", "extra"]
@@ -105,31 +106,25 @@ class SqliteStore:
     def __init__(self, directory: Path, synchronous: Synchronous = "normal") -> None:
         self.directory = directory
         self._synchronous = synchronous
-        self._open: dict[str, SqliteEntityStore] = {}
-        self._lock = asyncio.Lock()
+        self._tenants: TenantCache[SqliteEntityStore] = TenantCache()
 
     async def start(self) -> None:
         await self.tenant(DEFAULT_TENANT, create=True)
 
     async def close(self) -> None:
-        stores, self._open = list(self._open.values()), {}
-        for store in stores:
+        for store in self._tenants.drain():
             await asyncio.to_thread(store.close)
 
     async def tenant(self, name: str, *, create: bool = False) -> SqliteEntityStore:
-        store = self._open.get(name)
-        if store is not None:
+        async def open_tenant() -> SqliteEntityStore:
+            path = self._path(name)
+            if not create and not await asyncio.to_thread(path.exists):
+                raise NonexistentTenant(f"tenant {name!r} does not exist")
+            store = SqliteEntityStore(path, self._synchronous)
+            await asyncio.to_thread(store.open)
             return store
-        async with self._lock:
-            store = self._open.get(name)
-            if store is None:
-                path = self._path(name)
-                if not create and not await asyncio.to_thread(path.exists):
-                    raise NonexistentTenant(f"tenant {name!r} does not exist")
-                store = SqliteEntityStore(path, self._synchronous)
-                await asyncio.to_thread(store.open)
-                self._open[name] = store
-        return store
+
+        return await self._tenants.get(name, open_tenant)
 
     async def tenants(self) -> list[str]:
         folder = self.directory / "tenants"
