@@ -1,11 +1,15 @@
-"""GeoJSON geometry validation (RFC 7946), as GeoProperty values need it.
+"""GeoJSON geometry validation (RFC 7946), as GeoProperty values and geoQ geometries need it.
 
-Only structure and ranges are checked here; exact spatial relations belong to the query
-evaluator, which uses shapely.
+Only structure and ranges are checked here: positions are [longitude, latitude(, altitude)] with
+finite numbers, longitude in [-180, 180] and latitude in [-90, 90] (WGS84, RFC 7946 §4); a
+LineString has at least two positions; a Polygon ring at least four, the last equal to the first
+(§3.1.6); a Multi* geometry at least one member. Exact spatial relations belong to the geoQ
+evaluator (``broker.ngsild.query.geo``), which uses shapely.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from broker.ngsild.errors import BadRequestData
@@ -42,19 +46,23 @@ def _position(pos: Any) -> None:
     for number in pos:
         if isinstance(number, bool) or not isinstance(number, int | float):
             raise _Invalid(f"coordinates must be numbers, got {number!r:.40}")
-    if not -180 <= pos[0] <= 180 or not -90 <= pos[1] <= 90:
-        raise _Invalid(f"longitude/latitude out of range in {pos!r}")
+        if not math.isfinite(number):
+            raise _Invalid(f"coordinates must be finite numbers, got {number!r}")
+    if not -180 <= pos[0] <= 180:
+        raise _Invalid(f"longitude must be within [-180, 180] in {pos!r}")
+    if not -90 <= pos[1] <= 90:
+        raise _Invalid(f"latitude must be within [-90, 90] in {pos!r}")
 
 
-def _positions(seq: Any, minimum: int) -> None:
+def _positions(seq: Any, minimum: int, what: str) -> None:
     if not isinstance(seq, list) or len(seq) < minimum:
-        raise _Invalid(f"expected at least {minimum} positions")
+        raise _Invalid(f"{what} needs an array of at least {minimum} positions")
     for pos in seq:
         _position(pos)
 
 
 def _ring(seq: Any) -> None:
-    _positions(seq, 4)
+    _positions(seq, 4, "a polygon ring")
     if seq[0] != seq[-1]:
         raise _Invalid("a polygon ring must be closed (first position == last position)")
 
@@ -66,10 +74,16 @@ def _polygon(rings: Any) -> None:
         _ring(ring)
 
 
+def _line(seq: Any) -> None:
+    _positions(seq, 2, "a line")
+
+
 def _each(check: Any) -> Any:
+    # An empty Multi* geometry locates nothing; RFC 7946 lets processors treat it as null, and
+    # an NGSI-LD GeoProperty or query needs a location.
     def run(items: Any) -> None:
-        if not isinstance(items, list):
-            raise _Invalid("expected an array")
+        if not isinstance(items, list) or not items:
+            raise _Invalid("expected a non-empty array of members")
         for item in items:
             check(item)
 
@@ -79,8 +93,8 @@ def _each(check: Any) -> Any:
 _CHECKS: dict[str, Any] = {
     "Point": _position,
     "MultiPoint": _each(_position),
-    "LineString": lambda seq: _positions(seq, 2),
-    "MultiLineString": _each(lambda seq: _positions(seq, 2)),
+    "LineString": _line,
+    "MultiLineString": _each(_line),
     "Polygon": _polygon,
     "MultiPolygon": _each(_polygon),
 }
