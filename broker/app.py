@@ -11,7 +11,15 @@ import orjson
 from fastapi import FastAPI, Request, Response
 
 from broker import __version__
-from broker.api import attributes, entities, entity_maps, problems
+from broker.api import (
+    attributes,
+    batch,
+    discovery,
+    entities,
+    entity_maps,
+    problems,
+    queries,
+)
 from broker.api.guard import RequestGuard
 from broker.contexts import ContextLoader
 from broker.runtime import Runtime
@@ -51,9 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    app.include_router(queries.router, prefix=API_PREFIX)
     app.include_router(entities.router, prefix=API_PREFIX)
+    app.include_router(discovery.router, prefix=API_PREFIX)
     app.include_router(attributes.router, prefix=API_PREFIX)
     app.include_router(entity_maps.router, prefix=API_PREFIX)
+    app.include_router(batch.router, prefix=API_PREFIX)
     app.add_api_route("/health", health, methods=["GET"], tags=["Operations"])
     app.add_middleware(RequestGuard, max_body_bytes=settings.limits.max_body_bytes)
     return app

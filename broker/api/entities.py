@@ -1,7 +1,8 @@
-"""``/entities`` and ``/entities/{entityId}``: create, query, retrieve, replace, merge, delete.
+"""``/entities`` and ``/entities/{entityId}``: create, retrieve, replace, merge, delete.
 
-GS CIM 009 v1.8.1 §6.4 and §6.5. Each handler reads the request (``requests``), calls the pure
-NGSI-LD code and the entity service, and writes the response (``responses``); nothing else.
+GS CIM 009 v1.8.1 §6.4 and §6.5 (queries are in ``queries``). Each handler reads the request
+(``requests``), calls the pure NGSI-LD code and the entity service, and writes the response
+(``responses``); nothing else.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from broker.api.requests import (
     tenant_of,
     terms_of,
 )
-from broker.api.responses import count_headers, feature_collection, json_response
+from broker.api.responses import json_response
 from broker.ngsild.entity import parse_entity, parse_fragment
 from broker.ngsild.errors import BadRequestData, ResourceNotFound
-from broker.ngsild.linked import JOINS, flatten, render_inline
+from broker.ngsild.linked import check_join, flatten, render_inline
 from broker.ngsild.params import build_view, parse_options
-from broker.ngsild.query.params import parse_entity_query
 from broker.ngsild.render import render_entity, render_feature, shows_anything
 from broker.ngsild.terms import TermTable
 from broker.ngsild.values import MERGE_NULLS
@@ -44,57 +44,6 @@ async def create_entity(request: Request) -> Response:
     doc = parse_entity(incoming.body, incoming.terms)
     await runtime(request).entities.create(incoming.tenant, doc)
     return Response(status_code=201, headers={"Location": _location(doc["id"])})
-
-
-@router.get("/entities", summary="Query Entities (§5.7.2)")
-async def query_entities(
-    request: Request,
-    type: Text = None,
-    id: Text = None,
-    idPattern: Text = None,
-    attrs: Text = None,
-    q: Text = None,
-    geoQ: Text = None,
-    georel: Text = None,
-    pick: Text = None,
-    omit: Text = None,
-    options: Text = None,
-    format: Text = None,
-    lang: Text = None,
-    geometryProperty: Text = None,
-    limit: Annotated[int | None, Query()] = None,
-    offset: Annotated[int | None, Query()] = None,
-) -> Response:
-    media = negotiate(request.headers.get("accept"), _OFFERED)
-    parts = runtime(request)
-    terms = await terms_of(request)
-    opts = parse_options(options)
-    if q is not None or georel is not None or geoQ is not None:
-        raise BadRequestData("q and geo-queries are not supported by this broker yet")
-    query = parse_entity_query(
-        terms,
-        types=type,
-        ids=id,
-        id_pattern=idPattern,
-        attrs=attrs,
-        limit=limit,
-        offset=offset,
-        count="count" in opts,
-        default_limit=parts.settings.limits.default_page_size,
-        max_limit=parts.settings.limits.max_page_size,
-    )
-    view = build_view(
-        terms, options=opts, format_=format, attrs=attrs, pick=pick, omit=omit, lang=lang
-    )
-    page = await parts.entities.query(tenant_of(request), query)
-    if media == GEO_JSON:
-        geometry = _geometry_iri(terms, geometryProperty)
-        payload = feature_collection(
-            [render_feature(doc, terms, view, geometry) for doc in page.entities]
-        )
-        return json_response(payload, media, terms, headers=count_headers(page))
-    rendered = [render_entity(doc, terms, view) for doc in page.entities]
-    return json_response(rendered, media, terms, headers=count_headers(page))
 
 
 @router.get("/entities/{entityId}", summary="Retrieve Entity (§5.7.1)")
@@ -130,10 +79,7 @@ async def retrieve_entity(
         omit=omit,
         lang=lang,
     )
-    if view.linked and join in (None, "@none"):
-        raise BadRequestData(
-            "pick/omit with {...} selects linked entities; add join=inline or join=flat"
-        )
+    join_mode = check_join(view, join, joinLevel)
     doc = await parts.entities.retrieve(tenant_of(request), entity_id, selected_types(type, terms))
     if not shows_anything(doc, view):
         raise ResourceNotFound(f"entity {entity_id} has none of the attributes asked for")
@@ -141,12 +87,10 @@ async def retrieve_entity(
     if media == GEO_JSON:
         payload = render_feature(doc, terms, view, _geometry_iri(terms, geometryProperty))
         return json_response(payload, media, terms)
-    if join is None or join == "@none":
+    if join_mode is None:
         return _versioned(render_entity(doc, terms, view), media, terms, request, headers)
-    if join not in JOINS:
-        raise BadRequestData(f"join must be one of {', '.join(JOINS)}, not {join!r}")
     linked = await parts.entities.linked_entities(tenant_of(request), [doc], view, joinLevel)
-    if join == "inline":
+    if join_mode == "inline":
         return json_response(render_inline(doc, terms, view, linked, joinLevel), media, terms)
     flat = [render_entity(d, terms, v) for d, v in flatten(doc, view, linked, joinLevel)]
     return json_response(flat if len(flat) > 1 else flat[0], media, terms)

@@ -43,7 +43,8 @@ def json_response(
         else:
             payload = {"@context": context, **payload}
     else:
-        extra["Link"] = link_header(terms.link_url)
+        context_link = link_header(terms.link_url)
+        extra["Link"] = f"{context_link}, {extra['Link']}" if "Link" in extra else context_link
     return Response(orjson.dumps(payload), status, headers=extra, media_type=media)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from broker.ngsild.entity import EntityDoc
+from broker.ngsild.errors import BadRequestData
 from broker.ngsild.names import LIST_RELATIONSHIP, RELATIONSHIP
 from broker.ngsild.render import SIMPLIFIED, View, render_entity, visible_attributes
 from broker.ngsild.terms import TermTable
@@ -85,3 +86,44 @@ def flatten(
         order = order + reached
         frontier = reached
     return order
+
+
+def check_join(view: View, join: str | None, levels: int) -> str | None:
+    """Validate ``join``/``joinLevel`` against the view; returns the join mode, or ``None``."""
+    if join is not None and join not in JOINS:
+        raise BadRequestData(f"join must be one of {', '.join(JOINS)}, not {join!r}")
+    mode = None if join in (None, "@none") else join
+    if levels < 1:
+        raise BadRequestData("joinLevel must be a positive integer")
+    if view.linked and mode is None:
+        raise BadRequestData(
+            "pick/omit with {...} selects linked entities; add join=inline or join=flat"
+        )
+    if mode is not None and _depth(view) > levels:
+        raise BadRequestData(
+            f"pick/omit nests linked entities {_depth(view)} levels deep, beyond joinLevel={levels}"
+        )
+    return mode
+
+
+def render_joined(
+    roots: list[EntityDoc],
+    terms: TermTable,
+    view: View,
+    linked: Mapping[str, EntityDoc],
+    levels: int,
+    mode: str,
+) -> list[dict[str, Any]]:
+    """A query page with its linked entities: each root inline, or all entities flat (once)."""
+    if mode == "inline":
+        return [render_inline(doc, terms, view, linked, levels) for doc in roots]
+    shown: dict[str, dict[str, Any]] = {}
+    for root in roots:
+        for doc, doc_view in flatten(root, view, linked, levels):
+            if doc["id"] not in shown:
+                shown[doc["id"]] = render_entity(doc, terms, doc_view)
+    return list(shown.values())
+
+
+def _depth(view: View) -> int:
+    return max((1 + _depth(nested) for nested in view.linked.values()), default=0)

@@ -122,6 +122,7 @@ def build_view(
     pick: str | None = None,
     omit: str | None = None,
     lang: str | None = None,
+    dataset_id: str | None = None,
 ) -> View:
     """The ``View`` the parameters describe."""
     if pick is not None and omit is not None:
@@ -130,10 +131,12 @@ def build_view(
         raise BadRequestData("attrs cannot be combined with pick or omit; use pick alone")
     if lang is not None and not lang.strip():
         raise BadRequestData("lang must not be empty")
+    dataset_ids = split_list(dataset_id)
     base = View(
         format=representation(options, format_),
         sys_attrs="sysAttrs" in options,
         lang=lang,
+        dataset_ids=None if dataset_ids is None else frozenset(dataset_ids),
     )
     attr_list = split_list(attrs)
     if attr_list is not None:

@@ -192,6 +192,25 @@ def delete_attribute(
     return _touched(new, UpdateResult(updated=[iri]), now, entity)
 
 
+def drop_attributes(
+    entity: EntityDoc,
+    *,
+    now: str,
+    keep: frozenset[str] | None = None,
+    drop: frozenset[str] = frozenset(),
+) -> tuple[EntityDoc, UpdateResult]:
+    """Purge's attribute projection (§5.6.21): remove ``drop``, or everything but ``keep``."""
+    doomed = [
+        iri for iri in entity["attrs"] if (iri not in keep if keep is not None else iri in drop)
+    ]
+    if not doomed:
+        return entity, UpdateResult()
+    new = _copy(entity)
+    for iri in doomed:
+        del new["attrs"][iri]
+    return _touched(new, UpdateResult(updated=doomed), now, entity)
+
+
 def merge_entity(
     entity: EntityDoc, fragment: Fragment, *, now: str
 ) -> tuple[EntityDoc, UpdateResult]:

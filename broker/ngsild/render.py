@@ -50,6 +50,8 @@ class View:
             string per attribute when it is set.
         linked: per Relationship IRI, the view of the entities it links to (``pick``/``omit``
             with braces, §4.21); others are shown with this view's format and no projection.
+        dataset_ids: show only attribute instances with these ``datasetId``s (``@none`` is the
+            default instance); ``None`` shows all.
     """
 
     format: str = NORMALIZED
@@ -59,6 +61,7 @@ class View:
     members: frozenset[str] = SHOWN_MEMBERS
     lang: str | None = None
     linked: Mapping[str, View] = field(default_factory=dict)
+    dataset_ids: frozenset[str] | None = None
 
     def for_linked(self, iri: str) -> View:
         """The view for entities linked through attribute ``iri``."""
@@ -92,6 +95,10 @@ def render_entity(doc: EntityDoc, terms: TermTable, view: View) -> dict[str, Any
                 out[member] = doc[member]
     for iri in visible_attributes(doc, view):
         instances = doc["attrs"][iri]
+        if view.dataset_ids is not None:
+            instances = [i for i in instances if i.get("datasetId", "@none") in view.dataset_ids]
+            if not instances:
+                continue
         rendered = [render_instance(instance, terms, view) for instance in instances]
         if len(rendered) == 1 and "datasetId" not in instances[0]:
             out[terms.compact(iri)] = rendered[0]

@@ -7,11 +7,14 @@ store's atomic update, and reports what changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 
 from broker.ngsild import patch
+from broker.ngsild.catalogue import CatalogueRow
 from broker.ngsild.entity import EntityDoc, Fragment, Instance
 from broker.ngsild.errors import ResourceNotFound
 from broker.ngsild.linked import hops
@@ -20,6 +23,8 @@ from broker.ngsild.patch import UpdateResult
 from broker.ngsild.query import EntityQuery
 from broker.ngsild.render import View
 from broker.store.base import Committed, Mutation, QueryPage, Store, T
+
+_PURGE_PAGE = 500
 
 
 def utc_now() -> datetime:
@@ -83,6 +88,47 @@ class EntityService:
         """Query Entities (§5.7.2)."""
         store = await self._store.tenant(tenant)
         return await store.query(query)
+
+    async def purge(
+        self,
+        tenant: str,
+        query: EntityQuery,
+        *,
+        keep: frozenset[str] | None = None,
+        drop: frozenset[str] | None = None,
+    ) -> int:
+        """Purge Entities (§5.6.21): delete the matching entities, or with ``keep``/``drop``
+        only some of their attributes. Returns how many entities were affected.
+
+        Matches are collected first, page by page, then changed concurrently (the SQLite writer
+        commits what is queued together in one transaction).
+        """
+        store = await self._store.tenant(tenant)
+        matched: list[str] = []
+        while True:
+            page = await store.query(replace(query, limit=_PURGE_PAGE, offset=len(matched)))
+            matched.extend(doc["id"] for doc in page.entities)
+            if len(page.entities) < _PURGE_PAGE:
+                break
+        now = self._now()
+        for start in range(0, len(matched), _PURGE_PAGE):
+            chunk = matched[start : start + _PURGE_PAGE]
+            jobs: list[Awaitable[object]]
+            if keep is None and drop is None:
+                jobs = [store.delete(entity_id) for entity_id in chunk]
+            else:
+                rule = partial(patch.drop_attributes, now=now, keep=keep, drop=drop or frozenset())
+                jobs = [store.update(entity_id, rule) for entity_id in chunk]
+            # An entity deleted meanwhile by someone else is simply no longer there to purge.
+            for outcome in await asyncio.gather(*jobs, return_exceptions=True):
+                if isinstance(outcome, BaseException) and not isinstance(outcome, ResourceNotFound):
+                    raise outcome
+        return len(matched)
+
+    async def catalogue(self, tenant: str) -> list[CatalogueRow]:
+        """The tenant's type/attribute catalogue, for discovery (§5.7.5–5.7.10)."""
+        store = await self._store.tenant(tenant)
+        return await store.catalogue()
 
     async def delete(
         self, tenant: str, entity_id: str, types: list[str] | None = None

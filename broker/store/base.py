@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from broker.ngsild.catalogue import CatalogueRow
 from broker.ngsild.entity import EntityDoc
 from broker.ngsild.query import EntityQuery
 
@@ -64,7 +65,13 @@ class EntityStore(Protocol):
         """Remove an entity and return it. Raises ``ResourceNotFound`` if there is none."""
 
     async def query(self, query: EntityQuery) -> QueryPage:
-        """The entities matching ``query`` in a stable order, paged by ``limit``/``offset``."""
+        """The entities matching ``query`` in a stable order, paged by ``limit``/``offset``.
+
+        The order is insertion order, except that ``near`` geo-queries are ordered by distance.
+        """
+
+    async def catalogue(self) -> list[CatalogueRow]:
+        """Counts of entities per type and per (type, attribute, attribute type), for discovery."""
 
 
 class Store(Protocol):

@@ -31,11 +31,15 @@ Durability. Unless the URL says otherwise (``w=`` / ``journal=``), writes use th
 ``{w: "majority", j: true}``: a write is acknowledged once it is in the journal of a majority of
 the replica set, so a client that got 201/204 can rely on it, as with the SQLite store.
 
-Queries. ``types``, ``ids`` and ``attrs`` become ``$in`` filters on ``types``, ``_id`` and
-``attrNames``, sorted by ``seq``. ``idPattern`` is RE2 syntax and user-supplied, so it is never
-handed to MongoDB's ``$regex`` (PCRE, which backtracks and differs in syntax); the ids of the
-otherwise-matching entities are streamed in ``seq`` order and searched with RE2 here, and only
-the page's documents are fetched.
+Queries. ``types``, ``ids``, ``attrs`` and the attributes a ``q`` requires become ``$in``/``$all``
+filters on ``types``, ``_id`` and ``attrNames``, sorted by ``seq``. Everything else (``q``,
+``scopeQ``, ``geoQ``, type expressions with ``;``, and ``idPattern``, which is RE2 syntax and never
+handed to MongoDB's backtracking ``$regex``) is decided by the reference evaluator here, over the
+candidates streamed in ``seq`` order (``broker.ngsild.query.page``). Geo-queries do not use a
+MongoDB spatial index yet: they narrow only by the GeoProperty's presence.
+
+Discovery. ``catalogue`` holds ``{_id: {type, attr, kind}, n}`` counts, incremented after each
+entity write (``broker.ngsild.catalogue``).
 
 What is verified where. ``tests/contract/test_store_contract.py`` runs the same contract (and a
 differential test against ``broker.ngsild.query.matches``) on this store when
@@ -56,11 +60,12 @@ from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from broker.ngsild.catalogue import CatalogueRow, catalogue_delta
 from broker.ngsild.entity import EntityDoc
 from broker.ngsild.errors import (
     AlreadyExists,
@@ -68,7 +73,8 @@ from broker.ngsild.errors import (
     NonexistentTenant,
     ResourceNotFound,
 )
-from broker.ngsild.query import EntityQuery, compile_pattern
+from broker.ngsild.query import EntityQuery
+from broker.ngsild.query.page import PageCollector
 from broker.ngsild.tenants import DEFAULT_TENANT
 from broker.store.base import Committed, EntityStore, Mutation, QueryPage
 from broker.store.tenant_cache import TenantCache
@@ -87,6 +93,7 @@ writer of the same entity wins it, so this is only reached under pathological co
 _MAX_DATABASE_NAME: Final = 63
 _ENTITIES: Final = "entities"
 _COUNTERS: Final = "counters"
+_CATALOGUE: Final = "catalogue"
 _TENANTS: Final = "tenants"
 _SEQ_COUNTER: Final = "entities"
 
@@ -98,6 +105,7 @@ class MongoEntityStore(EntityStore):
         self.database = database
         self._entities: AsyncCollection[Document] = database[_ENTITIES]
         self._counters: AsyncCollection[Document] = database[_COUNTERS]
+        self._catalogue: AsyncCollection[Document] = database[_CATALOGUE]
 
     async def prepare(self) -> None:
         """Create the indexes and the ``seq`` counter if needed (idempotent)."""
@@ -123,6 +131,7 @@ class MongoEntityStore(EntityStore):
             await self._entities.insert_one(record)
         except DuplicateKeyError:
             raise AlreadyExists(f"entity {doc['id']} already exists") from None
+        await self._recount(None, doc)
 
     async def get(self, entity_id: str) -> EntityDoc | None:
         record = await self._entities.find_one({"_id": entity_id}, {"doc": 1})
@@ -142,6 +151,7 @@ class MongoEntityStore(EntityStore):
                 {"$set": _searchable(after), "$inc": {"version": 1}},
             )
             if written.matched_count == 1:
+                await self._recount(before, after)
                 return Committed(before, after, result)
             await _back_off(attempt)
         raise InternalError(
@@ -152,12 +162,14 @@ class MongoEntityStore(EntityStore):
         record = await self._entities.find_one_and_delete({"_id": entity_id}, {"doc": 1})
         if record is None:
             raise ResourceNotFound(f"entity {entity_id} does not exist")
-        return _load(record)
+        doc = _load(record)
+        await self._recount(doc, None)
+        return doc
 
     async def query(self, query: EntityQuery) -> QueryPage:
-        if query.id_pattern is not None:
-            return await self._query_with_pattern(query, query.id_pattern)
         where = _filter(query)
+        if query.has_expressions or query.id_pattern is not None:
+            return await self._finish(query, where)
         total = await self._entities.count_documents(where) if query.count else None
         entities: list[EntityDoc] = []
         if query.limit > 0:  # PyMongo reads limit(0) as "no limit"
@@ -170,35 +182,40 @@ class MongoEntityStore(EntityStore):
             entities = [_load(record) async for record in cursor]
         return QueryPage(entities, total)
 
-    async def _query_with_pattern(self, query: EntityQuery, pattern: str) -> QueryPage:
-        """Filter ids with RE2 here: stream matching ids in order, then fetch only the page."""
-        regex = compile_pattern(pattern)
-        where = _filter(query)
-        end = query.offset + max(query.limit, 0)
-        if not query.count and end <= query.offset:
-            return QueryPage([], None)
-        page: list[str] = []
-        total = 0
-        cursor = self._entities.find(where, {"_id": 1}).sort("seq", ASCENDING)
+    async def _finish(self, query: EntityQuery, where: Document) -> QueryPage:
+        """Stream the indexed candidates in order and let the reference evaluator decide."""
+        collector = PageCollector(query)
+        cursor = self._entities.find(where, {"doc": 1}).sort("seq", ASCENDING).batch_size(200)
         try:
             async for record in cursor:
-                if regex.search(record["_id"]) is None:
-                    continue
-                if query.offset <= total < end:
-                    page.append(record["_id"])
-                total += 1
-                if total >= end and not query.count:
+                if not collector.offer(_load(record)):
                     break
         finally:
             await cursor.close()
-        entities: list[EntityDoc] = []
-        if page:
-            # Re-applying the filters keeps the page consistent if an entity changed meanwhile.
-            records = self._entities.find({**where, "_id": {"$in": page}}, {"doc": 1}).sort(
-                "seq", ASCENDING
+        entities, total = collector.result()
+        return QueryPage(entities, total)
+
+    async def catalogue(self) -> list[CatalogueRow]:
+        rows = self._catalogue.find({"n": {"$gt": 0}})
+        found = [
+            CatalogueRow(row["_id"]["type"], row["_id"]["attr"], row["_id"]["kind"], row["n"])
+            async for row in rows
+        ]
+        return sorted(found)
+
+    async def _recount(self, before: EntityDoc | None, after: EntityDoc | None) -> None:
+        # Applied after the entity write: a crash in between leaves discovery counts off by
+        # one for that entity (they are statistics, not data), which a rebuild would fix.
+        changes = [
+            UpdateOne(
+                {"_id": {"type": type_, "attr": attr, "kind": kind}},
+                {"$inc": {"n": change}},
+                upsert=True,
             )
-            entities = [_load(record) async for record in records]
-        return QueryPage(entities, total if query.count else None)
+            for (type_, attr, kind), change in catalogue_delta(before, after).items()
+        ]
+        if changes:
+            await self._catalogue.bulk_write(changes, ordered=False)
 
     async def _next_seq(self) -> int:
         counter = await self._counters.find_one_and_update(
@@ -307,14 +324,19 @@ def _load(record: Mapping[str, Any]) -> EntityDoc:
 
 
 def _filter(query: EntityQuery) -> Document:
-    """The MongoDB filter for everything but ``id_pattern`` (see ``_query_with_pattern``)."""
+    """The MongoDB filter narrowing candidates (``_finish`` decides the rest exactly)."""
     where: Document = {}
     if query.types is not None:
         where["types"] = {"$in": list(query.types)}
     if query.ids is not None:
         where["_id"] = {"$in": list(query.ids)}
+    attr_filters: list[Document] = []
     if query.attrs is not None:
-        where["attrNames"] = {"$in": list(query.attrs)}
+        attr_filters.append({"attrNames": {"$in": list(query.attrs)}})
+    if query.required_attributes:
+        attr_filters.append({"attrNames": {"$all": sorted(query.required_attributes)}})
+    if attr_filters:
+        where["$and"] = attr_filters
     return where
 
 

@@ -19,12 +19,15 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 
+from broker.ngsild.catalogue import CatalogueRow
 from broker.ngsild.entity import EntityDoc
 from broker.ngsild.errors import AlreadyExists, NonexistentTenant, ResourceNotFound
 from broker.ngsild.query import EntityQuery
+from broker.ngsild.query.page import select_page
 from broker.ngsild.tenants import DEFAULT_TENANT
 from broker.store.base import Committed, EntityStore, Mutation, QueryPage
-from broker.store.sqlite_queries import count_sql, select_sql
+from broker.store.sqlite_index import INDEX_SCHEMA, SCHEMA_VERSION, rebuild, reindex
+from broker.store.sqlite_queries import candidates
 from broker.store.sqlite_worker import SqliteWorker
 from broker.store.tenant_cache import TenantCache
 
@@ -37,12 +40,6 @@ CREATE TABLE IF NOT EXISTS entities (
     id  TEXT NOT NULL UNIQUE,
     doc BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS entity_types (
-    type TEXT NOT NULL,
-    pk   INTEGER NOT NULL,
-    PRIMARY KEY (type, pk)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS entity_types_by_pk ON entity_types (pk);
 """
 
 
@@ -84,12 +81,16 @@ class SqliteEntityStore(EntityStore):
     async def query(self, query: EntityQuery) -> QueryPage:
         return await self._reader.submit(lambda db: _query(db, query))
 
+    async def catalogue(self) -> list[CatalogueRow]:
+        return await self._reader.submit(_catalogue)
+
     def _connect_writer(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
-        db.executescript(_SCHEMA)
+        db.executescript(_SCHEMA + INDEX_SCHEMA)
+        _migrate(db)
         return db
 
     def _connect_reader(self) -> sqlite3.Connection:
@@ -153,10 +154,8 @@ def _insert(db: sqlite3.Connection, doc: EntityDoc) -> None:
         cursor = db.execute("INSERT INTO entities (id, doc) VALUES (?, ?)", (doc["id"], _dump(doc)))
     except sqlite3.IntegrityError:
         raise AlreadyExists(f"entity {doc['id']} already exists") from None
-    db.executemany(
-        "INSERT INTO entity_types (type, pk) VALUES (?, ?)",
-        [(type_, cursor.lastrowid) for type_ in doc["type"]],
-    )
+    assert cursor.lastrowid is not None  # an INSERT into a rowid table sets it
+    reindex(db, cursor.lastrowid, None, doc)
 
 
 def _load(db: sqlite3.Connection, entity_id: str) -> EntityDoc | None:
@@ -176,32 +175,51 @@ def _update(db: sqlite3.Connection, entity_id: str, mutate: Mutation[T]) -> Comm
     after, result = mutate(before)
     if after is not before:
         db.execute("UPDATE entities SET doc = ? WHERE pk = ?", (_dump(after), pk))
-        if after["type"] != before["type"]:
-            db.execute("DELETE FROM entity_types WHERE pk = ?", (pk,))
-            db.executemany(
-                "INSERT INTO entity_types (type, pk) VALUES (?, ?)",
-                [(type_, pk) for type_ in after["type"]],
-            )
+        reindex(db, pk, before, after)
     return Committed(before, after, result)
 
 
 def _delete(db: sqlite3.Connection, entity_id: str) -> EntityDoc:
     pk, doc = _load_for_write(db, entity_id)
     db.execute("DELETE FROM entities WHERE pk = ?", (pk,))
-    db.execute("DELETE FROM entity_types WHERE pk = ?", (pk,))
+    reindex(db, pk, doc, None)
     return doc
 
 
 def _query(db: sqlite3.Connection, query: EntityQuery) -> QueryPage:
+    plan = candidates(query)
+    if not plan.exact:
+        rows = db.execute(plan.sql, plan.params)
+        found, total = select_page((orjson.loads(row[0]) for row in rows), query)
+        return QueryPage(found, total)
     total = None
     if query.count:
-        sql, params = count_sql(query)
-        total = db.execute(sql, params).fetchone()[0]
+        total = db.execute(*plan.count()).fetchone()[0]
     entities: list[EntityDoc] = []
     if query.limit > 0:
-        sql, params = select_sql(query)
-        entities = [orjson.loads(row[0]) for row in db.execute(sql, params)]
+        entities = [
+            orjson.loads(row[0]) for row in db.execute(*plan.page(query.limit, query.offset))
+        ]
     return QueryPage(entities, total)
+
+
+def _catalogue(db: sqlite3.Connection) -> list[CatalogueRow]:
+    rows = db.execute(
+        "SELECT type, attr, kind, n FROM catalogue WHERE n > 0 ORDER BY type, attr, kind"
+    )
+    return [CatalogueRow(*row) for row in rows]
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Build the indexes of a file written before they existed (``PRAGMA user_version``)."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version >= SCHEMA_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    rows = db.execute("SELECT pk, doc FROM entities").fetchall()
+    rebuild(db, ((pk, orjson.loads(doc)) for pk, doc in rows))
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    db.execute("COMMIT")
 
 
 def _register_functions(db: sqlite3.Connection) -> None:

@@ -136,13 +136,26 @@ async def test_basic_query_by_type_id_pattern_attrs_with_paging_and_count(
     assert page.headers["ngsild-results-count"] == "5"
     both = await client.get(f"{API}/entities", params={"type": "RiverGauge,Bridge", "limit": 100})
     assert len(both.json()) == 6
-    pattern = await client.get(f"{API}/entities", params={"idPattern": "g[34]$"})
+    pattern = await client.get(
+        f"{API}/entities", params={"type": "RiverGauge", "idPattern": "g[34]$"}
+    )
     assert sorted(e["id"] for e in pattern.json()) == [
         "urn:ngsi-ld:RiverGauge:g3",
         "urn:ngsi-ld:RiverGauge:g4",
     ]
-    by_id = await client.get(f"{API}/entities", params={"id": "urn:ngsi-ld:Bridge:sanjo"})
+    by_id = await client.get(
+        f"{API}/entities", params={"type": "Bridge,RiverGauge", "id": "urn:ngsi-ld:Bridge:sanjo"}
+    )
     assert [e["id"] for e in by_id.json()] == ["urn:ngsi-ld:Bridge:sanjo"]
+    # v1.9.1 §5.7.2.4: ids or an idPattern alone would reach every type, which is too wide.
+    for too_wide in (
+        {"id": "urn:ngsi-ld:Bridge:sanjo"},
+        {"idPattern": ".*"},
+        {"attrs": "createdAt"},
+    ):
+        refused = await client.get(f"{API}/entities", params=too_wide)
+        assert refused.status_code == 400, too_wide
+        assert refused.json()["type"].endswith("/BadRequestData")
     with_attr = await client.get(f"{API}/entities", params={"attrs": "level", "limit": 100})
     assert len(with_attr.json()) == 5
     assert (await client.get(f"{API}/entities")).status_code == 400

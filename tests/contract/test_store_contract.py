@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from typing import Any
 
 import orjson
 import pytest
+from broker.ngsild.catalogue import CatalogueRow, catalogue_delta
 from broker.ngsild.errors import AlreadyExists, NonexistentTenant, ResourceNotFound
 from broker.ngsild.query import EntityQuery, matches
+from broker.ngsild.query.geo import GeoQuery, distance_m
+from broker.ngsild.query.ordering import order, parse_ordering
+from broker.ngsild.query.qlang import parse_q
+from broker.ngsild.query.scopeq import parse_scope_query
 from broker.store.base import EntityStore, Store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -512,12 +518,13 @@ queries = st.builds(
 
 
 def spec_doc(name: str, types: list[str], attrs: list[str]) -> Doc:
+    kind = "Relationship" if len(name) % 2 else "Property"
     return {
         "id": eid(name),
         "type": [D + t for t in types],
         "createdAt": T0,
         "modifiedAt": T0,
-        "attrs": {attr: [{"type": "Property", "value": name}] for attr in attrs},
+        "attrs": {attr: [{"type": kind, "value": name}] for attr in attrs},
     }
 
 
@@ -561,6 +568,15 @@ async def test_store_answers_equal_the_reference_evaluator(
     assert page.total == (len(expected) if query.count else None)
     for doc in page.entities:
         assert doc == model[doc["id"]]
+    # Discovery's counts, kept up to date write by write, equal a recount of what is stored.
+    assert await tenant.catalogue() == recount(model.values())
+
+
+def recount(docs: Any) -> list[CatalogueRow]:
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for doc in docs:
+        counts.update(catalogue_delta(None, doc))
+    return [CatalogueRow(*key, n) for key, n in sorted(counts.items())]
 
 
 # --- the MongoDB store without a server -------------------------------------------------------
@@ -599,3 +615,96 @@ async def test_mongo_store_names_tenant_databases_within_mongodb_limits() -> Non
     databases = [tenant_database_name("toshi-production", name) for name in long_names]
     assert all(len(db) <= 63 and db.startswith("toshi-production-t-") for db in databases)
     assert len(set(databases)) == len(long_names)
+
+
+# --- q, scopeQ, geoQ and type expressions: narrowed by indexes, decided by the evaluator ------
+
+LOCATION = "https://uri.etsi.org/ngsi-ld/location"
+Q_TEXTS = [
+    "level>2",
+    "level==1..3",
+    "level!=2;status",
+    "!status|level<1",
+    'status=="ok"',
+    "level<=2;status",
+    "level==3",
+]
+SCOPES = ["/a", "/a/#", "/b;/a/#", "/+/c"]
+GEOS = [
+    GeoQuery("near", {"type": "Point", "coordinates": [0.0, 0.0]}, max_distance=250_000),
+    GeoQuery("near", {"type": "Point", "coordinates": [1.0, 1.0]}, min_distance=100_000),
+    GeoQuery(
+        "within",
+        {"type": "Polygon", "coordinates": [[[-1, -1], [2, -1], [2, 2], [-1, 2], [-1, -1]]]},
+    ),
+    GeoQuery("disjoint", {"type": "Point", "coordinates": [0.0, 0.0]}),
+]
+
+
+def expand_term(name: str) -> str:
+    return name if ":" in name else D + name
+
+
+located = st.tuples(
+    st.sampled_from(NAMES),
+    type_lists,
+    st.none() | st.integers(0, 4) | st.sampled_from(["3", [1, 5], 2.5]),  # level
+    st.booleans(),  # has status "ok"
+    st.none() | st.sampled_from(["/a", "/a/c", "/b/c", "/b"]),
+    st.none() | st.tuples(st.integers(-3, 3), st.integers(-3, 3)),
+)
+expression_queries = st.builds(
+    EntityQuery,
+    q=st.none() | st.sampled_from(Q_TEXTS).map(lambda text: parse_q(text, expand_term)),
+    scope=st.none() | st.sampled_from(SCOPES).map(parse_scope_query),
+    geo=st.none() | st.sampled_from(GEOS),
+    types=optional_tuple([D + t for t in TYPES]),
+    type_expr=st.none() | st.just(((frozenset({D + "A", D + "B"})), frozenset({D + "C"}))),
+    ordering=st.none()
+    | st.sampled_from(["level;desc", "status,id;desc", "location;dist-asc"]).map(
+        lambda text: parse_ordering(text, expand_term, coordinates="[0.5, 0.5]")
+    ),
+    limit=st.integers(1, 6),
+    offset=st.integers(0, 3),
+    count=st.booleans(),
+)
+
+
+def located_doc(spec: tuple[Any, ...]) -> Doc:
+    name, types, level, ok, scope, point = spec
+    doc = spec_doc(name, types, [])
+    if level is not None:
+        doc["attrs"][D + "level"] = [{"type": "Property", "value": level}]
+    if ok:
+        doc["attrs"][D + "status"] = [{"type": "Property", "value": "ok"}]
+    if scope is not None:
+        doc["scope"] = [scope]
+    if point is not None:
+        value = {"type": "Point", "coordinates": [point[0] / 2, point[1] / 2]}
+        doc["attrs"][LOCATION] = [{"type": "GeoProperty", "value": value}]
+    return doc
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    specs=st.lists(located, max_size=10, unique_by=lambda spec: spec[0]),
+    query=expression_queries,
+)
+async def test_expression_queries_equal_the_reference_evaluator(
+    store: Store, specs: list[tuple[Any, ...]], query: EntityQuery
+) -> None:
+    tenant = await store.tenant(f"x{uuid.uuid4().hex[:16]}", create=True)
+    docs = [located_doc(spec) for spec in specs]
+    for doc in docs:
+        await tenant.create(doc)
+    found = [doc for doc in docs if matches(query, doc)]
+    if query.ordering is not None:
+        found = order(query.ordering, found)
+    elif query.by_distance:
+        assert query.geo is not None
+        found.sort(key=lambda doc: distance_m(query.geo, doc) or 0.0)  # stable: ties keep order
+    page = await tenant.query(query)
+    assert ids(page) == [doc["id"] for doc in found][query.offset : query.offset + query.limit]
+    assert page.total == (len(found) if query.count else None)

@@ -33,7 +33,7 @@ from functools import lru_cache
 from typing import Any, Final, NamedTuple
 
 from broker.ngsild.names import VALUE_MEMBER
-from broker.ngsild.query.model import compile_pattern
+from broker.ngsild.query.patterns import compile_pattern
 from broker.ngsild.query.qlang import (
     ENTITY_MEMBERS,
     And,

@@ -31,7 +31,7 @@ from typing import Final
 
 from broker.ngsild.errors import BadRequestData
 from broker.ngsild.names import CORE_MEMBERS, check_name
-from broker.ngsild.query.model import compile_pattern
+from broker.ngsild.query.patterns import compile_pattern
 from broker.ngsild.query.qlang import (
     ENTITY_MEMBERS,
     EQUALITY,

@@ -1,0 +1,327 @@
+"""Entity queries: ``GET /entities``, ``POST /entityOperations/query`` and purge
+``DELETE /entities`` (GS CIM 009 v1.8.1 §6.4.3.2, §6.23; v1.9 §6.4.3.3).
+
+Parameters become one ``EntityQuery`` (``broker.ngsild.query.params``); the page is rendered with
+the request's @context. A full page gets a ``Link: <…>; rel="next"`` header pointing at the next
+one, so clients can walk a large result without computing offsets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request, Response
+
+from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate
+from broker.api.requests import read_json, runtime, tenant_of, terms_of
+from broker.api.responses import count_headers, feature_collection, json_response
+from broker.ngsild.errors import BadRequestData
+from broker.ngsild.linked import check_join, render_joined
+from broker.ngsild.params import build_view, expand_names, parse_options, split_list
+from broker.ngsild.query import EntityQuery
+from broker.ngsild.query.geo import parse_geo_object
+from broker.ngsild.query.ordering import Ordering, parse_ordering
+from broker.ngsild.query.params import (
+    WILDCARD,
+    Filters,
+    Paging,
+    narrow_by_selectors,
+    parse_entity_query,
+    parse_selectors,
+    too_wide,
+)
+from broker.ngsild.query.qlang import parse_q
+from broker.ngsild.render import View, render_entity, render_feature
+from broker.ngsild.terms import TermTable
+from broker.store.base import QueryPage
+
+router = APIRouter(tags=["Entities"])
+
+_OFFERED = (JSON, JSON_LD, GEO_JSON)
+Text = Annotated[str | None, Query()]
+Number = Annotated[int | None, Query()]
+Flag = Annotated[bool, Query()]
+_SAFE = ":/.*,;()|!~[]@$'"
+_TEMPORAL = frozenset({"timerel", "timeAt", "endTimeAt", "timeproperty", "lastN"})
+
+
+@router.get("/entities", summary="Query Entities (§5.7.2)")
+async def query_entities(
+    request: Request,
+    type: Text = None,
+    id: Text = None,
+    idPattern: Text = None,
+    attrs: Text = None,
+    q: Text = None,
+    scopeQ: Text = None,
+    georel: Text = None,
+    geometry: Text = None,
+    coordinates: Text = None,
+    geoproperty: Text = None,
+    csf: Text = None,
+    pick: Text = None,
+    omit: Text = None,
+    options: Text = None,
+    format: Text = None,
+    lang: Text = None,
+    datasetId: Text = None,
+    geometryProperty: Text = None,
+    join: Text = None,
+    joinLevel: Number = None,
+    orderBy: Text = None,
+    orderFrom: Text = None,
+    collation: Text = None,
+    local: Annotated[bool | None, Query()] = None,
+    count: Flag = False,
+    limit: Number = None,
+    offset: Number = None,
+) -> Response:
+    _refuse_temporal(request.query_params)
+    media = negotiate(request.headers.get("accept"), _OFFERED)
+    if geometryProperty is not None and media != GEO_JSON:
+        raise BadRequestData(
+            "geometryProperty is only meaningful with Accept: application/geo+json"
+        )
+    terms = await terms_of(request)
+    opts = parse_options(options) | ({"count"} if count else set())
+    filters = Filters(
+        type, id, idPattern, attrs, q, scopeQ, georel, geometry, coordinates, geoproperty
+    )
+    query = parse_entity_query(terms, filters, _paging(request, limit, offset, opts))
+    if orderBy is not None:
+        ordering = parse_ordering(orderBy, terms.expand, coordinates=orderFrom, collation=collation)
+        query = replace(query, ordering=ordering)
+    _check_scope(query, terms, local, wildcard=type == WILDCARD)
+    _check_csf(csf)
+    view = build_view(
+        terms,
+        options=opts,
+        format_=format,
+        attrs=attrs,
+        pick=pick,
+        omit=omit,
+        lang=lang,
+        dataset_id=datasetId,
+    )
+    join_mode, levels = (
+        check_join(view, join, 1 if joinLevel is None else joinLevel),
+        joinLevel or 1,
+    )
+    page = await runtime(request).entities.query(tenant_of(request), _picked(query, view))
+    return await _page_response(
+        request, page, query, media, terms, view, geometryProperty, join_mode, levels
+    )
+
+
+@router.post("/entityOperations/query", summary="Query Entities via POST (§5.7.2, §6.23)")
+async def query_entities_by_post(
+    request: Request,
+    options: Text = None,
+    format: Text = None,
+    count: Flag = False,
+    limit: Number = None,
+    offset: Number = None,
+) -> Response:
+    media = negotiate(request.headers.get("accept"), _OFFERED)
+    incoming = await read_json(request)
+    body = incoming.body
+    if not isinstance(body, dict) or body.get("type") != "Query":
+        raise BadRequestData('the body must be a Query object with "type": "Query"')
+    if "temporalQ" in body:
+        raise BadRequestData("temporalQ belongs to the temporal API (/temporal/entities), not here")
+    terms = incoming.terms
+    opts = parse_options(options) | ({"count"} if count else set())
+    attrs = _joined(body.get("attrs"), "attrs")
+    filters = Filters(
+        attrs=attrs, q=_text(body.get("q"), "q"), scope_q=_text(body.get("scopeQ"), "scopeQ")
+    )
+    query = parse_entity_query(terms, filters, _paging(request, limit, offset, opts))
+    if "geoQ" in body:
+        query = replace(query, geo=parse_geo_object(body["geoQ"], terms.expand))
+    if "entities" in body:
+        query = narrow_by_selectors(query, parse_selectors(body["entities"], terms))
+    if "ordering" in body:
+        query = replace(query, ordering=_body_ordering(body["ordering"], terms))
+    local = body.get("local")
+    _check_scope(query, terms, local if isinstance(local, bool) else None)
+    _check_csf(_text(body.get("csf"), "csf"))
+    view = build_view(
+        terms,
+        options=opts,
+        format_=format,
+        attrs=attrs,
+        pick=_joined(body.get("pick"), "pick"),
+        omit=_joined(body.get("omit"), "omit"),
+        lang=_text(body.get("lang"), "lang"),
+        dataset_id=_joined(body.get("datasetId"), "datasetId"),
+    )
+    levels = body.get("joinLevel", 1)
+    if not isinstance(levels, int) or isinstance(levels, bool):
+        raise BadRequestData("joinLevel must be a positive integer")
+    join_mode = check_join(view, _text(body.get("join"), "join"), levels)
+    page = await runtime(request).entities.query(incoming.tenant, _picked(query, view))
+    return await _page_response(request, page, query, media, terms, view, None, join_mode, levels)
+
+
+@router.delete("/entities", status_code=204, summary="Purge Entities (§5.6.21, v1.9)")
+async def purge_entities(
+    request: Request,
+    type: Text = None,
+    id: Text = None,
+    idPattern: Text = None,
+    attrs: Text = None,
+    q: Text = None,
+    scopeQ: Text = None,
+    georel: Text = None,
+    geometry: Text = None,
+    coordinates: Text = None,
+    geoproperty: Text = None,
+    keep: Text = None,
+    drop: Text = None,
+    local: Flag = False,
+) -> Response:
+    terms = await terms_of(request)
+    if keep is not None and drop is not None:
+        raise BadRequestData("keep and drop cannot be used together")
+    filters = Filters(
+        type, id, idPattern, attrs, q, scopeQ, georel, geometry, coordinates, geoproperty
+    )
+    query = parse_entity_query(terms, filters, Paging())
+    if not local and too_wide(query, terms):
+        raise BadRequestData(
+            "purge needs type, attrs, q or a geo-query naming a non-system attribute "
+            "(or local=true); id and idPattern alone would be too wide"
+        )
+    await runtime(request).entities.purge(
+        tenant_of(request),
+        query,
+        keep=None if keep is None else _names(keep, terms),
+        drop=None if drop is None else _names(drop, terms),
+    )
+    return Response(status_code=204)
+
+
+def _paging(
+    request: Request, limit: int | None, offset: int | None, opts: frozenset[str]
+) -> Paging:
+    limits = runtime(request).settings.limits
+    return Paging(limit, offset, "count" in opts, limits.default_page_size, limits.max_page_size)
+
+
+async def _page_response(
+    request: Request,
+    page: QueryPage,
+    query: EntityQuery,
+    media: str,
+    terms: TermTable,
+    view: View,
+    geometry_property: str | None,
+    join_mode: str | None,
+    levels: int,
+) -> Response:
+    headers = count_headers(page)
+    links = _page_links(request, page, query, media)
+    if links:
+        headers["Link"] = ", ".join(links)
+    if media == GEO_JSON:
+        geometry = terms.expand(geometry_property or "location")
+        features = [render_feature(doc, terms, view, geometry) for doc in page.entities]
+        return json_response(feature_collection(features), media, terms, headers=headers)
+    if join_mode is None:
+        rendered = [render_entity(doc, terms, view) for doc in page.entities]
+    else:
+        linked = await runtime(request).entities.linked_entities(
+            tenant_of(request), page.entities, view, levels
+        )
+        rendered = render_joined(page.entities, terms, view, linked, levels, join_mode)
+    return json_response(rendered, media, terms, headers=headers)
+
+
+def _page_links(request: Request, page: QueryPage, query: EntityQuery, media: str) -> list[str]:
+    """``rel="prev"``/``rel="next"`` links (§4.12, v1.9 §6.3.23) for a paged result."""
+    if query.limit == 0:
+        return []
+    full = len(page.entities) == query.limit
+    more = full if page.total is None else page.total > query.offset + query.limit
+    links = []
+    if query.offset > 0:
+        links.append(_link(request, max(0, query.offset - query.limit), query.limit, "prev", media))
+    if more:
+        links.append(_link(request, query.offset + query.limit, query.limit, "next", media))
+    return links
+
+
+def _link(request: Request, offset: int, limit: int, rel: str, media: str) -> str:
+    params = {**request.query_params, "offset": str(offset), "limit": str(limit)}
+    query = "&".join(f"{key}={quote(value, safe=_SAFE)}" for key, value in sorted(params.items()))
+    return f'<{request.url.path}?{query}>; rel="{rel}";type="{media}"'
+
+
+def _check_scope(
+    query: EntityQuery, terms: TermTable, local: bool | None, *, wildcard: bool = False
+) -> None:
+    if wildcard and local is False:
+        raise BadRequestData("type=* asks for every entity type, which contradicts local=false")
+    if not local and too_wide(query, terms, wildcard=wildcard):
+        raise BadRequestData(
+            "a query needs a type, a geo-query, scopeQ, or a non-system attribute in attrs or q "
+            "(or local=true); ids or an idPattern alone are not enough"
+        )
+
+
+def _body_ordering(raw: Any, terms: TermTable) -> Ordering:
+    """The ``ordering`` member of a Query body (v1.9 §5.2.43)."""
+    if not isinstance(raw, dict) or "orderBy" not in raw:
+        raise BadRequestData("'ordering' must be an object with an 'orderBy' array")
+    return parse_ordering(
+        raw["orderBy"],
+        terms.expand,
+        coordinates=raw.get("coordinates"),
+        geometry=raw.get("geometry"),
+        collation=raw.get("collation"),
+    )
+
+
+def _picked(query: EntityQuery, view: View) -> EntityQuery:
+    """A ``pick`` of attributes only leaves nothing of an entity without them: such entities
+    are not part of the result (as with ``attrs``), so they must not take up page slots."""
+    if view.attrs and not view.members and query.attrs is None:
+        return replace(query, attrs=tuple(sorted(view.attrs)))
+    return query
+
+
+def _check_csf(csf: str | None) -> None:
+    """``csf`` filters context source registrations (none exist yet), so it is only checked."""
+    if csf is not None:
+        parse_q(csf, lambda name: name)
+
+
+def _refuse_temporal(params: Any) -> None:
+    temporal = sorted(_TEMPORAL.intersection(params))
+    if temporal:
+        raise BadRequestData(
+            f"{', '.join(temporal)} belong to the temporal API (/temporal/entities), not here"
+        )
+
+
+def _names(text: str, terms: TermTable) -> frozenset[str]:
+    return expand_names(split_list(text) or [], terms)
+
+
+def _joined(value: Any, member: str) -> str | None:
+    """A body member that is a list of names (or one comma-separated string), as text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+        return ",".join(value)
+    raise BadRequestData(f"{member!r} must be a non-empty array of names")
+
+
+def _text(value: Any, member: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise BadRequestData(f"{member!r} must be a string")

@@ -1,0 +1,71 @@
+"""Finishing a query: exact filtering, ordering and paging over a store's candidates.
+
+Stores narrow candidates with their indexes (a superset of the answer, in insertion order) and
+offer them here one by one; ``matches`` decides exactly. Without ``count``, ``orderBy`` or
+distance ordering the collector says "enough" as soon as the page is full, so the cost of a
+page depends on the page and on how selective the filters are, not on how many entities the
+tenant holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from heapq import nsmallest
+
+from broker.ngsild.entity import EntityDoc
+from broker.ngsild.query.geo import distance_m
+from broker.ngsild.query.model import EntityQuery, matches
+from broker.ngsild.query.ordering import order
+
+
+class PageCollector:
+    """Collects the page of ``query`` from candidates offered in insertion order."""
+
+    def __init__(self, query: EntityQuery) -> None:
+        self._query = query
+        self._end = query.offset + query.limit
+        self._seen = 0
+        self._page: list[EntityDoc] = []
+        self._ranked: list[tuple[float, int, EntityDoc]] = []
+
+    def offer(self, doc: EntityDoc) -> bool:
+        """Consider one candidate; returns whether more candidates can still change the result."""
+        query = self._query
+        if not matches(query, doc):
+            return True
+        if query.ordering is not None:
+            self._ranked.append((0.0, self._seen, doc))
+            self._seen += 1
+            return True
+        if query.by_distance:
+            assert query.geo is not None  # by_distance implies it
+            distance = distance_m(query.geo, doc)
+            self._ranked.append((0.0 if distance is None else distance, self._seen, doc))
+            self._seen += 1
+            return True
+        if query.offset <= self._seen < self._end:
+            self._page.append(doc)
+        self._seen += 1
+        return self._seen < self._end or query.count
+
+    def result(self) -> tuple[list[EntityDoc], int | None]:
+        """The page, and the number of matches when the query asked for the count."""
+        total = self._seen if self._query.count else None
+        if self._query.ordering is not None:
+            ordered = order(self._query.ordering, [doc for _, _, doc in self._ranked])
+            return ordered[self._query.offset : self._end], total
+        if not self._query.by_distance:
+            return self._page, total
+        best = nsmallest(self._end, self._ranked, key=lambda item: item[:2])
+        return [doc for _, _, doc in best[self._query.offset :]], total
+
+
+def select_page(
+    candidates: Iterable[EntityDoc], query: EntityQuery
+) -> tuple[list[EntityDoc], int | None]:
+    """The page of ``candidates`` that match ``query``, and the total when it was asked for."""
+    collector = PageCollector(query)
+    for doc in candidates:
+        if not collector.offer(doc):
+            break
+    return collector.result()

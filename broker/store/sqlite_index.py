@@ -1,0 +1,128 @@
+"""Secondary indexes of the SQLite store, kept in step with every write.
+
+Tables (all per tenant file):
+
+* ``entity_types(type, pk)`` — entities by type; drives type queries in insertion order.
+* ``entity_attrs(attr, pk)`` — entities by attribute name; narrows ``attrs`` and ``q``.
+* ``geo_boxes`` (an R*Tree) + ``geo_keys(gid, pk, attr)`` — bounding boxes of GeoProperty values,
+  so a geo-query reads the entities near its search box instead of every entity.
+* ``catalogue(type, attr, kind, n)`` — counts behind discovery (``broker.ngsild.catalogue``).
+
+``reindex`` diffs the document before and after a write and touches only what changed, so a
+partial update of a Property costs two set comparisons and no index writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from broker.ngsild.catalogue import catalogue_delta
+from broker.ngsild.entity import EntityDoc
+from broker.ngsild.names import GEO_PROPERTY
+from broker.ngsild.query.geo import BBox, geometry_box
+
+SCHEMA_VERSION = 2
+
+INDEX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entity_types (
+    type TEXT NOT NULL,
+    pk   INTEGER NOT NULL,
+    PRIMARY KEY (type, pk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entity_types_by_pk ON entity_types (pk);
+CREATE TABLE IF NOT EXISTS entity_attrs (
+    attr TEXT NOT NULL,
+    pk   INTEGER NOT NULL,
+    PRIMARY KEY (attr, pk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entity_attrs_by_pk ON entity_attrs (pk);
+CREATE VIRTUAL TABLE IF NOT EXISTS geo_boxes USING rtree (gid, min_lon, max_lon, min_lat, max_lat);
+CREATE TABLE IF NOT EXISTS geo_keys (
+    gid  INTEGER PRIMARY KEY,
+    pk   INTEGER NOT NULL,
+    attr TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS geo_keys_by_pk ON geo_keys (pk);
+CREATE TABLE IF NOT EXISTS catalogue (
+    type TEXT NOT NULL,
+    attr TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    n    INTEGER NOT NULL,
+    PRIMARY KEY (type, attr, kind)
+) WITHOUT ROWID;
+"""
+
+
+def reindex(
+    db: sqlite3.Connection, pk: int, before: EntityDoc | None, after: EntityDoc | None
+) -> None:
+    """Bring every index of entity ``pk`` from ``before`` to ``after`` (``None`` = absent)."""
+    old_types = [] if before is None else before["type"]
+    new_types = [] if after is None else after["type"]
+    if old_types != new_types:
+        _replace_rows(db, "entity_types", "type", pk, new_types)
+    old_attrs = () if before is None else before["attrs"].keys()
+    new_attrs = () if after is None else after["attrs"].keys()
+    if set(old_attrs) != set(new_attrs):
+        _replace_rows(db, "entity_attrs", "attr", pk, new_attrs)
+    old_geo, new_geo = _geo_values(before), _geo_values(after)
+    if old_geo != new_geo:
+        _replace_boxes(db, pk, new_geo)
+    for (type_, attr, kind), change in catalogue_delta(before, after).items():
+        db.execute(
+            "INSERT INTO catalogue (type, attr, kind, n) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (type, attr, kind) DO UPDATE SET n = n + excluded.n",
+            (type_, attr, kind, change),
+        )
+        if change < 0:
+            db.execute(
+                "DELETE FROM catalogue WHERE type = ? AND attr = ? AND kind = ? AND n <= 0",
+                (type_, attr, kind),
+            )
+
+
+def rebuild(db: sqlite3.Connection, docs: Iterator[tuple[int, EntityDoc]]) -> None:
+    """Recreate every index from the documents (opening a file written by an older version)."""
+    for table in ("entity_types", "entity_attrs", "geo_boxes", "geo_keys", "catalogue"):
+        db.execute(f"DELETE FROM {table}")
+    for pk, doc in docs:
+        reindex(db, pk, None, doc)
+
+
+def _replace_rows(
+    db: sqlite3.Connection, table: str, column: str, pk: int, new: Iterable[str]
+) -> None:
+    db.execute(f"DELETE FROM {table} WHERE pk = ?", (pk,))
+    db.executemany(
+        f"INSERT INTO {table} ({column}, pk) VALUES (?, ?)",
+        [(value, pk) for value in new],
+    )
+
+
+GeoValues = list[tuple[str, dict[str, Any]]]
+
+
+def _geo_values(doc: EntityDoc | None) -> GeoValues:
+    if doc is None:
+        return []
+    return [
+        (attr, instance["value"])
+        for attr, instances in doc["attrs"].items()
+        for instance in instances
+        if instance["type"] == GEO_PROPERTY
+    ]
+
+
+def _replace_boxes(db: sqlite3.Connection, pk: int, values: GeoValues) -> None:
+    db.execute("DELETE FROM geo_boxes WHERE gid IN (SELECT gid FROM geo_keys WHERE pk = ?)", (pk,))
+    db.execute("DELETE FROM geo_keys WHERE pk = ?", (pk,))
+    for attr, geometry in values:
+        box: BBox = geometry_box(geometry)
+        gid = db.execute("INSERT INTO geo_keys (pk, attr) VALUES (?, ?)", (pk, attr)).lastrowid
+        db.execute(
+            "INSERT INTO geo_boxes (gid, min_lon, max_lon, min_lat, max_lat) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (gid, box[0], box[2], box[1], box[3]),
+        )
