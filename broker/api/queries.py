@@ -72,6 +72,7 @@ async def query_entities(
     joinLevel: Number = None,
     orderBy: Text = None,
     orderFrom: Text = None,
+    expandValues: Text = None,
     collation: Text = None,
     local: Annotated[bool | None, Query()] = None,
     count: Flag = False,
@@ -87,7 +88,17 @@ async def query_entities(
     terms = await terms_of(request)
     opts = parse_options(options) | ({"count"} if count else set())
     filters = Filters(
-        type, id, idPattern, attrs, q, scopeQ, georel, geometry, coordinates, geoproperty
+        type,
+        id,
+        idPattern,
+        attrs,
+        q,
+        scopeQ,
+        georel,
+        geometry,
+        coordinates,
+        geoproperty,
+        expandValues,
     )
     query = parse_entity_query(terms, filters, _paging(request, limit, offset, opts))
     if orderBy is not None:

@@ -207,3 +207,19 @@ async def test_pick_of_attributes_leaves_out_entities_without_them(
         f"{API}/entities", params={"type": "Bridge,RiverGauge", "pick": "id", "limit": 10}
     )
     assert len(with_id.json()) == 6
+
+
+async def test_expand_values_lets_a_term_match_a_stored_vocab_iri(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"id": "urn:ngsi-ld:Road:r1", "type": "Road", "category": {"vocab": "closed"}}
+    assert (await client.post(f"{API}/entities", json=body, headers=JSON)).status_code == 201
+    assert await ids(client, type="Road", q="category==closed") == []
+    found = await ids(client, type="Road", q="category==closed", expandValues="category")
+    assert found == ["urn:ngsi-ld:Road:r1"]
+
+
+async def test_a_bad_pattern_is_explained_in_text(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"{API}/entities", params={"type": "Road", "idPattern": "("})
+    assert response.status_code == 400
+    assert "b'" not in response.json()["detail"]

@@ -15,7 +15,7 @@ from broker.ngsild.names import SYSTEM_MEMBERS, check_name, check_uri
 from broker.ngsild.params import expand_names, split_list
 from broker.ngsild.query.geo import parse_geo_query
 from broker.ngsild.query.model import EntityQuery, Selector, compile_pattern
-from broker.ngsild.query.qlang import attributes_of, parse_q
+from broker.ngsild.query.qlang import QExpr, attributes_of, expand_values, parse_q
 from broker.ngsild.query.scopeq import parse_scope_query
 from broker.ngsild.query.types import TypeExpr, is_plain, parse_type_expression, type_names
 from broker.ngsild.terms import TermTable
@@ -46,6 +46,7 @@ class Filters:
     geometry: str | None = None
     coordinates: Any = None
     geoproperty: str | None = None
+    expand_values: str | None = None
 
 
 WILDCARD = "*"
@@ -69,11 +70,21 @@ def parse_entity_query(terms: TermTable, filters: Filters, paging: Paging) -> En
         ids=None if id_list is None else tuple(check_uri(i, "entity id") for i in id_list),
         id_pattern=filters.id_pattern,
         attrs=None if attr_names is None else attribute_names(attr_names, terms),
-        q=None if filters.q is None else parse_q(filters.q, terms.expand),
+        q=None if filters.q is None else _parse_q(filters, terms),
         scope=None if filters.scope_q is None else parse_scope_query(filters.scope_q),
         geo=geo,
     )
     return with_paging(query, paging)
+
+
+def _parse_q(filters: Filters, terms: TermTable) -> QExpr:
+    assert filters.q is not None  # only called with a q
+    q = parse_q(filters.q, terms.expand)
+    names = split_list(filters.expand_values)
+    if names is None:
+        return q
+    # expandValues (v1.9 §4.9): compared string values of these attributes are terms too.
+    return expand_values(q, expand_names(names, terms), terms.expand)
 
 
 def with_paging(query: EntityQuery, paging: Paging) -> EntityQuery:

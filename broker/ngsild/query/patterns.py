@@ -26,4 +26,7 @@ def compile_pattern(pattern: str) -> Any:
     try:
         return re2.compile(pattern, _RE2_OPTIONS)
     except re2.error as exc:
-        raise BadRequestData(f"invalid pattern {pattern!r}: {exc}") from None
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode(errors="replace")
+        raise BadRequestData(f"invalid pattern {pattern!r}: {reason}") from None
