@@ -46,31 +46,28 @@ import asyncio
 import itertools
 import json
 import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parents[1]
-API = "/ngsi-ld/v1"
-HOST = "127.0.0.1"
+from harness import (
+    API,
+    HOST,
+    Request,
+    Result,
+    Send,
+    Server,
+    cpu_seconds,
+    raw_clients,
+)
+
 EXPECTED_STATUS = {"create": 201, "update": 204, "partial": 204}
 TARGET_RATIO, STRETCH_RATIO, TARGET_P99_MS = 0.10, 0.15, 25.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-# (method, path, body) of one request; a client sends them in order.
-Request = tuple[str, str, bytes]
-# Sends one request and returns the response status (raises on a broken connection).
-Send = Callable[[Request], Awaitable[int]]
 
 
 # --------------------------------------------------------------------------- request shapes
@@ -124,87 +121,6 @@ def request_for(phase: str, client: int, n: int) -> Request:
 # --------------------------------------------------------------------------- HTTP clients
 
 
-class RawConnection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection, one request in flight; just enough HTTP for this."""
-
-    def __init__(self, port: int) -> None:
-        self.prefix = f"Host: {HOST}:{port}\r\nContent-Type: application/json\r\n"
-        self.buffer = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.waiter: asyncio.Future[int] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(ConnectionError(f"connection lost: {exc}"))
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        status = self._complete_response()
-        if status is not None and self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(status)
-
-    def _complete_response(self) -> int | None:
-        """The status of the buffered response once it is complete (and drop it), else None."""
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return None
-        head = bytes(self.buffer[:end]).lower()
-        status = int(head[9:12])
-        body_start = end + 4
-        marker = head.find(b"\r\ncontent-length:")
-        if marker >= 0:
-            line_end = head.find(b"\r\n", marker + 2)
-            length = int(head[marker + 17 : line_end if line_end >= 0 else len(head)])
-            if len(self.buffer) < body_start + length:
-                return None
-            del self.buffer[: body_start + length]
-            return status
-        if b"\r\ntransfer-encoding: chunked" in head:
-            position = body_start
-            while True:  # walk the chunks; the 0-sized one ends the body
-                size_end = self.buffer.find(b"\r\n", position)
-                if size_end < 0:
-                    return None
-                size = int(bytes(self.buffer[position:size_end]).split(b";")[0], 16)
-                position = size_end + 2 + size + 2
-                if len(self.buffer) < position:
-                    return None
-                if size == 0:
-                    del self.buffer[:position]
-                    return status
-        del self.buffer[:body_start]  # 204/304: no body
-        return status
-
-    async def send(self, request: Request) -> int:
-        method, path, body = request
-        assert self.transport is not None
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(
-            f"{method} {path} HTTP/1.1\r\n{self.prefix}Content-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
-        return await self.waiter
-
-
-async def raw_clients(port: int, clients: int) -> tuple[list[Send], Callable[[], None]]:
-    """``clients`` raw keep-alive connections, and a function closing them."""
-    loop = asyncio.get_running_loop()
-    connections = []
-    for _ in range(clients):
-        _, protocol = await loop.create_connection(lambda: RawConnection(port), HOST, port)
-        connections.append(protocol)
-
-    def close() -> None:
-        for connection in connections:
-            if connection.transport is not None:
-                connection.transport.close()
-
-    return [connection.send for connection in connections], close
-
-
 async def aiohttp_clients(port: int, clients: int) -> tuple[list[Send], Callable[[], None]]:
     """One aiohttp session (keep-alive pool of ``clients`` connections) shared by all clients."""
     session = aiohttp.ClientSession(
@@ -230,103 +146,7 @@ CLIENTS = {"raw": raw_clients, "aiohttp": aiohttp_clients}
 # --------------------------------------------------------------------------- servers
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-class Server:
-    """``toshi serve`` (fresh temporary SQLite store) or the echo app, pinned to one core."""
-
-    def __init__(self, name: str, core: int) -> None:
-        self.name = name
-        self.core = core
-        self.port = free_port()
-        self.data = Path(tempfile.mkdtemp(prefix="toshi-bench-"))
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def command(self) -> list[str]:
-        common = ["--host", HOST, "--port", str(self.port), "--log-level", "warning"]
-        if self.name == "toshi":
-            script = Path(sys.executable).with_name("toshi")
-            toshi = [str(script)] if script.exists() else [sys.executable, "-m", "broker"]
-            return [*toshi, "serve", *common, "--store", f"sqlite:///{self.data}"]
-        uvicorn = [sys.executable, "-m", "uvicorn", "benchmarks.echo_app:app"]
-        return [*uvicorn, *common, "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    async def __aenter__(self) -> Server:
-        taskset = ["taskset", "-c", str(self.core)] if shutil.which("taskset") else []
-        env = {**os.environ, "TOSHI_ACCESS_LOG": "false"}
-        self.process = subprocess.Popen([*taskset, *self.command()], cwd=ROOT, env=env)
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                if self.process.poll() is not None:
-                    break
-                try:
-                    async with http.get(f"http://{HOST}:{self.port}/health") as response:
-                        if response.status == 200:
-                            return self
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        await self.__aexit__()
-        raise RuntimeError(f"{self.name} did not start: {' '.join(self.command())}")
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.process is not None
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        shutil.rmtree(self.data, ignore_errors=True)
-
-
 # --------------------------------------------------------------------------- measurement
-
-
-@dataclass
-class Result:
-    """One phase against one server."""
-
-    server: str
-    phase: str
-    seconds: float
-    latencies_ms: list[float] = field(default_factory=list)
-    errors: int = 0
-    first_error: str = ""
-    server_cpu: float = 0.0  # server CPU seconds / wall seconds (1.0 = its core saturated)
-    generator_cpu: float = 0.0  # the same for this process
-
-    @property
-    def requests(self) -> int:
-        return len(self.latencies_ms)
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
-
-    def percentile(self, p: float) -> float:
-        """Nearest-rank percentile of successful requests' latencies, in ms."""
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else 0.0
-
-    def note_error(self, what: str) -> None:
-        self.errors += 1
-        self.first_error = self.first_error or what
 
 
 async def run_client(
