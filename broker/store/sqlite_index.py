@@ -3,7 +3,9 @@
 Tables (all per tenant file):
 
 * ``entity_types(type, pk)`` — entities by type; drives type queries in insertion order.
-* ``entity_attrs(attr, pk)`` — entities by attribute name; narrows ``attrs`` and ``q``.
+* ``entity_attrs(attr, pk, num)`` — entities by attribute name; narrows ``attrs`` and ``q``.
+  ``num`` is the attribute's value when it has a single instance whose value is a plain number
+  (else NULL), so numeric ``q`` comparisons are pre-filtered without reading documents.
 * ``geo_boxes`` (an R*Tree) + ``geo_keys(gid, pk, attr)`` — bounding boxes of GeoProperty values,
   so a geo-query reads the entities near its search box instead of every entity.
 * ``catalogue(type, attr, kind, n)`` — counts behind discovery (``broker.ngsild.catalogue``).
@@ -23,7 +25,7 @@ from broker.ngsild.entity import EntityDoc
 from broker.ngsild.names import GEO_PROPERTY
 from broker.ngsild.query.geo import BBox, geometry_box
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 INDEX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS entity_types (
@@ -35,6 +37,7 @@ CREATE INDEX IF NOT EXISTS entity_types_by_pk ON entity_types (pk);
 CREATE TABLE IF NOT EXISTS entity_attrs (
     attr TEXT NOT NULL,
     pk   INTEGER NOT NULL,
+    num  REAL,
     PRIMARY KEY (attr, pk)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entity_attrs_by_pk ON entity_attrs (pk);
@@ -63,10 +66,18 @@ def reindex(
     new_types = [] if after is None else after["type"]
     if old_types != new_types:
         _replace_rows(db, "entity_types", "type", pk, new_types)
-    old_attrs = () if before is None else before["attrs"].keys()
-    new_attrs = () if after is None else after["attrs"].keys()
-    if set(old_attrs) != set(new_attrs):
-        _replace_rows(db, "entity_attrs", "attr", pk, new_attrs)
+    old_attrs, new_attrs = _attribute_numbers(before), _attribute_numbers(after)
+    if old_attrs.keys() != new_attrs.keys():
+        db.execute("DELETE FROM entity_attrs WHERE pk = ?", (pk,))
+        db.executemany(
+            "INSERT INTO entity_attrs (attr, pk, num) VALUES (?, ?, ?)",
+            [(attr, pk, number) for attr, number in new_attrs.items()],
+        )
+    elif old_attrs != new_attrs:
+        db.executemany(
+            "UPDATE entity_attrs SET num = ? WHERE attr = ? AND pk = ?",
+            [(num, attr, pk) for attr, num in new_attrs.items() if old_attrs[attr] != num],
+        )
     old_geo, new_geo = _geo_values(before), _geo_values(after)
     if old_geo != new_geo:
         _replace_boxes(db, pk, new_geo)
@@ -86,7 +97,11 @@ def reindex(
 def rebuild(db: sqlite3.Connection, docs: Iterator[tuple[int, EntityDoc]]) -> None:
     """Recreate every index from the documents (opening a file written by an older version)."""
     for table in ("entity_types", "entity_attrs", "geo_boxes", "geo_keys", "catalogue"):
-        db.execute(f"DELETE FROM {table}")
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+    # Statement by statement: executescript() would commit the caller's transaction first.
+    for statement in INDEX_SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
     for pk, doc in docs:
         reindex(db, pk, None, doc)
 
@@ -99,6 +114,21 @@ def _replace_rows(
         f"INSERT INTO {table} ({column}, pk) VALUES (?, ?)",
         [(value, pk) for value in new],
     )
+
+
+def _attribute_numbers(doc: EntityDoc | None) -> dict[str, float | None]:
+    if doc is None:
+        return {}
+    return {attr: _single_number(instances) for attr, instances in doc["attrs"].items()}
+
+
+def _single_number(instances: list[dict[str, Any]]) -> float | None:
+    if len(instances) != 1:
+        return None
+    value = instances[0].get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value
 
 
 GeoValues = list[tuple[str, dict[str, Any]]]

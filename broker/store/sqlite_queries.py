@@ -2,14 +2,14 @@
 
 The SQL selects candidates in insertion order (``pk``), driven by the most selective index the
 query allows: the unique id index for ``id``, the R*Tree for a geo-query with a search box, the
-``entity_types`` index for a single type (a join that streams in ``pk`` order, so a page costs
-what the page needs, not what the tenant holds), else a scan of ``entities``. The other
-selector filters, ``attrs`` and the attributes ``q`` requires are correlated ``EXISTS`` probes of
-the indexes; numeric comparisons at the top of ``q`` (``temperature>30``) are pre-filtered with
-SQLite's JSON functions, which is about three times cheaper than decoding and evaluating each
-candidate in Python. What SQL cannot decide exactly (``q``, ``scopeQ``, exact geometry, type
-expressions with ``;``) is finished by ``broker.ngsild.query.page``; when nothing is left to
-finish, paging and counting run in SQL.
+``entity_types`` index for a single type (a join that streams in ``pk`` order, so a page costs what
+the page needs, not what the tenant holds), else a scan of ``entities``. The other selector
+filters, ``attrs`` and the attributes ``q`` requires are correlated ``EXISTS`` probes of the
+indexes; numeric comparisons at the top of ``q`` (``temperature>30``) are pre-filtered on the
+numbers ``entity_attrs`` keeps, without reading the documents of the candidates they reject. What
+SQL cannot decide exactly (``q``, ``scopeQ``, exact geometry, type expressions with ``;``) is
+finished by ``broker.ngsild.query.page``; when nothing is left to finish, paging and counting run
+in SQL.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def candidates(query: EntityQuery) -> Candidates:
         params.append(attr)
     for attr, op, number in _numeric_comparisons(query.q):
         clauses.append(_may_compare(op))
-        params.extend((f'$.attrs."{attr}"', number))
+        params.extend((attr, number))
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     sql = f"SELECT e.doc FROM {source}{where} ORDER BY {order}"
     return Candidates(sql, params, exact=not query.has_expressions)
@@ -109,13 +109,12 @@ def _numeric_comparisons(q: QExpr | None) -> list[tuple[str, str, int | float]]:
 
 
 def _may_compare(op: str) -> str:
-    # Keeps the entity unless every instance of the attribute has a plain JSON number as its
-    # value that fails the comparison: only then is the evaluator sure to say no, so the SQL
-    # never drops a match (lists, objects, strings, other kinds are left to the evaluator).
+    # ``num`` is NULL unless the attribute is a single plain number, and then the evaluator's
+    # answer is exactly this comparison; NULL keeps the entity for the evaluator to decide, so
+    # the SQL never drops a match.
     return (
-        "EXISTS (SELECT 1 FROM json_each(CAST(e.doc AS TEXT), ?) j WHERE NOT ("
-        "json_type(j.value, '$.value') IN ('integer', 'real') "
-        f"AND NOT (json_extract(j.value, '$.value') {_SQL_OPERATORS[op]} ?)))"
+        "EXISTS (SELECT 1 FROM entity_attrs n WHERE n.attr = ? AND n.pk = e.pk "
+        f"AND (n.num IS NULL OR n.num {_SQL_OPERATORS[op]} ?))"
     )
 
 

@@ -620,3 +620,24 @@ def test_search_box_never_excludes_a_related_point(
     box = search_box(relation)
     assert box is not None
     assert evaluate_geo(relation, entity(point(*where))) <= in_box(box, *where)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lon=st.floats(-179, 179),
+    lat=st.floats(-80, 80),
+    d_lon=st.floats(-0.5, 0.5),
+    d_lat=st.floats(-0.5, 0.5),
+)
+def test_point_fast_path_agrees_with_the_general_one(
+    lon: float, lat: float, d_lon: float, d_lat: float
+) -> None:
+    # A one-point MultiPoint takes the general (shapely) path; a Point the direct one.
+    reference = {"type": "Point", "coordinates": [lon, lat]}
+    here = [lon + d_lon, lat + d_lat]
+    fast = distance_m(GeoQuery("near", reference), entity({"type": "Point", "coordinates": here}))
+    general = distance_m(
+        GeoQuery("near", reference), entity({"type": "MultiPoint", "coordinates": [here]})
+    )
+    assert fast is not None and general is not None
+    assert math.isclose(fast, general, rel_tol=1e-9, abs_tol=1e-6)

@@ -149,16 +149,23 @@ def evaluate_geo(query: GeoQuery, doc: dict[str, Any]) -> bool:
     targets = _target_shapes(query, doc)
     if not targets:
         return False
-    reference = _reference_shape(query.geometry)
     if query.georel == "near":
+        fast = _point_distances(query, doc)
+        if fast is not None:
+            return any(_within_distance(query, metres) for metres in fast)
         box = search_box(query)
+        reference = _reference_shape(query.geometry)
         return any(_near(query, reference, target, box) for target in targets)
+    reference = _reference_shape(query.geometry)
     return any(_relate(query.georel, reference, target) for target in targets)
 
 
 def distance_m(query: GeoQuery, doc: dict[str, Any]) -> float | None:
     """Geodesic distance in metres from the reference geometry to the entity's target geometry
     (the closest instance), for ordering ``near`` results; None if the entity has none."""
+    fast = _point_distances(query, doc)
+    if fast is not None:
+        return min(fast, default=None)
     targets = _target_shapes(query, doc)
     if not targets:
         return None
@@ -274,6 +281,30 @@ def _reference_shape(geometry: dict[str, Any]) -> Any:
 @lru_cache(maxsize=128)
 def _cached_reference(geojson: bytes) -> Any:
     return shape(orjson.loads(geojson))
+
+
+def _point_distances(query: GeoQuery, doc: dict[str, Any]) -> list[float] | None:
+    """Point-to-Point distances (the common ``near`` case) straight from pyproj, without
+    building shapely geometries; ``None`` when any geometry is not a Point."""
+    if query.geometry.get("type") != "Point":
+        return None
+    lon, lat = query.geometry["coordinates"][:2]
+    found = []
+    for instance in doc.get("attrs", {}).get(query.geoproperty) or ():
+        value = instance.get("value") if isinstance(instance, dict) else None
+        if not isinstance(value, dict) or value.get("type") != "Point":
+            return None
+        try:
+            found.append(geodesy.point_distance(lon, lat, *value["coordinates"][:2]))
+        except (TypeError, ValueError):
+            return None  # not a position this broker validated: leave it to the general path
+    return found
+
+
+def _within_distance(query: GeoQuery, metres: float) -> bool:
+    if query.max_distance is not None and metres > query.max_distance:
+        return False
+    return query.min_distance is None or metres > query.min_distance
 
 
 def _near(query: GeoQuery, reference: Any, target: Any, box: BBox | None) -> bool:

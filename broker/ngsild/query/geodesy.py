@@ -105,6 +105,12 @@ def distance(reference: Any, target: Any) -> float:
     return _between_shapes(reference, target)
 
 
+def point_distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Geodesic distance in metres between two positions (WGS84)."""
+    _, _, metres = _GEOD.inv(float(lon1), float(lat1), float(lon2), float(lat2))
+    return float(metres)
+
+
 def _is_points(geom: Any) -> bool:
     return geom.geom_type in ("Point", "MultiPoint")
 
