@@ -9,6 +9,7 @@ one, so clients can walk a large result without computing offsets.
 from __future__ import annotations
 
 from dataclasses import replace
+from inspect import signature
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Query, Request, Response
 from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate
 from broker.api.requests import read_json, runtime, tenant_of, terms_of
 from broker.api.responses import count_headers, feature_collection, json_response
-from broker.ngsild.errors import BadRequestData
+from broker.ngsild.errors import BadRequestData, InvalidRequest
 from broker.ngsild.linked import check_join, render_joined
 from broker.ngsild.params import build_view, expand_names, parse_options, split_list
 from broker.ngsild.query import EntityQuery
@@ -80,6 +81,7 @@ async def query_entities(
     offset: Number = None,
 ) -> Response:
     _refuse_temporal(request.query_params)
+    _refuse_unknown(request, _QUERY_PARAMETERS)
     media = negotiate(request.headers.get("accept"), _OFFERED)
     if geometryProperty is not None and media != GEO_JSON:
         raise BadRequestData(
@@ -193,6 +195,7 @@ async def purge_entities(
     drop: Text = None,
     local: Flag = False,
 ) -> Response:
+    _refuse_unknown(request, _PURGE_PARAMETERS)
     terms = await terms_of(request)
     if keep is not None and drop is not None:
         raise BadRequestData("keep and drop cannot be used together")
@@ -309,6 +312,15 @@ def _check_csf(csf: str | None) -> None:
         parse_q(csf, lambda name: name)
 
 
+def _refuse_unknown(request: Request, known: frozenset[str]) -> None:
+    """§6.3.20: a parameter the operation does not define is an InvalidRequest, not ignored."""
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise InvalidRequest(
+            f"unknown query parameter(s) {', '.join(unknown)}; accepted: {', '.join(sorted(known))}"
+        )
+
+
 def _refuse_temporal(params: Any) -> None:
     temporal = sorted(_TEMPORAL.intersection(params))
     if temporal:
@@ -336,3 +348,11 @@ def _text(value: Any, member: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise BadRequestData(f"{member!r} must be a string")
+
+
+def _parameters(handler: Any) -> frozenset[str]:
+    return frozenset(signature(handler).parameters) - {"request"}
+
+
+_QUERY_PARAMETERS = _parameters(query_entities)
+_PURGE_PARAMETERS = _parameters(purge_entities)

@@ -223,3 +223,14 @@ async def test_a_bad_pattern_is_explained_in_text(client: httpx.AsyncClient) -> 
     response = await client.get(f"{API}/entities", params={"type": "Road", "idPattern": "("})
     assert response.status_code == 400
     assert "b'" not in response.json()["detail"]
+
+
+async def test_unknown_query_parameters_are_invalid_requests(client: httpx.AsyncClient) -> None:
+    for method in ("GET", "DELETE"):
+        response = await client.request(
+            method, f"{API}/entities", params={"type": "RiverGauge", "limt": "5"}
+        )
+        assert response.status_code == 400
+        problem = response.json()
+        assert problem["type"].endswith("/InvalidRequest")
+        assert "limt" in problem["detail"]
