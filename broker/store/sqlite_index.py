@@ -62,6 +62,9 @@ def reindex(
     db: sqlite3.Connection, pk: int, before: EntityDoc | None, after: EntityDoc | None
 ) -> None:
     """Bring every index of entity ``pk`` from ``before`` to ``after`` (``None`` = absent)."""
+    if before is not None and after is not None and _values_only(before, after):
+        _renumber(db, pk, before, after)
+        return
     old_types = [] if before is None else before["type"]
     new_types = [] if after is None else after["type"]
     if old_types != new_types:
@@ -92,6 +95,36 @@ def reindex(
                 "DELETE FROM catalogue WHERE type = ? AND attr = ? AND kind = ? AND n <= 0",
                 (type_, attr, kind),
             )
+
+
+def _values_only(before: EntityDoc, after: EntityDoc) -> bool:
+    """Whether only attribute values changed: same types, names and attribute types, and no
+    GeoProperty touched. Patch rules share unchanged instance lists, so this is cheap for the
+    common partial update."""
+    if before["type"] != after["type"] or before["attrs"].keys() != after["attrs"].keys():
+        return False
+    old = before["attrs"]
+    for attr, instances in after["attrs"].items():
+        previous = old[attr]
+        if previous is instances:
+            continue
+        if [i["type"] for i in previous] != [i["type"] for i in instances]:
+            return False
+        if any(i["type"] == GEO_PROPERTY for i in instances):
+            return False
+    return True
+
+
+def _renumber(db: sqlite3.Connection, pk: int, before: EntityDoc, after: EntityDoc) -> None:
+    old = before["attrs"]
+    changes = [
+        (number, attr, pk)
+        for attr, instances in after["attrs"].items()
+        if old[attr] is not instances
+        and (number := _single_number(instances)) != _single_number(old[attr])
+    ]
+    if changes:
+        db.executemany("UPDATE entity_attrs SET num = ? WHERE attr = ? AND pk = ?", changes)
 
 
 def rebuild(db: sqlite3.Connection, docs: Iterator[tuple[int, EntityDoc]]) -> None:

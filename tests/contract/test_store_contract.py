@@ -690,15 +690,28 @@ def located_doc(spec: tuple[Any, ...]) -> Doc:
 )
 @given(
     specs=st.lists(located, max_size=10, unique_by=lambda spec: spec[0]),
+    levels=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 4) | st.just("x")), max_size=5),
     query=expression_queries,
 )
 async def test_expression_queries_equal_the_reference_evaluator(
-    store: Store, specs: list[tuple[Any, ...]], query: EntityQuery
+    store: Store,
+    specs: list[tuple[Any, ...]],
+    levels: list[tuple[int, Any]],
+    query: EntityQuery,
 ) -> None:
     tenant = await store.tenant(f"x{uuid.uuid4().hex[:16]}", create=True)
     docs = [located_doc(spec) for spec in specs]
     for doc in docs:
         await tenant.create(doc)
+    # Value-only updates, shaped like the patch rules' (unchanged attributes shared), must keep
+    # the stores' value indexes current.
+    for index, level in levels:
+        if index < len(docs) and D + "level" in docs[index]["attrs"]:
+            old = docs[index]
+            instance = {"type": "Property", "value": level}
+            new = {**old, "attrs": {**old["attrs"], D + "level": [instance]}}
+            await tenant.update(old["id"], lambda _doc, new=new: (new, None))
+            docs[index] = new
     found = [doc for doc in docs if matches(query, doc)]
     if query.ordering is not None:
         found = order(query.ordering, found)
@@ -708,3 +721,19 @@ async def test_expression_queries_equal_the_reference_evaluator(
     page = await tenant.query(query)
     assert ids(page) == [doc["id"] for doc in found][query.offset : query.offset + query.limit]
     assert page.total == (len(found) if query.count else None)
+
+
+async def test_numeric_q_sees_value_only_updates(store: Store) -> None:
+    tenant = await store.tenant(f"n{uuid.uuid4().hex[:16]}", create=True)
+    await tenant.create(entity("g", level=1, other=0))
+    above_two = EntityQuery(types=(D + "T",), q=parse_q("level>2", expand_term))
+    assert ids(await tenant.query(above_two)) == []
+    for level, found in ((5, [eid("g")]), ("high", []), (3, [eid("g")]), (2, [])):
+        # Shaped like the patch rules' output: only the changed attribute is a new object.
+        await tenant.update(eid("g"), lambda doc, level=level: (value_set(doc, level), None))
+        assert ids(await tenant.query(above_two)) == found, level
+
+
+def value_set(doc: Doc, level: Any) -> Doc:
+    instance = {"type": "Property", "value": level}
+    return {**doc, "attrs": {**doc["attrs"], D + "level": [instance]}}
