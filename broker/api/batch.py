@@ -18,8 +18,8 @@ from typing import Annotated, Any, TypeVar
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 
-from broker.api.media import JSON, JSON_LD, content_type, context_link
-from broker.api.requests import runtime, tenant_of
+from broker.api.media import JSON, JSON_LD, content_type
+from broker.api.requests import json_body, json_request, runtime, tenant_of
 from broker.contexts import ContextLoader
 from broker.ngsild.batch import (
     BatchResult,
@@ -32,7 +32,7 @@ from broker.ngsild.batch import (
     target_id,
 )
 from broker.ngsild.entity import EntityDoc, Fragment, parse_entity, parse_fragment
-from broker.ngsild.errors import BadRequestData, InvalidRequest, NgsiLdError
+from broker.ngsild.errors import BadRequestData, NgsiLdError
 from broker.ngsild.params import parse_options
 from broker.ngsild.terms import TermTable
 from broker.ngsild.values import MERGE_NULLS, NO_NULLS, Nulls
@@ -84,7 +84,7 @@ async def batch_merge(request: Request) -> Response:
 @router.post("/entityOperations/delete", status_code=204, summary="Batch Entity Delete (§5.6.10)")
 async def batch_delete(request: Request) -> Response:
     content_type(request.headers.get("content-type"))
-    members = batch_ids(await _body(request))
+    members = batch_ids(await json_body(request))
     result = await _service(request).delete(tenant_of(request), members)
     return _answer(result)
 
@@ -137,25 +137,12 @@ class _Tables:
 
 
 async def _read(request: Request) -> _Batch:
-    media = content_type(request.headers.get("content-type"))
-    body = await _body(request)
-    link = context_link(request.headers.get("link"))
+    media, body, link = await json_request(request)
     contexts = runtime(request).contexts
     if media == JSON_LD:
-        if link is not None:
-            raise BadRequestData(
-                "with application/ld+json the @context belongs in each entity, not in a Link header"
-            )
         return _Batch(tenant_of(request), body, contexts, None)
     terms = contexts.core if link is None else await contexts.from_link(link)
     return _Batch(tenant_of(request), body, contexts, terms)
-
-
-async def _body(request: Request) -> Any:
-    try:
-        return orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
 
 
 def _entity(member: dict[str, Any], terms: TermTable) -> tuple[str, EntityDoc]:

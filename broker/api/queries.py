@@ -13,7 +13,7 @@ from inspect import signature
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate
 from broker.api.requests import read_json, runtime, tenant_of, terms_of
@@ -48,8 +48,7 @@ _SAFE = ":/.*,;()|!~[]@$'"
 _TEMPORAL = frozenset({"timerel", "timeAt", "endTimeAt", "timeproperty", "lastN"})
 
 
-@router.get("/entities", summary="Query Entities (§5.7.2)")
-async def query_entities(
+def _filters(
     request: Request,
     type: Text = None,
     id: Text = None,
@@ -61,6 +60,17 @@ async def query_entities(
     geometry: Text = None,
     coordinates: Text = None,
     geoproperty: Text = None,
+) -> Filters:
+    """The filter parameters GET and DELETE /entities share."""
+    return Filters(
+        type, id, idPattern, attrs, q, scopeQ, georel, geometry, coordinates, geoproperty
+    )
+
+
+@router.get("/entities", summary="Query Entities (§5.7.2)")
+async def query_entities(
+    request: Request,
+    filters: Annotated[Filters, Depends(_filters)],
     csf: Text = None,
     pick: Text = None,
     omit: Text = None,
@@ -89,30 +99,18 @@ async def query_entities(
         )
     terms = await terms_of(request)
     opts = parse_options(options) | ({"count"} if count else set())
-    filters = Filters(
-        type,
-        id,
-        idPattern,
-        attrs,
-        q,
-        scopeQ,
-        georel,
-        geometry,
-        coordinates,
-        geoproperty,
-        expandValues,
-    )
+    filters = replace(filters, expand_values=expandValues)
     query = parse_entity_query(terms, filters, _paging(request, limit, offset, opts))
     if orderBy is not None:
         ordering = parse_ordering(orderBy, terms.expand, coordinates=orderFrom, collation=collation)
         query = replace(query, ordering=ordering)
-    _check_scope(query, terms, local, wildcard=type == WILDCARD)
+    _check_scope(query, terms, local, wildcard=filters.types == WILDCARD)
     _check_csf(csf)
     view = build_view(
         terms,
         options=opts,
         format_=format,
-        attrs=attrs,
+        attrs=filters.attrs,
         pick=pick,
         omit=omit,
         lang=lang,
@@ -181,16 +179,7 @@ async def query_entities_by_post(
 @router.delete("/entities", status_code=204, summary="Purge Entities (§5.6.21, v1.9)")
 async def purge_entities(
     request: Request,
-    type: Text = None,
-    id: Text = None,
-    idPattern: Text = None,
-    attrs: Text = None,
-    q: Text = None,
-    scopeQ: Text = None,
-    georel: Text = None,
-    geometry: Text = None,
-    coordinates: Text = None,
-    geoproperty: Text = None,
+    filters: Annotated[Filters, Depends(_filters)],
     keep: Text = None,
     drop: Text = None,
     local: Flag = False,
@@ -199,9 +188,6 @@ async def purge_entities(
     terms = await terms_of(request)
     if keep is not None and drop is not None:
         raise BadRequestData("keep and drop cannot be used together")
-    filters = Filters(
-        type, id, idPattern, attrs, q, scopeQ, georel, geometry, coordinates, geoproperty
-    )
     query = parse_entity_query(terms, filters, Paging())
     if not local and too_wide(query, terms):
         raise BadRequestData(
@@ -351,7 +337,8 @@ def _text(value: Any, member: str) -> str | None:
 
 
 def _parameters(handler: Any) -> frozenset[str]:
-    return frozenset(signature(handler).parameters) - {"request"}
+    names = set(signature(handler).parameters) | set(signature(_filters).parameters)
+    return frozenset(names - {"request", "filters"})
 
 
 _QUERY_PARAMETERS = _parameters(query_entities)

@@ -63,20 +63,10 @@ async def terms_of(request: Request) -> TermTable:
 
 async def read_json(request: Request, *, merge_patch: bool = False) -> Incoming:
     """Check the media type, parse the JSON body and resolve its @context."""
-    media = content_type(request.headers.get("content-type"), merge_patch=merge_patch)
+    media, body, link = await json_request(request, merge_patch=merge_patch)
     tenant = tenant_of(request)
-    raw = await request.body()
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
-    link = context_link(request.headers.get("link"))
     contexts = runtime(request).contexts
     if media == JSON_LD:
-        if link is not None:
-            raise BadRequestData(
-                "with application/ld+json the @context belongs in the body, not in a Link header"
-            )
         if not isinstance(body, dict):
             raise InvalidRequest("an application/ld+json body must be a JSON object")
         if "@context" not in body:
@@ -91,3 +81,29 @@ async def read_json(request: Request, *, merge_patch: bool = False) -> Incoming:
             )
         terms = contexts.core if link is None else await contexts.from_link(link)
     return Incoming(tenant, terms, body)
+
+
+async def json_request(
+    request: Request, *, merge_patch: bool = False
+) -> tuple[str, Any, str | None]:
+    """(media type, parsed body, Link header @context URL) of a request with a JSON body.
+
+    §6.3.5: with ``application/ld+json`` the @context travels in the body, so a Link header to
+    one as well is an error.
+    """
+    media = content_type(request.headers.get("content-type"), merge_patch=merge_patch)
+    body = await json_body(request)
+    link = context_link(request.headers.get("link"))
+    if media == JSON_LD and link is not None:
+        raise BadRequestData(
+            "with application/ld+json the @context belongs in the body, not in a Link header"
+        )
+    return media, body, link
+
+
+async def json_body(request: Request) -> Any:
+    """The request body parsed as JSON; anything else is an InvalidRequest."""
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
