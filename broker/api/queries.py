@@ -33,7 +33,7 @@ from broker.ngsild.query.params import (
     parse_selectors,
     too_wide,
 )
-from broker.ngsild.query.qlang import parse_q
+from broker.ngsild.query.qlang import link_depth, parse_q
 from broker.ngsild.render import View, render_entity, render_feature
 from broker.ngsild.terms import TermTable
 from broker.store.base import QueryPage
@@ -120,6 +120,7 @@ async def query_entities(
         check_join(view, join, 1 if joinLevel is None else joinLevel),
         joinLevel or 1,
     )
+    _check_linked_q(query, join_mode, levels)
     page = await runtime(request).entities.query(tenant_of(request), _picked(query, view))
     return await _page_response(
         request, page, query, media, terms, view, geometryProperty, join_mode, levels
@@ -172,6 +173,7 @@ async def query_entities_by_post(
     if not isinstance(levels, int) or isinstance(levels, bool):
         raise BadRequestData("joinLevel must be a positive integer")
     join_mode = check_join(view, _text(body.get("join"), "join"), levels)
+    _check_linked_q(query, join_mode, levels)
     page = await runtime(request).entities.query(incoming.tenant, _picked(query, view))
     return await _page_response(request, page, query, media, terms, view, None, join_mode, levels)
 
@@ -282,6 +284,17 @@ def _body_ordering(raw: Any, terms: TermTable) -> Ordering:
         geometry=raw.get("geometry"),
         collation=raw.get("collation"),
     )
+
+
+def _check_linked_q(query: EntityQuery, join_mode: str | None, levels: int) -> None:
+    """§5.7.2.4: a ``q`` that follows Relationships (``rel{attr}``) is Linked Entity
+    retrieval, so it needs ``join`` and a ``joinLevel`` at least as deep."""
+    depth = 0 if query.q is None else link_depth(query.q)
+    if depth and (join_mode is None or depth > levels):
+        raise BadRequestData(
+            f"q follows Relationships {depth} level(s) deep (rel{{...}}); "
+            f"add join=inline or join=flat with joinLevel >= {depth}"
+        )
 
 
 def _picked(query: EntityQuery, view: View) -> EntityQuery:

@@ -16,15 +16,20 @@ from functools import partial
 from broker.ngsild import patch
 from broker.ngsild.catalogue import CatalogueRow
 from broker.ngsild.entity import EntityDoc, Fragment, Instance
-from broker.ngsild.errors import ResourceNotFound
+from broker.ngsild.errors import ResourceNotFound, TooManyResults
 from broker.ngsild.linked import hops
 from broker.ngsild.names import format_timestamp
 from broker.ngsild.patch import UpdateResult
 from broker.ngsild.query import EntityQuery
+from broker.ngsild.query.page import PageCollector
+from broker.ngsild.query.qeval import linked_ids
+from broker.ngsild.query.qlang import link_depth, linked_paths
 from broker.ngsild.render import View
-from broker.store.base import Committed, Mutation, QueryPage, Store, T
+from broker.store.base import Committed, EntityStore, Mutation, QueryPage, Store, T
 
 _PURGE_PAGE = 500
+_LINKED_CHUNK = 500
+_LINKED_MAX_CANDIDATES = 10_000
 
 
 def utc_now() -> datetime:
@@ -87,7 +92,9 @@ class EntityService:
     async def query(self, tenant: str, query: EntityQuery) -> QueryPage:
         """Query Entities (§5.7.2)."""
         store = await self._store.tenant(tenant)
-        return await store.query(query)
+        if query.q is None or not link_depth(query.q):
+            return await store.query(query)
+        return await _query_linked(store, query)
 
     async def purge(
         self,
@@ -234,6 +241,43 @@ class EntityService:
     ) -> Committed[UpdateResult]:
         store = await self._store.tenant(tenant)
         return await store.update(entity_id, _gated(rule, types) if types else rule)
+
+
+async def _query_linked(store: EntityStore, query: EntityQuery) -> QueryPage:
+    """A ``q`` with linked-entity paths (``rel{attr}==…``): the store yields the candidates
+    matching everything else, the entities their Relationships reach are fetched hop by hop
+    (one store query per hop and chunk), and the evaluator decides with them at hand."""
+    assert query.q is not None  # only called for a q with links
+    broad = replace(query, q=None, ordering=None, offset=0, count=False, limit=_LINKED_CHUNK)
+    candidates: list[EntityDoc] = []
+    while True:
+        page = await store.query(replace(broad, offset=len(candidates)))
+        candidates.extend(page.entities)
+        if len(page.entities) < _LINKED_CHUNK:
+            break
+        if len(candidates) >= _LINKED_MAX_CANDIDATES:
+            raise TooManyResults(
+                f"a linked-entity query must be narrowed to at most {_LINKED_MAX_CANDIDATES} "
+                "candidate entities (add a type, attrs or other q terms)"
+            )
+    linked: dict[str, EntityDoc] = {}
+    for path in linked_paths(query.q):
+        reached = candidates
+        for hop in range(len(path.via)):
+            step = replace(path, via=path.via[hop:])
+            ids = {target for doc in reached for target in linked_ids(step, doc)}
+            missing = sorted(ids - linked.keys())
+            for start in range(0, len(missing), _LINKED_CHUNK):
+                chunk = tuple(missing[start : start + _LINKED_CHUNK])
+                found = await store.query(EntityQuery(ids=chunk, limit=len(chunk)))
+                linked.update((doc["id"], doc) for doc in found.entities)
+            reached = [linked[target] for target in ids if target in linked]
+    collector = PageCollector(query, linked)
+    for doc in candidates:
+        if not collector.offer(doc):
+            break
+    entities, total = collector.result()
+    return QueryPage(entities, total)
 
 
 def _check_types(doc: EntityDoc, types: list[str] | None) -> None:

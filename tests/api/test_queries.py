@@ -234,3 +234,20 @@ async def test_unknown_query_parameters_are_invalid_requests(client: httpx.Async
         problem = response.json()
         assert problem["type"].endswith("/InvalidRequest")
         assert "limt" in problem["detail"]
+
+
+async def test_q_can_follow_a_relationship_when_joining(client: httpx.AsyncClient) -> None:
+    await seed(client)
+    linked = {"type": "RiverGauge", "q": 'bridge{Bridge:name}=="Sanjo"', "join": "inline"}
+    assert await ids(client, **linked) == gauges(0, 1, 2, 3, 4)
+    assert await ids(client, **{**linked, "q": 'bridge{name}=="Gojo"'}) == []
+    assert await ids(client, **{**linked, "q": 'bridge{RiverGauge:name}=="Sanjo"'}) == []
+    without_join = await client.get(
+        f"{API}/entities", params={"type": "RiverGauge", "q": 'bridge{name}=="Sanjo"'}
+    )
+    assert without_join.status_code == 400
+    too_deep = await client.get(
+        f"{API}/entities",
+        params={**linked, "q": 'bridge{owner{name}}=="x"', "joinLevel": "1"},
+    )
+    assert too_deep.status_code == 400

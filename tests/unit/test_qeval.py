@@ -295,3 +295,21 @@ def test_etsi_suite_cases(pool: list[dict[str, Any]], text: str, expected: str) 
     tree = parse_q(text, CORE_TERMS.expand)
     found = {doc["id"].rsplit(":", 1)[-1] for doc in pool if evaluate_q(tree, doc)}
     assert found == set(expected.split())
+
+
+def test_linked_entity_paths_follow_relationships_with_type_hints() -> None:
+    pisa = entity("pisa", name=prop("Pisa Tower"))
+    feature = entity("feature", managedBy=rel(pisa["id"]))
+    linked = {pisa["id"]: pisa}
+
+    def holds(text: str, with_linked: bool = True) -> bool:
+        return evaluate_q(
+            parse_q(text, CORE_TERMS.expand), feature, linked if with_linked else None
+        )
+
+    assert holds('managedBy{name}=="Pisa Tower"')
+    assert holds('managedBy{T:name}=="Pisa Tower"')  # the target is a T
+    assert not holds('managedBy{Vehicle:name}=="Pisa Tower"')
+    assert not holds('managedBy{name}=="Eiffel Tower"')
+    assert not holds('managedBy{name}=="Pisa Tower"', with_linked=False)
+    assert holds("!managedBy{height}")

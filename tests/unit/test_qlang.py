@@ -23,6 +23,7 @@ from broker.ngsild.query.qlang import (
     Range,
     attributes_of,
     expand_values,
+    link_depth,
     parse_q,
     required_attributes,
     to_text,
@@ -181,7 +182,11 @@ REFUSED = [
     ("type==Building", "q: 'type' is a core member, not an attribute at position 0"),
     ("id==urn:x", "q: 'id' is a core member, not an attribute at position 0"),
     ("a.value==1", "q: 'value' is a core member, not an attribute at position 2"),
-    ('owner{name}=="x"', "q: linked-entity queries (attr{...}) are not supported at position 5"),
+    (
+        'owner{name=="x"',
+        "q: expected '}' closing the linked-entity query, found '=' at position 10",
+    ),
+    ('owner[a]{name}=="x"', "q: '{' must follow a plain Relationship name at position 8"),
 ]
 
 
@@ -319,3 +324,16 @@ def test_any_text_parses_to_a_printable_tree_or_is_bad_request_data(text: str) -
     except BadRequestData:
         return
     assert parse_q(to_text(tree, compact), expand) == tree
+
+
+def test_linked_entity_paths_parse_print_and_report_their_depth() -> None:
+    tree = parse_q('managedBy{Building:name}=="Pisa";owner{works{level}}>2', expand)
+    assert isinstance(tree, And)
+    first, second = tree.items
+    assert isinstance(first, Comparison) and isinstance(second, Comparison)
+    assert first.path == Path(EX + "name", via=((EX + "managedBy", EX + "Building"),))
+    assert second.path.via == ((EX + "owner", None), (EX + "works", None))
+    assert parse_q(to_text(tree, compact), expand) == tree
+    assert link_depth(tree) == 2
+    # The queried entity itself must have the Relationships the paths start from.
+    assert required_attributes(tree) == {EX + "managedBy", EX + "owner"}

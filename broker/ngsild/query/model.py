@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from broker.ngsild.query.geo import evaluate_geo
 from broker.ngsild.query.patterns import compile_pattern
-from broker.ngsild.query.qeval import evaluate_q
+from broker.ngsild.query.qeval import Linked, evaluate_q
 from broker.ngsild.query.qlang import required_attributes
 from broker.ngsild.query.scopeq import evaluate_scope
 from broker.ngsild.query.types import TypeExpr, matches_types
@@ -100,8 +100,9 @@ class EntityQuery:
         return found
 
 
-def matches(query: EntityQuery, doc: dict[str, Any]) -> bool:
-    """Whether ``doc`` satisfies the query's filters (paging aside)."""
+def matches(query: EntityQuery, doc: dict[str, Any], linked: Linked | None = None) -> bool:
+    """Whether ``doc`` satisfies the query's filters (paging aside); ``linked`` holds the
+    entities linked-entity paths in ``q`` may reach."""
     if query.types is not None and not set(query.types).intersection(doc["type"]):
         return False
     if query.type_expr is not None and not matches_types(query.type_expr, doc["type"]):
@@ -114,7 +115,7 @@ def matches(query: EntityQuery, doc: dict[str, Any]) -> bool:
         return False
     if query.attrs is not None and not any(attr in doc["attrs"] for attr in query.attrs):
         return False
-    return _matches_expressions(query, doc)
+    return _matches_expressions(query, doc, linked)
 
 
 def _selects(selector: Selector, doc: dict[str, Any]) -> bool:
@@ -127,8 +128,8 @@ def _selects(selector: Selector, doc: dict[str, Any]) -> bool:
     )
 
 
-def _matches_expressions(query: EntityQuery, doc: dict[str, Any]) -> bool:
-    if query.q is not None and not evaluate_q(query.q, doc):
+def _matches_expressions(query: EntityQuery, doc: dict[str, Any], linked: Linked | None) -> bool:
+    if query.q is not None and not evaluate_q(query.q, doc, linked):
         return False
     if query.scope is not None and not evaluate_scope(query.scope, doc.get("scope")):
         return False

@@ -16,13 +16,15 @@ from broker.ngsild.entity import EntityDoc
 from broker.ngsild.query.geo import distance_m
 from broker.ngsild.query.model import EntityQuery, matches
 from broker.ngsild.query.ordering import order
+from broker.ngsild.query.qeval import Linked
 
 
 class PageCollector:
     """Collects the page of ``query`` from candidates offered in insertion order."""
 
-    def __init__(self, query: EntityQuery) -> None:
+    def __init__(self, query: EntityQuery, linked: Linked | None = None) -> None:
         self._query = query
+        self._linked = linked
         self._end = query.offset + query.limit
         self._seen = 0
         self._page: list[EntityDoc] = []
@@ -31,7 +33,7 @@ class PageCollector:
     def offer(self, doc: EntityDoc) -> bool:
         """Consider one candidate; returns whether more candidates can still change the result."""
         query = self._query
-        if not matches(query, doc):
+        if not matches(query, doc, self._linked):
             return True
         if query.ordering is not None:
             self._ranked.append((0.0, self._seen, doc))

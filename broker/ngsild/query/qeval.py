@@ -27,7 +27,8 @@ every language), JSON-LD value objects unwrapped to their ``@value``. Then, per 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, time
 from functools import lru_cache
 from typing import Any, Final, NamedTuple
@@ -61,18 +62,41 @@ class _Target(NamedTuple):
     relationship: bool
 
 
-def evaluate_q(expr: QExpr, doc: dict[str, Any]) -> bool:
+Linked = Mapping[str, dict[str, Any]]
+"""Entities by id, for linked-entity paths (``rel{attr}``); without them such paths reach
+nothing."""
+
+
+def evaluate_q(expr: QExpr, doc: dict[str, Any], linked: Linked | None = None) -> bool:
     """Whether the entity document ``doc`` satisfies ``expr``."""
     if isinstance(expr, And):
-        return all(evaluate_q(item, doc) for item in expr.items)
+        return all(evaluate_q(item, doc, linked) for item in expr.items)
     if isinstance(expr, Or):
-        return any(evaluate_q(item, doc) for item in expr.items)
+        return any(evaluate_q(item, doc, linked) for item in expr.items)
     if isinstance(expr, Exists):
-        return any(True for _ in _targets(expr.path, doc)) != expr.negated
-    return any(_holds(expr, target) for target in _targets(expr.path, doc))
+        return any(True for _ in _targets(expr.path, doc, linked)) != expr.negated
+    return any(_holds(expr, target) for target in _targets(expr.path, doc, linked))
 
 
-def _targets(path: Path, doc: dict[str, Any]) -> Iterator[_Target]:
+def linked_ids(path: Path, doc: dict[str, Any]) -> list[str]:
+    """The ids the first hop of a linked-entity path points at from ``doc``."""
+    relationship = path.via[0][0]
+    found: list[str] = []
+    for instance in doc["attrs"].get(relationship, ()):
+        target = _value_target(instance, ())
+        if target is not None and target.relationship:
+            found.extend(value for value in target.values if isinstance(value, str))
+    return found
+
+
+def _targets(path: Path, doc: dict[str, Any], linked: Linked | None = None) -> Iterator[_Target]:
+    if path.via:
+        hint, rest = path.via[0][1], replace(path, via=path.via[1:])
+        for entity_id in linked_ids(path, doc) if linked is not None else ():
+            entity = linked.get(entity_id) if linked is not None else None
+            if entity is not None and (hint is None or hint in entity["type"]):
+                yield from _targets(rest, entity, linked)
+        return
     if path.attr in ENTITY_MEMBERS:
         if path.attr in doc:
             yield _Target([doc[path.attr]], relationship=False)

@@ -56,12 +56,16 @@ class Path:
         subs: sub-attribute IRIs, outermost first.
         member: a core member of the (sub-)attribute, e.g. ``observedAt``.
         keys: keys into the value; ``*`` stands for every key.
+        via: linked-entity hops (v1.9 §4.9, ``rel{Type:attr}``), outermost first: each is a
+            Relationship IRI of the entity before and an optional type the target must have;
+            the rest of the path then applies to the target entity.
     """
 
     attr: str
     subs: tuple[str, ...] = ()
     member: str | None = None
     keys: tuple[str, ...] = ()
+    via: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +136,30 @@ def to_text(expr: QExpr, compact: Callable[[str], str] = lambda iri: iri) -> str
 
 
 def attributes_of(expr: QExpr) -> frozenset[str]:
-    """Every attribute IRI the expression refers to (entity members excluded)."""
+    """Every attribute IRI of the queried entity the expression refers to (entity members
+    excluded; for a linked-entity path, the Relationship it starts from)."""
     if isinstance(expr, And | Or):
         return frozenset().union(*(attributes_of(item) for item in expr.items))
-    attr = expr.path.attr
+    attr = _own_attribute(expr.path)
     return frozenset() if attr in ENTITY_MEMBERS else frozenset({attr})
+
+
+def link_depth(expr: QExpr) -> int:
+    """How many Relationship hops the deepest linked-entity path takes (0: none)."""
+    if isinstance(expr, And | Or):
+        return max(link_depth(item) for item in expr.items)
+    return len(expr.path.via)
+
+
+def linked_paths(expr: QExpr) -> list[Path]:
+    """The linked-entity paths (``rel{…}``) in the expression."""
+    if isinstance(expr, And | Or):
+        return [path for item in expr.items for path in linked_paths(item)]
+    return [expr.path] if expr.path.via else []
+
+
+def _own_attribute(path: Path) -> str:
+    return path.via[0][0] if path.via else path.attr
 
 
 def required_attributes(expr: QExpr) -> frozenset[str]:
@@ -149,9 +172,10 @@ def required_attributes(expr: QExpr) -> frozenset[str]:
         return frozenset().union(*(required_attributes(item) for item in expr.items))
     if isinstance(expr, Or):
         return frozenset.intersection(*(required_attributes(item) for item in expr.items))
-    if (isinstance(expr, Exists) and expr.negated) or expr.path.attr in ENTITY_MEMBERS:
+    attr = _own_attribute(expr.path)
+    if (isinstance(expr, Exists) and expr.negated) or attr in ENTITY_MEMBERS:
         return frozenset()
-    return frozenset({expr.path.attr})
+    return frozenset({attr})
 
 
 def expand_values(expr: QExpr, attributes: Collection[str], expand: Callable[[str], str]) -> QExpr:
@@ -185,6 +209,10 @@ def _child_text(item: QExpr, parent: And | Or, compact: Callable[[str], str]) ->
 
 
 def _path_text(path: Path, compact: Callable[[str], str]) -> str:
+    if path.via:
+        (relationship, hint), rest = path.via[0], replace(path, via=path.via[1:])
+        inner = _path_text(rest, compact)
+        return f"{compact(relationship)}{{{'' if hint is None else compact(hint) + ':'}{inner}}}"
     if path.attr in ENTITY_MEMBERS:
         return path.attr
     names = [compact(path.attr), *(compact(sub) for sub in path.subs)]

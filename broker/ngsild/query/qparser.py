@@ -59,6 +59,12 @@ _NUMBER: Final = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _KEY: Final = re.compile(r"\*|[\w@-]+")
 
 
+_TYPE_HINT = re.compile(r"\s*([^\W\d_]\w*):(?=[^\W\d_])")
+"""``Type:`` at the start of a linked-entity query; a plain term, so ``ex:name`` compact IRIs
+cannot be used right after ``{`` (use the term or the full IRI there)."""
+_MAX_HOPS = 5
+
+
 class Parser:
     """Recursive descent over the text; ``pos`` is the offset of the next unread character."""
 
@@ -143,7 +149,7 @@ class Parser:
         keys_at = self.pos
         keys = self._keys()
         if self._peek() == "{":
-            raise QSyntaxError("linked-entity queries (attr{...}) are not supported", self.pos)
+            return self._linked(names, keys, start)
         if self._peek() == ".":
             raise QSyntaxError("'.' cannot follow ']'", self.pos)
         (first, first_at), rest = names[0], names[1:]
@@ -163,6 +169,26 @@ class Parser:
         if member is not None and keys:
             raise QSyntaxError(f"{member} has no keys", keys_at)
         return Path(self._attribute(first, first_at), tuple(subs), member, keys)
+
+    def _linked(self, names: list[tuple[str, int]], keys: tuple[str, ...], start: int) -> Path:
+        """``rel{[Type:]path}``: ``path`` evaluated on the entity ``rel`` points at."""
+        if len(names) != 1 or keys:
+            raise QSyntaxError("'{' must follow a plain Relationship name", self.pos)
+        relationship = self._attribute(*names[0])
+        self.pos += 1
+        hint = None
+        found = _TYPE_HINT.match(self.text, self.pos)
+        if found is not None:
+            hint = self.expand(found.group(1))
+            self.pos = found.end()
+        inner = self._path()
+        if self._peek() != "}":
+            raise self._expected("'}' closing the linked-entity query")
+        self.pos += 1
+        via = ((relationship, hint), *inner.via)
+        if len(via) > _MAX_HOPS:
+            raise QSyntaxError(f"linked-entity queries nest at most {_MAX_HOPS} levels", start)
+        return Path(inner.attr, inner.subs, inner.member, inner.keys, via)
 
     def _attribute(self, name: str, at: int) -> str:
         if name in CORE_MEMBERS:
