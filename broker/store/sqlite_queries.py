@@ -14,7 +14,7 @@ in SQL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from broker.ngsild.query import EntityQuery
@@ -26,11 +26,17 @@ _SQL_OPERATORS = {"==": "=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
 @dataclass(frozen=True, slots=True)
 class Candidates:
-    """A candidate query, and whether its rows are exactly the answer."""
+    """A candidate query, and whether its rows are exactly the answer.
+
+    With ``vouched``, each row also says whether SQL alone has shown that it matches (a ``q`` of
+    numeric comparisons on attributes whose numbers the index holds): such rows need neither
+    the evaluator nor, unless they land on the page, decoding.
+    """
 
     sql: str
     params: list[Any]
     exact: bool
+    vouched: bool = False
 
     def page(self, limit: int, offset: int) -> tuple[str, list[Any]]:
         """The SQL of one page (only meaningful when ``exact``)."""
@@ -87,8 +93,25 @@ def candidates(query: EntityQuery) -> Candidates:
         clauses.append(_may_compare(op))
         params.extend((attr, number))
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    numeric = _numeric_comparisons(query.q)
+    if numeric and _only_numeric(query, len(numeric)):
+        names = sorted({attr for attr, _, _ in numeric})
+        sure = (
+            "NOT EXISTS (SELECT 1 FROM entity_attrs s WHERE s.pk = e.pk AND s.num IS NULL "
+            f"AND s.attr IN ({', '.join('?' * len(names))}))"
+        )
+        sql = f"SELECT e.doc, {sure} FROM {source}{where} ORDER BY {order}"
+        return Candidates(sql, [*names, *params], exact=False, vouched=True)
     sql = f"SELECT e.doc FROM {source}{where} ORDER BY {order}"
     return Candidates(sql, params, exact=not query.has_expressions)
+
+
+def _only_numeric(query: EntityQuery, terms: int) -> bool:
+    """Whether ``q`` is nothing but pushed-down numeric comparisons and nothing else needs the
+    evaluator or an order other than insertion."""
+    q = query.q
+    all_terms = len(q.items) if isinstance(q, And) else 1
+    return terms == all_terms and not replace(query, q=None).has_expressions
 
 
 def _numeric_comparisons(q: QExpr | None) -> list[tuple[str, str, int | float]]:

@@ -9,7 +9,7 @@ tenant holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from heapq import nsmallest
 
 from broker.ngsild.entity import EntityDoc
@@ -45,10 +45,15 @@ class PageCollector:
             self._ranked.append((0.0 if distance is None else distance, self._seen, doc))
             self._seen += 1
             return True
-        if query.offset <= self._seen < self._end:
-            self._page.append(doc)
+        return self.offer_known(lambda: doc)
+
+    def offer_known(self, load: Callable[[], EntityDoc]) -> bool:
+        """Take a candidate the store has shown to match (insertion order only); ``load`` is
+        called only if it lands on the page."""
+        if self._query.offset <= self._seen < self._end:
+            self._page.append(load())
         self._seen += 1
-        return self._seen < self._end or query.count
+        return self._seen < self._end or self._query.count
 
     def result(self) -> tuple[list[EntityDoc], int | None]:
         """The page, and the number of matches when the query asked for the count."""
