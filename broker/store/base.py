@@ -74,6 +74,27 @@ class EntityStore(Protocol):
         """Counts of entities per type and per (type, attribute, attribute type), for discovery."""
 
 
+class SubscriptionStore(Protocol):
+    """The subscriptions of one tenant, as JSON documents keyed by their ``id``.
+
+    The subscription engine keeps them in memory; this is what makes them survive a restart.
+    A save is committed before it returns, as entity writes are.
+    """
+
+    async def save_subscription(self, doc: dict[str, Any]) -> None:
+        """Insert or replace the subscription ``doc["id"]``."""
+
+    async def subscriptions(self) -> list[dict[str, Any]]:
+        """Every subscription of the tenant, in creation order."""
+
+    async def delete_subscription(self, subscription_id: str) -> bool:
+        """Remove a subscription; whether it existed."""
+
+
+class TenantStore(EntityStore, SubscriptionStore, Protocol):
+    """Everything a tenant keeps."""
+
+
 class Store(Protocol):
     """A storage backend: tenants, each with its own ``EntityStore``."""
 
@@ -83,7 +104,7 @@ class Store(Protocol):
     async def close(self) -> None:
         """Finish pending work and release every resource."""
 
-    async def tenant(self, name: str, *, create: bool = False) -> EntityStore:
+    async def tenant(self, name: str, *, create: bool = False) -> TenantStore:
         """The store of tenant ``name`` ('' is the default tenant).
 
         Raises ``NonexistentTenant`` when it does not exist and ``create`` is false.

@@ -14,6 +14,7 @@ characters is shortened and suffixed with a hash of the full name). Each tenant 
   stable and identical to the SQLite store's primary-key order; ``version`` counts the writes to
   the document, for optimistic concurrency.
 * ``counters``: the ``seq`` counter, advanced atomically with ``$inc``.
+* ``subscriptions``: ``{_id: <subscription id>, doc: <orjson bytes>, seq: <int>}``.
 
 The base database also has ``tenants``: one ``{_id: <tenant name>}`` per tenant that was created,
 which is what ``tenant(name)`` and ``tenants()`` consult (several brokers may share one MongoDB,
@@ -76,7 +77,7 @@ from broker.ngsild.errors import (
 from broker.ngsild.query import EntityQuery
 from broker.ngsild.query.page import PageCollector
 from broker.ngsild.tenants import DEFAULT_TENANT
-from broker.store.base import Committed, EntityStore, Mutation, QueryPage
+from broker.store.base import Committed, Mutation, QueryPage, TenantStore
 from broker.store.tenant_cache import TenantCache
 
 T = TypeVar("T")
@@ -94,11 +95,12 @@ _MAX_DATABASE_NAME: Final = 63
 _ENTITIES: Final = "entities"
 _COUNTERS: Final = "counters"
 _CATALOGUE: Final = "catalogue"
+_SUBSCRIPTIONS: Final = "subscriptions"
 _TENANTS: Final = "tenants"
 _SEQ_COUNTER: Final = "entities"
 
 
-class MongoEntityStore(EntityStore):
+class MongoEntityStore(TenantStore):
     """The entities of one tenant in one MongoDB database."""
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
@@ -106,6 +108,7 @@ class MongoEntityStore(EntityStore):
         self._entities: AsyncCollection[Document] = database[_ENTITIES]
         self._counters: AsyncCollection[Document] = database[_COUNTERS]
         self._catalogue: AsyncCollection[Document] = database[_CATALOGUE]
+        self._subscriptions: AsyncCollection[Document] = database[_SUBSCRIPTIONS]
 
     async def prepare(self) -> None:
         """Create the indexes and the ``seq`` counter if needed (idempotent)."""
@@ -194,6 +197,23 @@ class MongoEntityStore(EntityStore):
             await cursor.close()
         entities, total = collector.result()
         return QueryPage(entities, total)
+
+    async def save_subscription(self, doc: dict[str, Any]) -> None:
+        # seq is set once, on insert, so listing keeps creation order across replacements.
+        seq = await self._next_seq()
+        await self._subscriptions.update_one(
+            {"_id": doc["id"]},
+            {"$set": {"doc": orjson.dumps(doc)}, "$setOnInsert": {"seq": seq}},
+            upsert=True,
+        )
+
+    async def subscriptions(self) -> list[dict[str, Any]]:
+        cursor = self._subscriptions.find({}, {"doc": 1}).sort("seq", ASCENDING)
+        return [_load(record) async for record in cursor]
+
+    async def delete_subscription(self, subscription_id: str) -> bool:
+        deleted = await self._subscriptions.delete_one({"_id": subscription_id})
+        return deleted.deleted_count == 1
 
     async def catalogue(self) -> list[CatalogueRow]:
         rows = self._catalogue.find({"n": {"$gt": 0}})

@@ -26,7 +26,7 @@ from broker.ngsild.errors import AlreadyExists, NonexistentTenant, ResourceNotFo
 from broker.ngsild.query import EntityQuery
 from broker.ngsild.query.page import PageCollector, select_page
 from broker.ngsild.tenants import DEFAULT_TENANT
-from broker.store.base import Committed, EntityStore, Mutation, QueryPage
+from broker.store.base import Committed, Mutation, QueryPage, TenantStore
 from broker.store.sqlite_index import INDEX_SCHEMA, SCHEMA_VERSION, rebuild, reindex
 from broker.store.sqlite_queries import candidates
 from broker.store.sqlite_worker import SqliteWorker
@@ -41,10 +41,15 @@ CREATE TABLE IF NOT EXISTS entities (
     id  TEXT NOT NULL UNIQUE,
     doc BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS subscriptions (
+    seq INTEGER PRIMARY KEY,
+    id  TEXT NOT NULL UNIQUE,
+    doc BLOB NOT NULL
+);
 """
 
 
-class SqliteEntityStore(EntityStore):
+class SqliteEntityStore(TenantStore):
     """The entities of one tenant in one SQLite file."""
 
     def __init__(self, path: Path, synchronous: Synchronous) -> None:
@@ -84,6 +89,15 @@ class SqliteEntityStore(EntityStore):
 
     async def catalogue(self) -> list[CatalogueRow]:
         return await self._reader.submit(_catalogue)
+
+    async def save_subscription(self, doc: dict[str, Any]) -> None:
+        await self._writer.submit(lambda db: _save_subscription(db, doc))
+
+    async def subscriptions(self) -> list[dict[str, Any]]:
+        return await self._reader.submit(_subscriptions)
+
+    async def delete_subscription(self, subscription_id: str) -> bool:
+        return await self._writer.submit(lambda db: _delete_subscription(db, subscription_id))
 
     def _connect_writer(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,6 +227,25 @@ def _query(db: sqlite3.Connection, query: EntityQuery) -> QueryPage:
             orjson.loads(row[0]) for row in db.execute(*plan.page(query.limit, query.offset))
         ]
     return QueryPage(entities, total)
+
+
+def _save_subscription(db: sqlite3.Connection, doc: dict[str, Any]) -> None:
+    db.execute(
+        "INSERT INTO subscriptions (id, doc) VALUES (?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+        (doc["id"], orjson.dumps(doc)),
+    )
+
+
+def _subscriptions(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    return [
+        orjson.loads(row[0]) for row in db.execute("SELECT doc FROM subscriptions ORDER BY seq")
+    ]
+
+
+def _delete_subscription(db: sqlite3.Connection, subscription_id: str) -> bool:
+    cursor = db.execute("DELETE FROM subscriptions WHERE id = ?", (subscription_id,))
+    return cursor.rowcount > 0
 
 
 def _catalogue(db: sqlite3.Connection) -> list[CatalogueRow]:

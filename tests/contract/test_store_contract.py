@@ -737,3 +737,41 @@ async def test_numeric_q_sees_value_only_updates(store: Store) -> None:
 def value_set(doc: Doc, level: Any) -> Doc:
     instance = {"type": "Property", "value": level}
     return {**doc, "attrs": {**doc["attrs"], D + "level": [instance]}}
+
+
+# --- subscriptions ----------------------------------------------------------------------------
+
+
+def subscription(key: str, **extra: Any) -> Doc:
+    return {"id": f"urn:ngsi-ld:Subscription:{key}", "type": "Subscription", **extra}
+
+
+async def test_subscriptions_are_saved_replaced_listed_and_deleted(store: Store) -> None:
+    tenant = await store.tenant(f"s{uuid.uuid4().hex[:16]}", create=True)
+    assert await tenant.subscriptions() == []
+    await tenant.save_subscription(subscription("b", timesSent=0))
+    await tenant.save_subscription(subscription("a", timesSent=0))
+    await tenant.save_subscription(subscription("b", timesSent=3))  # replaced, keeps its place
+    assert await tenant.subscriptions() == [
+        subscription("b", timesSent=3),
+        subscription("a", timesSent=0),
+    ]
+    assert await tenant.delete_subscription(subscription("b")["id"])
+    assert not await tenant.delete_subscription(subscription("b")["id"])
+    assert await tenant.subscriptions() == [subscription("a", timesSent=0)]
+
+
+async def test_subscriptions_survive_a_restart_and_stay_in_their_tenant(
+    backend: Backend, store: Store
+) -> None:
+    kyoto = await store.tenant("kyoto", create=True)
+    await kyoto.save_subscription(subscription("river", q="level>2"))
+    await (await store.tenant("osaka", create=True)).save_subscription(subscription("rain"))
+    await backend.close(store)
+    reopened = await backend.open()
+    assert await (await reopened.tenant("kyoto")).subscriptions() == [
+        subscription("river", q="level>2")
+    ]
+    assert [s["id"] for s in await (await reopened.tenant("osaka")).subscriptions()] == [
+        subscription("rain")["id"]
+    ]
