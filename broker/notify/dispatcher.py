@@ -1,0 +1,425 @@
+"""Delivering notifications without letting any receiver slow down the broker or other receivers.
+
+Theory of operation:
+
+- Deliveries are grouped by the *origin* of their endpoint (``scheme://host:port``). Each origin
+  has its own bounded FIFO and its own worker task, which runs at most ``concurrency`` deliveries
+  at once. A slow, failing or black-holed receiver therefore only fills its own queue and only
+  occupies its own slots.
+- ``submit`` never awaits. When an origin's queue is full the *oldest* pending delivery is dropped
+  (its ``on_done`` gets ``Outcome(dropped=True)``): for context notifications the newest state is
+  the one worth delivering, and the caller's memory stays bounded.
+- A delivery is retried on network errors, 5xx and 429, with exponential backoff and full jitter
+  (``uniform(0, min(cap, base * 2**n))``, so that a receiver coming back is not hit by every
+  retry at the same instant), until ``max_attempts`` or ``max_retry_time`` is spent. A retrying
+  delivery keeps its slot while it waits, which throttles a failing origin by itself.
+  Any other non-2xx status is final: sending the same bytes again cannot change the answer.
+- Workers of idle origins exit after ``idle_timeout``; the next ``submit`` starts a new one.
+- Senders are chosen by URL scheme, so non-HTTP transports (MQTT) plug in as another ``Sender``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from broker.notify.http_sender import HttpSender, SendError
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "mqtt": 1883, "mqtts": 8883}
+
+
+class Sender(Protocol):
+    """Carries one request to an endpoint; raises ``SendError`` when it could not."""
+
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: float,  # noqa: ASYNC109
+    ) -> int:
+        """Deliver ``body``; return an HTTP-like status (2xx success, 5xx/429 transient)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a delivery ended.
+
+    Attributes:
+        ok: The receiver answered 2xx.
+        dropped: Never attempted: evicted by a newer delivery, or the dispatcher closed first.
+        attempts: Requests made.
+        status: Last status received, if any.
+        error: Last network error, or why the delivery was given up.
+    """
+
+    ok: bool
+    dropped: bool = False
+    attempts: int = 0
+    status: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One notification to carry.
+
+    Attributes:
+        endpoint: Receiver URL; its scheme selects the sender.
+        body: Bytes to send, already serialized.
+        headers: Extra request headers (content type, receiverInfo, ...).
+        key: The subscription id, for logs and callers' bookkeeping.
+        on_done: Called exactly once with the outcome of an accepted delivery.
+    """
+
+    endpoint: str
+    body: bytes
+    headers: dict[str, str]
+    key: str
+    on_done: Callable[[Outcome], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherConfig:
+    """Tuning of queues, concurrency and retries; defaults suit a city-sized deployment."""
+
+    queue_maxsize: int = 1000
+    concurrency: int = 4
+    request_timeout: float = 10.0
+    backoff_base: float = 0.2
+    backoff_cap: float = 30.0
+    max_attempts: int = 5
+    max_retry_time: float = 600.0
+    idle_timeout: float = 60.0
+    lag_samples: int = 4096
+
+
+@dataclass(slots=True)
+class Counters:
+    """Delivery counters; ``queued`` is the current depth, the rest only grow."""
+
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    dropped: int = 0
+    queued: int = 0
+
+    def add(self, other: Counters) -> None:
+        """Accumulate ``other`` into this one (for totals over origins)."""
+        self.sent += other.sent
+        self.failed += other.failed
+        self.retried += other.retried
+        self.dropped += other.dropped
+        self.queued += other.queued
+
+
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+"""Upper bounds (seconds) of the lag histogram, Prometheus-style; +Inf is implied."""
+
+
+@dataclass(slots=True)
+class LagHistogram:
+    """Time from ``submit`` to a 2xx: cumulative buckets for Prometheus, recent samples for pNN."""
+
+    capacity: int = 4096
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(LAG_BUCKETS) + 1))
+    count: int = 0
+    total: float = 0.0
+    recent: deque[float] = field(default_factory=deque)
+
+    def record(self, seconds: float) -> None:
+        """Count one successful delivery that took ``seconds``."""
+        self.count += 1
+        self.total += seconds
+        index = next((i for i, bound in enumerate(LAG_BUCKETS) if seconds <= bound), -1)
+        self.buckets[index] += 1
+        self.recent.append(seconds)
+        if len(self.recent) > self.capacity:
+            self.recent.popleft()
+
+    def percentile(self, q: float) -> float | None:
+        """The ``q``-quantile (0..1) of recent samples (nearest rank); None before any sample."""
+        if not self.recent:
+            return None
+        ordered = sorted(self.recent)
+        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+    def p50(self) -> float | None:
+        """Median recent lag."""
+        return self.percentile(0.5)
+
+    def p99(self) -> float | None:
+        """99th-percentile recent lag."""
+        return self.percentile(0.99)
+
+
+@dataclass(slots=True)
+class _Pending:
+    delivery: Delivery
+    submitted: float
+
+
+@dataclass(slots=True)
+class _Origin:
+    sender: Sender
+    counters: Counters
+    slots: asyncio.Semaphore
+    pending: deque[_Pending] = field(default_factory=deque)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    worker: asyncio.Task[None] | None = None
+
+
+def origin_of(endpoint: str) -> str | None:
+    """``scheme://host:port`` of an endpoint URL, or None when it has no usable origin."""
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if not parts.hostname or (port is None and scheme not in _DEFAULT_PORTS):
+        return None
+    return f"{scheme}://{parts.hostname}:{port or _DEFAULT_PORTS[scheme]}"
+
+
+class Dispatcher:
+    """Per-origin queues and workers that carry ``Delivery`` items to their receivers.
+
+    Args:
+        config: Queue, concurrency and retry settings.
+        senders: Sender per URL scheme. Defaults to one ``HttpSender`` for http and https.
+            The dispatcher closes its senders when it closes.
+        rng: Source of backoff jitter (tests pass a seeded one).
+    """
+
+    def __init__(
+        self,
+        config: DispatcherConfig | None = None,
+        senders: Mapping[str, Sender] | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config or DispatcherConfig()
+        if senders is None:
+            http = HttpSender(max_connections=self.config.concurrency)
+            senders = {"http": http, "https": http}
+        self._senders = {scheme.lower(): sender for scheme, sender in senders.items()}
+        self._origins: dict[str, _Origin] = {}
+        self._counters: dict[str, Counters] = {}
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
+        self._running = False
+        self._closing = False
+        self.lag = LagHistogram(capacity=self.config.lag_samples)
+        """Submit-to-2xx lag over all origins."""
+
+    async def start(self) -> None:
+        """Begin accepting deliveries; workers start lazily, one per origin."""
+        self._running = not self._closing
+
+    def submit(self, delivery: Delivery) -> bool:
+        """Queue ``delivery`` without waiting; False if it was not accepted.
+
+        A refused delivery (dispatcher not running, no sender for the scheme, unusable URL) never
+        gets an ``on_done`` call. An accepted one gets exactly one, which may come synchronously
+        from a later ``submit`` that evicts it from a full queue.
+        """
+        key = origin_of(delivery.endpoint)
+        if not self._running or key is None:
+            return False
+        state = self._origins.get(key)
+        if state is None:
+            sender = self._senders.get(key.partition(":")[0])
+            if sender is None:
+                return False
+            state = self._open_origin(key, sender)
+        if len(state.pending) >= self.config.queue_maxsize:
+            evicted = state.pending.popleft()
+            state.counters.dropped += 1
+            _finish(evicted.delivery, Outcome(ok=False, dropped=True, error="queue full"))
+        state.pending.append(_Pending(delivery, asyncio.get_running_loop().time()))
+        state.counters.queued = len(state.pending)
+        state.wakeup.set()
+        return True
+
+    def counters(self) -> Counters:
+        """Totals over every origin seen so far."""
+        total = Counters()
+        for counters in self._counters.values():
+            total.add(counters)
+        return total
+
+    def origin_counters(self) -> dict[str, Counters]:
+        """A snapshot of the counters of each origin (``scheme://host:port``)."""
+        return {key: Counters(**_fields(c)) for key, c in self._counters.items()}
+
+    @property
+    def active_origins(self) -> frozenset[str]:
+        """Origins that currently have a worker."""
+        return frozenset(self._origins)
+
+    async def close(self, drain_timeout: float = 5.0) -> None:
+        """Stop accepting, let queued deliveries finish for up to ``drain_timeout`` seconds.
+
+        Whatever is still queued after that is reported as dropped, whatever is still in flight
+        as failed; then the senders are closed.
+        """
+        self._running = False
+        self._closing = True
+        for state in self._origins.values():
+            state.wakeup.set()
+        workers = [s.worker for s in self._origins.values() if s.worker is not None]
+        if workers:
+            await asyncio.wait(workers, timeout=drain_timeout)
+        leftovers: list[asyncio.Task[None]] = []
+        for state in list(self._origins.values()):
+            while state.pending:
+                state.counters.dropped += 1
+                item = state.pending.popleft()
+                _finish(item.delivery, Outcome(ok=False, dropped=True, error="dispatcher closed"))
+            state.counters.queued = 0
+            leftovers.extend(state.inflight)
+            if state.worker is not None:
+                leftovers.append(state.worker)
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
+        for sender in {id(s): s for s in self._senders.values()}.values():
+            await sender.close()
+
+    def _open_origin(self, key: str, sender: Sender) -> _Origin:
+        counters = self._counters.setdefault(key, Counters())
+        state = _Origin(sender, counters, asyncio.Semaphore(self.config.concurrency))
+        state.worker = asyncio.get_running_loop().create_task(
+            self._work(key, state), name=f"notify-worker {key}"
+        )
+        self._origins[key] = state
+        return state
+
+    async def _work(self, key: str, state: _Origin) -> None:
+        try:
+            while True:
+                if state.pending:
+                    await state.slots.acquire()
+                    self._launch(state)
+                    continue
+                if self._closing and not state.inflight:
+                    return
+                woken = await _wait(state.wakeup, self.config.idle_timeout)
+                if not (woken or state.pending or state.inflight or self._closing):
+                    return
+        finally:
+            # Nothing awaits between the idle check and this removal, so a submit either saw
+            # this worker alive (and its item was taken) or finds no origin and starts a new one.
+            if self._origins.get(key) is state:
+                del self._origins[key]
+
+    def _launch(self, state: _Origin) -> None:
+        if not state.pending:  # close() emptied the queue while we waited for a slot
+            state.slots.release()
+            return
+        item = state.pending.popleft()
+        state.counters.queued = len(state.pending)
+        task = asyncio.get_running_loop().create_task(self._deliver(state, item))
+        state.inflight.add(task)
+
+        def landed(done: asyncio.Task[None]) -> None:
+            state.inflight.discard(done)
+            state.slots.release()
+            state.wakeup.set()
+
+        task.add_done_callback(landed)
+
+    async def _deliver(self, state: _Origin, item: _Pending) -> None:
+        attempts = 0
+        try:
+            attempts = await self._attempt_until_done(state, item)
+        except asyncio.CancelledError:
+            state.counters.failed += 1
+            _finish(item.delivery, Outcome(ok=False, attempts=attempts, error="dispatcher closed"))
+            raise
+        except Exception:
+            # A sender bug must not kill the worker or leave the caller waiting for on_done.
+            logger.exception("sender crashed delivering to %s", item.delivery.endpoint)
+            state.counters.failed += 1
+            _finish(item.delivery, Outcome(ok=False, attempts=attempts, error="sender crashed"))
+
+    async def _attempt_until_done(self, state: _Origin, item: _Pending) -> int:
+        cfg, loop, delivery = self.config, asyncio.get_running_loop(), item.delivery
+        first_try = loop.time()
+        attempts = 0
+        while True:
+            attempts += 1
+            status: int | None = None
+            error: str | None = None
+            try:
+                status = await state.sender.post(
+                    delivery.endpoint, delivery.body, delivery.headers, cfg.request_timeout
+                )
+            except SendError as exc:
+                error, retryable = str(exc), exc.retryable
+            else:
+                if 200 <= status < 300:
+                    state.counters.sent += 1
+                    self.lag.record(loop.time() - item.submitted)
+                    _finish(delivery, Outcome(ok=True, attempts=attempts, status=status))
+                    return attempts
+                retryable = status >= 500 or status == 429
+            delay = self._backoff(attempts)
+            spent = attempts >= cfg.max_attempts
+            spent = spent or loop.time() - first_try + delay > cfg.max_retry_time
+            if not retryable or spent:
+                state.counters.failed += 1
+                outcome = Outcome(ok=False, attempts=attempts, status=status, error=error)
+                _finish(delivery, outcome)
+                return attempts
+            state.counters.retried += 1
+            await asyncio.sleep(delay)
+
+    def _backoff(self, attempts: int) -> float:
+        ceiling = min(self.config.backoff_cap, self.config.backoff_base * 2 ** (attempts - 1))
+        return self._rng.uniform(0.0, ceiling)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Wait for ``event`` (cleared first); False if ``seconds`` passed without it."""
+    event.clear()
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+def _finish(delivery: Delivery, outcome: Outcome) -> None:
+    if delivery.on_done is None:
+        return
+    try:
+        delivery.on_done(outcome)
+    except Exception:
+        # The caller's bookkeeping failing must not stop deliveries to everyone else.
+        logger.exception("on_done callback failed for subscription %s", delivery.key)
+
+
+def _fields(counters: Counters) -> dict[str, int]:
+    return {
+        "sent": counters.sent,
+        "failed": counters.failed,
+        "retried": counters.retried,
+        "dropped": counters.dropped,
+        "queued": counters.queued,
+    }
