@@ -20,11 +20,16 @@ from broker.api import (
     problems,
     queries,
 )
+from broker.api import (
+    subscriptions as subscription_routes,
+)
 from broker.api.guard import RequestGuard
 from broker.contexts import ContextLoader
+from broker.notify.dispatcher import Dispatcher
 from broker.runtime import Runtime
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
+from broker.services.subscriptions import SubscriptionService
 from broker.settings import Settings
 from broker.store import open_store
 
@@ -41,13 +46,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = open_store(settings)
         await store.start()
         contexts = ContextLoader(settings.contexts)
+        entities = EntityService(store)
+        dispatcher = Dispatcher()
+        await dispatcher.start()
+        subscriptions = SubscriptionService(store, contexts, dispatcher)
+        await subscriptions.start()
+        entities.listeners.append(subscriptions.publish)
         app.state.runtime = Runtime(
-            settings, store, contexts, EntityService(store), EntityMapService()
+            settings, store, contexts, entities, EntityMapService(), subscriptions
         )
         _log.info("Toshi %s ready; store %s", __version__, store.describe())
         try:
             yield
         finally:
+            await subscriptions.close()
+            await dispatcher.close()
             await contexts.close()
             await store.close()
             _log.info("Toshi stopped")
@@ -62,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(queries.router, prefix=API_PREFIX)
     app.include_router(entities.router, prefix=API_PREFIX)
     app.include_router(discovery.router, prefix=API_PREFIX)
+    app.include_router(subscription_routes.router, prefix=API_PREFIX)
     app.include_router(attributes.router, prefix=API_PREFIX)
     app.include_router(entity_maps.router, prefix=API_PREFIX)
     app.include_router(batch.router, prefix=API_PREFIX)

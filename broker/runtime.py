@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from broker.contexts import ContextLoader
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
+from broker.services.subscriptions import SubscriptionService
 from broker.settings import Settings
 from broker.store.base import Store
 
@@ -20,3 +21,4 @@ class Runtime:
     contexts: ContextLoader
     entities: EntityService
     entity_maps: EntityMapService
+    subscriptions: SubscriptionService

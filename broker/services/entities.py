@@ -15,6 +15,7 @@ from functools import partial
 
 from broker.ngsild import patch
 from broker.ngsild.catalogue import CatalogueRow
+from broker.ngsild.changes import Change
 from broker.ngsild.entity import EntityDoc, Fragment, Instance
 from broker.ngsild.errors import ResourceNotFound, TooManyResults
 from broker.ngsild.linked import hops
@@ -43,6 +44,13 @@ class EntityService:
     def __init__(self, store: Store, clock: Callable[[], datetime] = utc_now) -> None:
         self._store = store
         self._clock = clock
+        self.listeners: list[Callable[[Change], None]] = []
+        """Called with every committed change (the subscription engine listens here)."""
+
+    def _publish(self, tenant: str, before: EntityDoc | None, after: EntityDoc | None) -> None:
+        change = Change(tenant, before, after)
+        for listener in self.listeners:
+            listener(change)
 
     def _now(self) -> str:
         return format_timestamp(self._clock())
@@ -52,6 +60,7 @@ class EntityService:
         store = await self._store.tenant(tenant, create=True)
         stored = patch.new_entity(doc, now=self._now())
         await store.create(stored)
+        self._publish(tenant, None, stored)
         return stored
 
     async def retrieve(
@@ -128,7 +137,14 @@ class EntityService:
                 jobs = [store.update(entity_id, rule) for entity_id in chunk]
             # An entity deleted meanwhile by someone else is simply no longer there to purge.
             for outcome in await asyncio.gather(*jobs, return_exceptions=True):
-                if isinstance(outcome, BaseException) and not isinstance(outcome, ResourceNotFound):
+                if isinstance(outcome, Committed):
+                    if outcome.changed:
+                        self._publish(tenant, outcome.before, outcome.after)
+                elif isinstance(outcome, dict):
+                    self._publish(tenant, outcome, None)
+                elif isinstance(outcome, BaseException) and not isinstance(
+                    outcome, ResourceNotFound
+                ):
                     raise outcome
         return len(matched)
 
@@ -144,7 +160,9 @@ class EntityService:
         store = await self._store.tenant(tenant)
         if types:
             await store.update(entity_id, _gated(_unchanged, types))
-        return await store.delete(entity_id)
+        deleted = await store.delete(entity_id)
+        self._publish(tenant, deleted, None)
+        return deleted
 
     async def replace(self, tenant: str, entity_id: str, doc: EntityDoc) -> Committed[UpdateResult]:
         """Replace Entity (§5.6.18)."""
@@ -240,7 +258,10 @@ class EntityService:
         types: list[str] | None = None,
     ) -> Committed[UpdateResult]:
         store = await self._store.tenant(tenant)
-        return await store.update(entity_id, _gated(rule, types) if types else rule)
+        committed = await store.update(entity_id, _gated(rule, types) if types else rule)
+        if committed.changed:
+            self._publish(tenant, committed.before, committed.after)
+        return committed
 
 
 async def _query_linked(store: EntityStore, query: EntityQuery) -> QueryPage:

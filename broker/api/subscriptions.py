@@ -1,0 +1,99 @@
+"""``/subscriptions`` and ``/subscriptions/{subscriptionId}`` (GS CIM 009 v1.8.1 §6.10, §6.11)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request, Response
+
+from broker.api.media import JSON, JSON_LD, negotiate
+from broker.api.requests import read_json, runtime, tenant_of, terms_of
+from broker.api.responses import json_response
+from broker.ngsild.errors import BadRequestData
+from broker.ngsild.names import check_uri
+from broker.ngsild.params import parse_options
+from broker.ngsild.subscription import parse_subscription
+from broker.ngsild.subscription_render import render_subscription
+
+router = APIRouter(tags=["Subscriptions"])
+_OFFERED = (JSON, JSON_LD)
+Number = Annotated[int | None, Query()]
+
+
+@router.post("/subscriptions", status_code=201, summary="Create Subscription (§5.8.1)")
+async def create_subscription(request: Request) -> Response:
+    incoming = await read_json(request)
+    service = runtime(request).subscriptions
+    sub = parse_subscription(
+        incoming.body, incoming.terms, now=service.now(), context=incoming.terms.source
+    )
+    await service.create(incoming.tenant, sub)
+    location = "/ngsi-ld/v1/subscriptions/" + quote(sub.id, safe=":")
+    return Response(status_code=201, headers={"Location": location})
+
+
+@router.get("/subscriptions", summary="Query Subscriptions (§5.8.4)")
+async def query_subscriptions(
+    request: Request,
+    options: Annotated[str | None, Query()] = None,
+    limit: Number = None,
+    offset: Number = None,
+) -> Response:
+    media = negotiate(request.headers.get("accept"), _OFFERED)
+    terms = await terms_of(request)
+    service = runtime(request).subscriptions
+    opts = parse_options(options)
+    limits = runtime(request).settings.limits
+    size = limits.default_page_size if limit is None else limit
+    start = offset or 0
+    if size < 0 or start < 0 or size > limits.max_page_size:
+        raise BadRequestData(f"limit must be 0..{limits.max_page_size} and offset not negative")
+    subs = service.list(tenant_of(request))
+    now = service.now()
+    page = [
+        render_subscription(sub, terms, now=now, sys_attrs="sysAttrs" in opts)
+        for sub in subs[start : start + size]
+    ]
+    headers = {"NGSILD-Results-Count": str(len(subs))} if "count" in opts else {}
+    return json_response(page, media, terms, headers=headers)
+
+
+@router.get("/subscriptions/{subscriptionId}", summary="Retrieve Subscription (§5.8.3)")
+async def retrieve_subscription(
+    request: Request, subscriptionId: str, options: Annotated[str | None, Query()] = None
+) -> Response:
+    media = negotiate(request.headers.get("accept"), _OFFERED)
+    terms = await terms_of(request)
+    service = runtime(request).subscriptions
+    sub = service.get(tenant_of(request), _subscription_id(subscriptionId))
+    body = render_subscription(
+        sub, terms, now=service.now(), sys_attrs="sysAttrs" in parse_options(options)
+    )
+    return json_response(body, media, terms)
+
+
+@router.patch(
+    "/subscriptions/{subscriptionId}", status_code=204, summary="Update Subscription (§5.8.2)"
+)
+async def update_subscription(request: Request, subscriptionId: str) -> Response:
+    subscription_id = _subscription_id(subscriptionId)
+    incoming = await read_json(request, merge_patch=True)
+    await runtime(request).subscriptions.update(
+        incoming.tenant, subscription_id, incoming.body, incoming.terms
+    )
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/subscriptions/{subscriptionId}", status_code=204, summary="Delete Subscription (§5.8.5)"
+)
+async def delete_subscription(request: Request, subscriptionId: str) -> Response:
+    await runtime(request).subscriptions.delete(
+        tenant_of(request), _subscription_id(subscriptionId)
+    )
+    return Response(status_code=204)
+
+
+def _subscription_id(value: str) -> str:
+    return check_uri(value, "subscription id")

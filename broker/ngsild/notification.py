@@ -1,0 +1,71 @@
+"""The Notification a subscription's receiver gets (GS CIM 009 v1.8.1 §5.3.1, §6.3.13).
+
+Pure: the entity is rendered with the subscription's @context and notification parameters
+(``attributes``, ``format``, ``sysAttrs``, ``lang``); the HTTP headers follow ``endpoint.accept``
+(``application/json`` carries the @context in a ``Link`` header, ``application/ld+json`` in the
+body), add the tenant (``NGSILD-Tenant``) and the subscription's ``receiverInfo`` pairs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+
+from broker.ngsild.entity import EntityDoc
+from broker.ngsild.render import CONCISE, NORMALIZED, SIMPLIFIED, View, render_entity
+from broker.ngsild.subscription import Subscription
+from broker.ngsild.terms import TermTable
+
+JSON_LD = "application/ld+json"
+_FORMATS = {"normalized": NORMALIZED, "concise": CONCISE, "keyValues": SIMPLIFIED}
+
+
+def notification_view(sub: Subscription) -> View:
+    """How the subscription wants entities shown."""
+    params = sub.notification
+    attrs = None if params.attributes is None else frozenset(params.attributes)
+    return View(
+        format=_FORMATS.get(params.format, SIMPLIFIED),
+        sys_attrs=params.sys_attrs,
+        attrs=attrs,
+        lang=sub.lang,
+    )
+
+
+def notification_body(
+    sub: Subscription, docs: list[EntityDoc], terms: TermTable, *, now: str
+) -> dict[str, Any]:
+    """The Notification object for ``docs`` (compacted with the subscription's ``terms``)."""
+    view = notification_view(sub)
+    body: dict[str, Any] = {
+        "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
+        "type": "Notification",
+        "subscriptionId": sub.id,
+        "notifiedAt": now,
+        "data": [render_entity(doc, terms, view) for doc in docs],
+    }
+    if sub.notification.endpoint.accept == JSON_LD:
+        context = terms.link_url if terms.source is None else terms.source
+        body = {"@context": context, **body}
+    return body
+
+
+def notification_request(
+    sub: Subscription, body: dict[str, Any], terms: TermTable, *, tenant: str
+) -> tuple[bytes, dict[str, str]]:
+    """The bytes to POST and their headers."""
+    endpoint = sub.notification.endpoint
+    headers = {
+        "Content-Type": endpoint.accept if endpoint.accept == JSON_LD else "application/json"
+    }
+    if endpoint.accept != JSON_LD:
+        headers["Link"] = (
+            f'<{terms.link_url}>; rel="http://www.w3.org/ns/json-ld#context"; '
+            'type="application/ld+json"'
+        )
+    if tenant:
+        headers["NGSILD-Tenant"] = tenant
+    headers.update(endpoint.receiver_info or ())
+    return orjson.dumps(body), headers

@@ -1,0 +1,142 @@
+"""Subscriptions over HTTP, with notifications delivered to a real local HTTP receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from tests.conftest import API, gauge
+
+JSON = {"Content-Type": "application/json"}
+
+
+@dataclass
+class Sink:
+    """A real HTTP server on 127.0.0.1 that records each POST it receives."""
+
+    url: str
+    received: list[tuple[dict[str, str], dict]] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_for(self, count: int, seconds: float = 10.0) -> None:
+        async with asyncio.timeout(seconds):
+            while len(self.received) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    holder: list[Sink] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode().split("\r\n")[1:]
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (line.partition(":") for line in lines if line)
+                }
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                holder[0].received.append((headers, json.loads(body)))
+                holder[0].arrived.set()
+                writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    holder.append(Sink(f"http://127.0.0.1:{port}/notify"))
+    async with server:
+        yield holder[0]
+
+
+def subscription(sink: Sink, **members: object) -> dict:
+    return {
+        "id": "urn:ngsi-ld:Subscription:river",
+        "type": "Subscription",
+        "entities": [{"type": "RiverGauge"}],
+        "notification": {"endpoint": {"uri": sink.url}, "attributes": ["level"]},
+        **members,
+    }
+
+
+async def test_a_matching_change_is_notified_and_counted(
+    client: httpx.AsyncClient, sink: Sink
+) -> None:
+    created = await client.post(
+        f"{API}/subscriptions", json=subscription(sink, q="level>2"), headers=JSON
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["location"] == f"{API}/subscriptions/urn:ngsi-ld:Subscription:river"
+    await client.post(f"{API}/entities", json=gauge(level=1.0), headers=JSON)  # q not met
+    await client.patch(
+        f"{API}/entities/urn:ngsi-ld:RiverGauge:kamo-1/attrs/level",
+        json={"value": 2.7},
+        headers=JSON,
+    )
+    await sink.wait_for(1)
+    headers, body = sink.received[0]
+    assert body["type"] == "Notification"
+    assert body["subscriptionId"] == "urn:ngsi-ld:Subscription:river"
+    (entity,) = body["data"]
+    assert entity["id"] == "urn:ngsi-ld:RiverGauge:kamo-1"
+    assert entity["level"]["value"] == 2.7
+    assert set(entity) == {"id", "type", "level"}  # notification.attributes
+    assert "json-ld#context" in headers["link"]
+    for _ in range(50):  # the status is updated when the delivery is acknowledged
+        got = (await client.get(f"{API}/subscriptions/urn:ngsi-ld:Subscription:river")).json()
+        if got["notification"].get("timesSent") == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert got["notification"]["timesSent"] == 1
+    assert got["q"] == "level>2"
+    assert len(sink.received) == 1
+
+
+async def test_subscription_crud_and_errors(client: httpx.AsyncClient, sink: Sink) -> None:
+    url = f"{API}/subscriptions/urn:ngsi-ld:Subscription:river"
+    assert (
+        await client.post(f"{API}/subscriptions", json=subscription(sink), headers=JSON)
+    ).status_code == 201
+    again = await client.post(f"{API}/subscriptions", json=subscription(sink), headers=JSON)
+    assert again.status_code == 409
+    listed = (await client.get(f"{API}/subscriptions")).json()
+    assert [s["id"] for s in listed] == ["urn:ngsi-ld:Subscription:river"]
+    paused = await client.patch(url, json={"isActive": False}, headers=JSON)
+    assert paused.status_code == 204
+    assert (await client.get(url)).json()["status"] == "paused"
+    await client.post(f"{API}/entities", json=gauge(level=3.0), headers=JSON)
+    await asyncio.sleep(0.3)
+    assert sink.received == []  # paused: nothing sent
+    invalid = subscription(sink, watchedAttributes=["level"], timeInterval=10)
+    invalid["id"] = "urn:ngsi-ld:Subscription:bad"
+    bad = await client.post(f"{API}/subscriptions", json=invalid, headers=JSON)
+    assert bad.status_code == 400
+    assert bad.json()["type"].endswith("/BadRequestData")
+    assert (await client.delete(url)).status_code == 204
+    assert (await client.get(url)).status_code == 404
+    assert (await client.delete(url)).status_code == 404
+
+
+async def test_tenants_do_not_see_each_others_subscriptions(
+    client: httpx.AsyncClient, sink: Sink
+) -> None:
+    kyoto = {"NGSILD-Tenant": "kyoto", **JSON}
+    assert (
+        await client.post(f"{API}/subscriptions", json=subscription(sink), headers=kyoto)
+    ).status_code == 201
+    await client.post(f"{API}/entities", json=gauge(level=3.0), headers=JSON)  # default tenant
+    await asyncio.sleep(0.3)
+    assert sink.received == []
+    await client.post(f"{API}/entities", json=gauge(level=3.0), headers=kyoto)
+    await sink.wait_for(1)
+    assert sink.received[0][0]["ngsild-tenant"] == "kyoto"
+    assert (await client.get(f"{API}/subscriptions")).json() == []
