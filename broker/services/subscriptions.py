@@ -134,6 +134,8 @@ class SubscriptionService:
             _log.exception("notifying change of %s failed", change.entity_id)
 
     def _publish(self, change: Change) -> None:
+        if not len(self._index):  # the common case of a broker nobody subscribed to
+            return
         fired = triggers(change)
         if not fired.entity and not fired.attributes:
             return
