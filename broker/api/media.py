@@ -10,12 +10,12 @@ import re
 from typing import Final
 
 from broker.ngsild.errors import NotAcceptable, UnsupportedMediaType
+from broker.ngsild.terms import CONTEXT_REL
 
 JSON: Final = "application/json"
 JSON_LD: Final = "application/ld+json"
 GEO_JSON: Final = "application/geo+json"
 MERGE_PATCH: Final = "application/merge-patch+json"
-CONTEXT_REL: Final = "http://www.w3.org/ns/json-ld#context"
 
 _LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
 
@@ -68,11 +68,6 @@ def context_link(header: str | None) -> str | None:
         if f'rel="{CONTEXT_REL}"' in params or f"rel={CONTEXT_REL}" in params:
             return match.group(1).strip()
     return None
-
-
-def link_header(url: str) -> str:
-    """A ``Link`` header value that points at an @context."""
-    return f'<{url}>; rel="{CONTEXT_REL}"; type="{JSON_LD}"'
 
 
 def _quality(params: str) -> float:

@@ -12,18 +12,9 @@ from typing import Any
 import orjson
 from fastapi import Response
 
-from broker.api.media import GEO_JSON, JSON, JSON_LD, link_header
-from broker.ngsild.terms import TermTable
+from broker.api.media import GEO_JSON, JSON, JSON_LD
+from broker.ngsild.terms import TermTable, body_context, context_link_header
 from broker.store.base import QueryPage
-
-
-def context_member(terms: TermTable) -> Any:
-    """The ``@context`` to put in a JSON-LD body rendered with ``terms``.
-
-    The client's own context as it gave it (URL, list or object), else the core context: the
-    core is implied in every NGSI-LD context, so echoing it back adds nothing.
-    """
-    return terms.link_url if terms.source is None else terms.source
 
 
 def json_response(
@@ -37,13 +28,13 @@ def json_response(
     """An entity, entity list or Feature(Collection) response in ``media``."""
     extra = dict(headers or {})
     if media == JSON_LD:
-        context = context_member(terms)
+        context = body_context(terms)
         if isinstance(payload, list):
             payload = [{"@context": context, **item} for item in payload]
         else:
             payload = {"@context": context, **payload}
     else:
-        context_link = link_header(terms.link_url)
+        context_link = context_link_header(terms.link_url)
         extra["Link"] = f"{context_link}, {extra['Link']}" if "Link" in extra else context_link
     return Response(orjson.dumps(payload), status, headers=extra, media_type=media)
 

@@ -16,7 +16,7 @@ import orjson
 from broker.ngsild.entity import EntityDoc
 from broker.ngsild.render import CONCISE, NORMALIZED, SIMPLIFIED, View, render_entity
 from broker.ngsild.subscription import Subscription
-from broker.ngsild.terms import TermTable
+from broker.ngsild.terms import TermTable, body_context, context_link_header
 
 JSON_LD = "application/ld+json"
 _FORMATS = {"normalized": NORMALIZED, "concise": CONCISE, "keyValues": SIMPLIFIED}
@@ -47,8 +47,7 @@ def notification_body(
         "data": [render_entity(doc, terms, view) for doc in docs],
     }
     if sub.notification.endpoint.accept == JSON_LD:
-        context = terms.link_url if terms.source is None else terms.source
-        body = {"@context": context, **body}
+        body = {"@context": body_context(terms), **body}
     return body
 
 
@@ -61,10 +60,7 @@ def notification_request(
         "Content-Type": endpoint.accept if endpoint.accept == JSON_LD else "application/json"
     }
     if endpoint.accept != JSON_LD:
-        headers["Link"] = (
-            f'<{terms.link_url}>; rel="http://www.w3.org/ns/json-ld#context"; '
-            'type="application/ld+json"'
-        )
+        headers["Link"] = context_link_header(terms.link_url)
     if tenant:
         headers["NGSILD-Tenant"] = tenant
     headers.update(endpoint.receiver_info or ())

@@ -41,6 +41,9 @@ EXTRA_BUILTIN_FILES: Final[Mapping[str, str]] = {
     "https://w3id.org/security/data-integrity/v2": "w3c/data-integrity-v2.jsonld",
 }
 
+CONTEXT_REL: Final = "http://www.w3.org/ns/json-ld#context"
+"""The ``rel`` of a ``Link`` header that carries an @context (§6.3.5)."""
+
 _MEMO_LIMIT = 50_000
 _processor = jsonld.JsonLdProcessor()
 
@@ -158,3 +161,17 @@ def _describe(exc: Any) -> str:
     code = getattr(exc, "code", None)
     message = str(exc).split("\n", 1)[0]
     return f"{code}: {message}" if code else message
+
+
+def context_link_header(url: str) -> str:
+    """A ``Link`` header value that points at the @context ``url``."""
+    return f'<{url}>; rel="{CONTEXT_REL}"; type="application/ld+json"'
+
+
+def body_context(terms: TermTable) -> Any:
+    """The ``@context`` to put in a JSON-LD body rendered with ``terms``.
+
+    The client's own context as it gave it (URL, list or object), else the core context: the
+    core is implied in every NGSI-LD context, so echoing it back adds nothing.
+    """
+    return terms.link_url if terms.source is None else terms.source
