@@ -31,9 +31,19 @@ def check_geometry(value: Any, what: str = "GeoProperty value") -> dict[str, Any
     kind = value["type"]
     try:
         _CHECKS[kind](value.get("coordinates"))
+        if len(_dimensions(value["coordinates"])) > 1:
+            # Geometry libraries (GEOS via shapely) cannot build such a shape.
+            raise _Invalid("all positions must have the same dimension (2 or 3 numbers)")
     except _Invalid as exc:
         raise BadRequestData(f"{what}: invalid {kind} coordinates: {exc}") from None
     return value
+
+
+def _dimensions(coordinates: list[Any]) -> set[int]:
+    """The lengths of the positions in structurally valid coordinates."""
+    if not coordinates or not isinstance(coordinates[0], list):
+        return {len(coordinates)}
+    return set().union(*(_dimensions(item) for item in coordinates))
 
 
 class _Invalid(Exception):

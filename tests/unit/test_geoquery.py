@@ -641,3 +641,9 @@ def test_point_fast_path_agrees_with_the_general_one(
     )
     assert fast is not None and general is not None
     assert math.isclose(fast, general, rel_tol=1e-9, abs_tol=1e-6)
+
+
+def test_positions_of_mixed_dimensions_are_refused_not_crashed_on() -> None:
+    # Found by the Hypothesis test above: shapely cannot build such a geometry (a 500 before).
+    with pytest.raises(BadRequestData, match="dimension"):
+        query("near;maxDistance==1000", "LineString", [[0, 0], [0, 0, 0]])
