@@ -146,18 +146,29 @@ def geo_to_params(query: GeoQuery, compact: Callable[[str], str]) -> dict[str, s
 
 def evaluate_geo(query: GeoQuery, doc: dict[str, Any]) -> bool:
     """Whether any instance of the entity's target GeoProperty satisfies the query."""
-    targets = _target_shapes(query, doc)
-    if not targets:
-        return False
     if query.georel == "near":
         fast = _point_distances(query, doc)
         if fast is not None:
             return any(_within_distance(query, metres) for metres in fast)
-        box = search_box(query)
-        reference = _reference_shape(query.geometry)
-        return any(_near(query, reference, target, box) for target in targets)
+    targets = _target_shapes(query, doc)
+    if not targets:
+        return False
     reference = _reference_shape(query.geometry)
+    if query.georel == "near":
+        box = search_box(query)
+        return any(_near(query, reference, target, box) for target in targets)
     return any(_relate(query.georel, reference, target) for target in targets)
+
+
+def near_distance(query: GeoQuery, doc: dict[str, Any]) -> float | None:
+    """For a ``near`` query: the entity's distance (closest instance) when some instance
+    satisfies the query, else ``None`` — matching and ranking from one computation."""
+    fast = _point_distances(query, doc)
+    if fast is None:
+        return distance_m(query, doc) if evaluate_geo(query, doc) else None
+    if not any(_within_distance(query, metres) for metres in fast):
+        return None
+    return min(fast)
 
 
 def distance_m(query: GeoQuery, doc: dict[str, Any]) -> float | None:

@@ -10,10 +10,11 @@ tenant holds.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from heapq import nsmallest
 
 from broker.ngsild.entity import EntityDoc
-from broker.ngsild.query.geo import distance_m
+from broker.ngsild.query.geo import near_distance
 from broker.ngsild.query.model import EntityQuery, matches
 from broker.ngsild.query.ordering import order
 from broker.ngsild.query.qeval import Linked
@@ -29,11 +30,13 @@ class PageCollector:
         self._seen = 0
         self._page: list[EntityDoc] = []
         self._ranked: list[tuple[float, int, EntityDoc]] = []
+        # near: the geo test and the ranking share one distance computation (see offer).
+        self._unless_geo = replace(query, geo=None) if query.by_distance else query
 
     def offer(self, doc: EntityDoc) -> bool:
         """Consider one candidate; returns whether more candidates can still change the result."""
         query = self._query
-        if not matches(query, doc, self._linked):
+        if not matches(self._unless_geo, doc, self._linked):
             return True
         if query.ordering is not None:
             self._ranked.append((0.0, self._seen, doc))
@@ -41,8 +44,10 @@ class PageCollector:
             return True
         if query.by_distance:
             assert query.geo is not None  # by_distance implies it
-            distance = distance_m(query.geo, doc)
-            self._ranked.append((0.0 if distance is None else distance, self._seen, doc))
+            distance = near_distance(query.geo, doc)
+            if distance is None:
+                return True
+            self._ranked.append((distance, self._seen, doc))
             self._seen += 1
             return True
         return self.offer_known(lambda: doc)
