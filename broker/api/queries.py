@@ -191,6 +191,9 @@ async def purge_entities(
     if keep is not None and drop is not None:
         raise BadRequestData("keep and drop cannot be used together")
     query = parse_entity_query(terms, filters, Paging())
+    if query.q is not None and link_depth(query.q):
+        # §5.6.21.4: purge has no Linked Entity retrieval to follow Relationships with.
+        raise BadRequestData("purge cannot follow Relationships in q (rel{...})")
     if not local and too_wide(query, terms):
         raise BadRequestData(
             "purge needs type, attrs, q or a geo-query naming a non-system attribute "

@@ -251,3 +251,15 @@ async def test_q_can_follow_a_relationship_when_joining(client: httpx.AsyncClien
         params={**linked, "q": 'bridge{owner{name}}=="x"', "joinLevel": "1"},
     )
     assert too_deep.status_code == 400
+
+
+async def test_purge_refuses_linked_entity_queries_and_deletes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client)
+    refused = await client.delete(
+        f"{API}/entities", params={"type": "RiverGauge", "q": 'bridge{name}=="Sanjo"'}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["type"].endswith("/BadRequestData")
+    assert len(await ids(client, type="RiverGauge")) == 5
