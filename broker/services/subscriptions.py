@@ -34,6 +34,8 @@ from broker.store.base import Store
 
 _log = logging.getLogger(__name__)
 _SAVE_EVERY = 1.0
+SUBSCRIPTION = "subscription"
+"""Record kind of subscriptions in the tenant store."""
 
 
 @dataclass(slots=True)
@@ -71,7 +73,7 @@ class SubscriptionService:
         """Load every tenant's subscriptions and start saving status changes."""
         for tenant in ["", *await self._store.tenants()]:
             store = await self._store.tenant(tenant, create=tenant == "")
-            for doc in await store.subscriptions():
+            for doc in await store.records(SUBSCRIPTION):
                 sub = from_doc(doc)
                 try:
                     await self._hold(tenant, sub)
@@ -90,7 +92,7 @@ class SubscriptionService:
             raise AlreadyExists(f"subscription {sub.id} already exists")
         store = await self._store.tenant(tenant, create=True)
         await self._hold(tenant, sub)
-        await store.save_subscription(to_doc(sub))
+        await store.save_record(SUBSCRIPTION, sub.id, to_doc(sub))
         return sub
 
     def get(self, tenant: str, subscription_id: str) -> Subscription:
@@ -114,7 +116,7 @@ class SubscriptionService:
         sub = apply_patch(held.sub, fragment, terms, now=self.now())
         store = await self._store.tenant(tenant)
         await self._hold(tenant, sub)
-        await store.save_subscription(to_doc(sub))
+        await store.save_record(SUBSCRIPTION, sub.id, to_doc(sub))
         return sub
 
     async def delete(self, tenant: str, subscription_id: str) -> None:
@@ -124,7 +126,7 @@ class SubscriptionService:
         self._index.remove(tenant, subscription_id)
         self._dirty.discard((tenant, subscription_id))
         store = await self._store.tenant(tenant)
-        await store.delete_subscription(subscription_id)
+        await store.delete_record(SUBSCRIPTION, subscription_id)
 
     def publish(self, change: Change) -> None:
         """Notify the subscriptions ``change`` concerns (never awaits, never raises)."""
@@ -205,6 +207,6 @@ class SubscriptionService:
                 continue
             try:
                 store = await self._store.tenant(tenant)
-                await store.save_subscription(to_doc(held.sub))
+                await store.save_record(SUBSCRIPTION, subscription_id, to_doc(held.sub))
             except Exception:
                 _log.exception("saving the status of subscription %s failed", subscription_id)

@@ -74,24 +74,26 @@ class EntityStore(Protocol):
         """Counts of entities per type and per (type, attribute, attribute type), for discovery."""
 
 
-class SubscriptionStore(Protocol):
-    """The subscriptions of one tenant, as JSON documents keyed by their ``id``.
+class RecordStore(Protocol):
+    """Small JSON documents of one tenant, filed by kind and key.
 
-    The subscription engine keeps them in memory; this is what makes them survive a restart.
-    A save is committed before it returns, as entity writes are.
+    What the broker keeps besides entities lives here: subscriptions (kind ``subscription``),
+    IoT provisioning, pending notifications. The services hold them in memory while they run;
+    this is what makes them survive a restart. A save is committed before it returns, as entity
+    writes are.
     """
 
-    async def save_subscription(self, doc: dict[str, Any]) -> None:
-        """Insert or replace the subscription ``doc["id"]``."""
+    async def save_record(self, kind: str, key: str, doc: dict[str, Any]) -> None:
+        """Insert or replace the record ``(kind, key)``; a replaced record keeps its place."""
 
-    async def subscriptions(self) -> list[dict[str, Any]]:
-        """Every subscription of the tenant, in creation order."""
+    async def records(self, kind: str) -> list[dict[str, Any]]:
+        """Every record of ``kind``, in the order they were first saved."""
 
-    async def delete_subscription(self, subscription_id: str) -> bool:
-        """Remove a subscription; whether it existed."""
+    async def delete_record(self, kind: str, key: str) -> bool:
+        """Remove a record; whether it existed."""
 
 
-class TenantStore(EntityStore, SubscriptionStore, Protocol):
+class TenantStore(EntityStore, RecordStore, Protocol):
     """Everything a tenant keeps."""
 
 

@@ -14,7 +14,9 @@ characters is shortened and suffixed with a hash of the full name). Each tenant 
   stable and identical to the SQLite store's primary-key order; ``version`` counts the writes to
   the document, for optimistic concurrency.
 * ``counters``: the ``seq`` counter, advanced atomically with ``$inc``.
-* ``subscriptions``: ``{_id: <subscription id>, doc: <orjson bytes>, seq: <int>}``.
+* ``records``: ``{_id: {k: <kind>, n: <key>}, doc: <orjson bytes>, seq: <int>}``: subscriptions,
+  IoT provisioning and other small documents (``RecordStore``). Earlier versions kept
+  subscriptions in a ``subscriptions`` collection; ``prepare`` moves them here.
 
 The base database also has ``tenants``: one ``{_id: <tenant name>}`` per tenant that was created,
 which is what ``tenant(name)`` and ``tenants()`` consult (several brokers may share one MongoDB,
@@ -95,7 +97,8 @@ _MAX_DATABASE_NAME: Final = 63
 _ENTITIES: Final = "entities"
 _COUNTERS: Final = "counters"
 _CATALOGUE: Final = "catalogue"
-_SUBSCRIPTIONS: Final = "subscriptions"
+_RECORDS: Final = "records"
+_OLD_SUBSCRIPTIONS: Final = "subscriptions"
 _TENANTS: Final = "tenants"
 _SEQ_COUNTER: Final = "entities"
 
@@ -108,7 +111,7 @@ class MongoEntityStore(TenantStore):
         self._entities: AsyncCollection[Document] = database[_ENTITIES]
         self._counters: AsyncCollection[Document] = database[_COUNTERS]
         self._catalogue: AsyncCollection[Document] = database[_CATALOGUE]
-        self._subscriptions: AsyncCollection[Document] = database[_SUBSCRIPTIONS]
+        self._records: AsyncCollection[Document] = database[_RECORDS]
 
     async def prepare(self) -> None:
         """Create the indexes and the ``seq`` counter if needed (idempotent)."""
@@ -119,6 +122,10 @@ class MongoEntityStore(TenantStore):
                 IndexModel([("attrNames", ASCENDING), ("seq", ASCENDING)], name="attrs_seq"),
             ]
         )
+        await self._records.create_index(
+            [("_id.k", ASCENDING), ("seq", ASCENDING)], name="kind_seq"
+        )
+        await self._adopt_old_subscriptions()
         # Two brokers may race to create it; the loser's duplicate key means it exists.
         with contextlib.suppress(DuplicateKeyError):
             await self._counters.update_one(
@@ -198,22 +205,28 @@ class MongoEntityStore(TenantStore):
         entities, total = collector.result()
         return QueryPage(entities, total)
 
-    async def save_subscription(self, doc: dict[str, Any]) -> None:
+    async def save_record(self, kind: str, key: str, doc: dict[str, Any]) -> None:
         # seq is set once, on insert, so listing keeps creation order across replacements.
         seq = await self._next_seq()
-        await self._subscriptions.update_one(
-            {"_id": doc["id"]},
+        await self._records.update_one(
+            {"_id": _record_id(kind, key)},
             {"$set": {"doc": orjson.dumps(doc)}, "$setOnInsert": {"seq": seq}},
             upsert=True,
         )
 
-    async def subscriptions(self) -> list[dict[str, Any]]:
-        cursor = self._subscriptions.find({}, {"doc": 1}).sort("seq", ASCENDING)
+    async def records(self, kind: str) -> list[dict[str, Any]]:
+        cursor = self._records.find({"_id.k": kind}, {"doc": 1}).sort("seq", ASCENDING)
         return [_load(record) async for record in cursor]
 
-    async def delete_subscription(self, subscription_id: str) -> bool:
-        deleted = await self._subscriptions.delete_one({"_id": subscription_id})
+    async def delete_record(self, kind: str, key: str) -> bool:
+        deleted = await self._records.delete_one({"_id": _record_id(kind, key)})
         return deleted.deleted_count == 1
+
+    async def _adopt_old_subscriptions(self) -> None:
+        old = self.database[_OLD_SUBSCRIPTIONS]
+        async for record in old.find({}).sort("seq", ASCENDING):
+            await self.save_record("subscription", str(record["_id"]), _load(record))
+            await old.delete_one({"_id": record["_id"]})
 
     async def catalogue(self) -> list[CatalogueRow]:
         rows = self._catalogue.find({"n": {"$gt": 0}})
@@ -364,3 +377,8 @@ async def _back_off(attempt: int) -> None:
     """Sleep a little before retrying, longer after repeated conflicts (jitter, not security)."""
     if attempt >= 2:
         await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))  # noqa: S311
+
+
+def _record_id(kind: str, key: str) -> dict[str, str]:
+    # An embedded document as _id: exact-match lookups compare it field by field, in this order.
+    return {"k": kind, "n": key}

@@ -41,10 +41,12 @@ CREATE TABLE IF NOT EXISTS entities (
     id  TEXT NOT NULL UNIQUE,
     doc BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS subscriptions (
-    seq INTEGER PRIMARY KEY,
-    id  TEXT NOT NULL UNIQUE,
-    doc BLOB NOT NULL
+CREATE TABLE IF NOT EXISTS records (
+    seq  INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    key  TEXT NOT NULL,
+    doc  BLOB NOT NULL,
+    UNIQUE (kind, key)
 );
 """
 
@@ -90,14 +92,14 @@ class SqliteEntityStore(TenantStore):
     async def catalogue(self) -> list[CatalogueRow]:
         return await self._reader.submit(_catalogue)
 
-    async def save_subscription(self, doc: dict[str, Any]) -> None:
-        await self._writer.submit(lambda db: _save_subscription(db, doc))
+    async def save_record(self, kind: str, key: str, doc: dict[str, Any]) -> None:
+        await self._writer.submit(lambda db: _save_record(db, kind, key, doc))
 
-    async def subscriptions(self) -> list[dict[str, Any]]:
-        return await self._reader.submit(_subscriptions)
+    async def records(self, kind: str) -> list[dict[str, Any]]:
+        return await self._reader.submit(lambda db: _records(db, kind))
 
-    async def delete_subscription(self, subscription_id: str) -> bool:
-        return await self._writer.submit(lambda db: _delete_subscription(db, subscription_id))
+    async def delete_record(self, kind: str, key: str) -> bool:
+        return await self._writer.submit(lambda db: _delete_record(db, kind, key))
 
     def _connect_writer(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -229,22 +231,21 @@ def _query(db: sqlite3.Connection, query: EntityQuery) -> QueryPage:
     return QueryPage(entities, total)
 
 
-def _save_subscription(db: sqlite3.Connection, doc: dict[str, Any]) -> None:
+def _save_record(db: sqlite3.Connection, kind: str, key: str, doc: dict[str, Any]) -> None:
     db.execute(
-        "INSERT INTO subscriptions (id, doc) VALUES (?, ?) "
-        "ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-        (doc["id"], orjson.dumps(doc)),
+        "INSERT INTO records (kind, key, doc) VALUES (?, ?, ?) "
+        "ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc",
+        (kind, key, orjson.dumps(doc)),
     )
 
 
-def _subscriptions(db: sqlite3.Connection) -> list[dict[str, Any]]:
-    return [
-        orjson.loads(row[0]) for row in db.execute("SELECT doc FROM subscriptions ORDER BY seq")
-    ]
+def _records(db: sqlite3.Connection, kind: str) -> list[dict[str, Any]]:
+    rows = db.execute("SELECT doc FROM records WHERE kind = ? ORDER BY seq", (kind,))
+    return [orjson.loads(row[0]) for row in rows]
 
 
-def _delete_subscription(db: sqlite3.Connection, subscription_id: str) -> bool:
-    cursor = db.execute("DELETE FROM subscriptions WHERE id = ?", (subscription_id,))
+def _delete_record(db: sqlite3.Connection, kind: str, key: str) -> bool:
+    cursor = db.execute("DELETE FROM records WHERE kind = ? AND key = ?", (kind, key))
     return cursor.rowcount > 0
 
 
@@ -256,7 +257,20 @@ def _catalogue(db: sqlite3.Connection) -> list[CatalogueRow]:
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    """Build the indexes of a file written before they existed (``PRAGMA user_version``)."""
+    """Bring a file written by an earlier version up to date.
+
+    Indexes are rebuilt when ``PRAGMA user_version`` is older than the index schema; the
+    subscriptions table of earlier versions becomes records of kind ``subscription``.
+    """
+    old_table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'subscriptions'"
+    if db.execute(old_table).fetchone() is not None:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(
+            "INSERT OR IGNORE INTO records (kind, key, doc) "
+            "SELECT 'subscription', id, doc FROM subscriptions ORDER BY seq"
+        )
+        db.execute("DROP TABLE subscriptions")
+        db.execute("COMMIT")
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version >= SCHEMA_VERSION:
         return

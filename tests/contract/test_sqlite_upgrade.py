@@ -58,3 +58,30 @@ async def test_an_old_file_gets_its_indexes_and_catalogue_on_open(tmp_path: Path
         assert (await tenant.query(EntityQuery(types=(D + "Gauge",), count=True))).total == 3
     finally:
         await store.close()
+
+
+async def test_subscriptions_of_an_earlier_version_are_kept(tmp_path: Path) -> None:
+    old_file(tmp_path / "default.sqlite3", [gauge(1, 135.0)])
+    db = sqlite3.connect(tmp_path / "default.sqlite3")
+    db.execute(
+        "CREATE TABLE subscriptions (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+        " doc BLOB NOT NULL)"
+    )
+    for key in ("river", "rain"):
+        doc = {"id": f"urn:ngsi-ld:Subscription:{key}", "type": "Subscription"}
+        db.execute(
+            "INSERT INTO subscriptions (id, doc) VALUES (?, ?)", (doc["id"], orjson.dumps(doc))
+        )
+    db.commit()
+    db.close()
+    for _ in range(2):  # the move happens once; opening again keeps them
+        store = SqliteStore(tmp_path)
+        await store.start()
+        try:
+            kept = await (await store.tenant("")).records("subscription")
+            assert [doc["id"] for doc in kept] == [
+                "urn:ngsi-ld:Subscription:river",
+                "urn:ngsi-ld:Subscription:rain",
+            ]
+        finally:
+            await store.close()

@@ -739,39 +739,52 @@ def value_set(doc: Doc, level: Any) -> Doc:
     return {**doc, "attrs": {**doc["attrs"], D + "level": [instance]}}
 
 
-# --- subscriptions ----------------------------------------------------------------------------
+# --- records (subscriptions, provisioning, ...) ------------------------------------------------
 
 
 def subscription(key: str, **extra: Any) -> Doc:
     return {"id": f"urn:ngsi-ld:Subscription:{key}", "type": "Subscription", **extra}
 
 
-async def test_subscriptions_are_saved_replaced_listed_and_deleted(store: Store) -> None:
+async def save(tenant: Any, doc: Doc, kind: str = "subscription") -> None:
+    await tenant.save_record(kind, doc["id"], doc)
+
+
+async def test_records_are_saved_replaced_listed_and_deleted(store: Store) -> None:
     tenant = await store.tenant(f"s{uuid.uuid4().hex[:16]}", create=True)
-    assert await tenant.subscriptions() == []
-    await tenant.save_subscription(subscription("b", timesSent=0))
-    await tenant.save_subscription(subscription("a", timesSent=0))
-    await tenant.save_subscription(subscription("b", timesSent=3))  # replaced, keeps its place
-    assert await tenant.subscriptions() == [
+    assert await tenant.records("subscription") == []
+    await save(tenant, subscription("b", timesSent=0))
+    await save(tenant, subscription("a", timesSent=0))
+    await save(tenant, subscription("b", timesSent=3))  # replaced, keeps its place
+    assert await tenant.records("subscription") == [
         subscription("b", timesSent=3),
         subscription("a", timesSent=0),
     ]
-    assert await tenant.delete_subscription(subscription("b")["id"])
-    assert not await tenant.delete_subscription(subscription("b")["id"])
-    assert await tenant.subscriptions() == [subscription("a", timesSent=0)]
+    assert await tenant.delete_record("subscription", subscription("b")["id"])
+    assert not await tenant.delete_record("subscription", subscription("b")["id"])
+    assert await tenant.records("subscription") == [subscription("a", timesSent=0)]
 
 
-async def test_subscriptions_survive_a_restart_and_stay_in_their_tenant(
+async def test_records_of_different_kinds_never_mix(store: Store) -> None:
+    tenant = await store.tenant(f"s{uuid.uuid4().hex[:16]}", create=True)
+    await save(tenant, {"id": "same-key", "apikey": "k1"}, kind="iot_group")
+    await save(tenant, {"id": "same-key", "q": "level>2"})
+    assert await tenant.records("iot_group") == [{"id": "same-key", "apikey": "k1"}]
+    assert await tenant.records("subscription") == [{"id": "same-key", "q": "level>2"}]
+    assert await tenant.delete_record("iot_group", "same-key")
+    assert await tenant.records("subscription") == [{"id": "same-key", "q": "level>2"}]
+
+
+async def test_records_survive_a_restart_and_stay_in_their_tenant(
     backend: Backend, store: Store
 ) -> None:
     kyoto = await store.tenant("kyoto", create=True)
-    await kyoto.save_subscription(subscription("river", q="level>2"))
-    await (await store.tenant("osaka", create=True)).save_subscription(subscription("rain"))
+    await save(kyoto, subscription("river", q="level>2"))
+    await save(await store.tenant("osaka", create=True), subscription("rain"))
     await backend.close(store)
     reopened = await backend.open()
-    assert await (await reopened.tenant("kyoto")).subscriptions() == [
+    assert await (await reopened.tenant("kyoto")).records("subscription") == [
         subscription("river", q="level>2")
     ]
-    assert [s["id"] for s in await (await reopened.tenant("osaka")).subscriptions()] == [
-        subscription("rain")["id"]
-    ]
+    osaka = await (await reopened.tenant("osaka")).records("subscription")
+    assert [s["id"] for s in osaka] == [subscription("rain")["id"]]
