@@ -30,7 +30,7 @@ from broker.ngsild.params import build_view, parse_options
 from broker.ngsild.render import render_entity, render_feature, shows_anything
 from broker.ngsild.terms import TermTable
 from broker.ngsild.values import MERGE_NULLS
-from broker.ngsild.versions import downgrade, preferred_version
+from broker.ngsild.versions import downgrade, preference_applied, preferred_version
 
 router = APIRouter(tags=["Entities"])
 
@@ -148,7 +148,7 @@ def _versioned(
     if version is None:
         return json_response(payload, media, terms, headers=headers)
     payload, altered = downgrade(payload, version)
-    headers = {**headers, "Preference-Applied": f"ngsi-ld={version[0]}.{version[1]}"}
+    headers = {**headers, "Preference-Applied": preference_applied(version)}
     return json_response(payload, media, terms, status=203 if altered else 200, headers=headers)
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 from dataclasses import replace
 from inspect import signature
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate
 from broker.api.requests import read_json, runtime, tenant_of, terms_of
-from broker.api.responses import count_headers, feature_collection, json_response
+from broker.api.responses import count_headers, feature_collection, json_response, page_links
 from broker.ngsild.errors import BadRequestData, InvalidRequest
 from broker.ngsild.linked import check_join, render_joined
 from broker.ngsild.params import build_view, expand_names, parse_options, split_list
@@ -227,9 +226,14 @@ async def _page_response(
     levels: int,
 ) -> Response:
     headers = count_headers(page)
-    links = _page_links(request, page, query, media)
-    if links:
-        headers["Link"] = ", ".join(links)
+    headers |= page_links(
+        request,
+        query.offset,
+        query.limit,
+        returned=len(page.entities),
+        total=page.total,
+        media=media,
+    )
     if media == GEO_JSON:
         geometry = terms.expand(geometry_property or "location")
         features = [render_feature(doc, terms, view, geometry) for doc in page.entities]
@@ -242,26 +246,6 @@ async def _page_response(
         )
         rendered = render_joined(page.entities, terms, view, linked, levels, join_mode)
     return json_response(rendered, media, terms, headers=headers)
-
-
-def _page_links(request: Request, page: QueryPage, query: EntityQuery, media: str) -> list[str]:
-    """``rel="prev"``/``rel="next"`` links (§4.12, v1.9 §6.3.23) for a paged result."""
-    if query.limit == 0:
-        return []
-    full = len(page.entities) == query.limit
-    more = full if page.total is None else page.total > query.offset + query.limit
-    links = []
-    if query.offset > 0:
-        links.append(_link(request, max(0, query.offset - query.limit), query.limit, "prev", media))
-    if more:
-        links.append(_link(request, query.offset + query.limit, query.limit, "next", media))
-    return links
-
-
-def _link(request: Request, offset: int, limit: int, rel: str, media: str) -> str:
-    params = {**request.query_params, "offset": str(offset), "limit": str(limit)}
-    query = "&".join(f"{key}={quote(value, safe=_SAFE)}" for key, value in sorted(params.items()))
-    return f'<{request.url.path}?{query}>; rel="{rel}";type="{media}"'
 
 
 def _check_scope(

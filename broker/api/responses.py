@@ -8,9 +8,10 @@ in each Feature when JSON-LD is wanted, else in the Link header.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import orjson
-from fastapi import Response
+from fastapi import Request, Response
 
 from broker.api.media import GEO_JSON, JSON, JSON_LD
 from broker.ngsild.terms import TermTable, body_context, context_link_header
@@ -44,9 +45,44 @@ def count_headers(page: QueryPage) -> dict[str, str]:
     return {} if page.total is None else {"NGSILD-Results-Count": str(page.total)}
 
 
+_SAFE = ":/.*,;()|!~[]@$'"
+
+
+def page_links(
+    request: Request, offset: int, limit: int, *, returned: int, total: int | None, media: str
+) -> dict[str, str]:
+    """A ``Link`` header with ``rel="prev"``/``rel="next"`` (§4.12, v1.9 §6.3.23), if any.
+
+    Without a total, a full page is taken to mean there may be more.
+    """
+    if limit == 0:
+        return {}
+    more = returned == limit if total is None else total > offset + limit
+    links = []
+    if offset > 0:
+        links.append(_link(request, max(0, offset - limit), limit, "prev", media))
+    if more:
+        links.append(_link(request, offset + limit, limit, "next", media))
+    return {"Link": ", ".join(links)} if links else {}
+
+
+def _link(request: Request, offset: int, limit: int, rel: str, media: str) -> str:
+    params = {**request.query_params, "offset": str(offset), "limit": str(limit)}
+    query = "&".join(f"{key}={quote(value, safe=_SAFE)}" for key, value in sorted(params.items()))
+    return f'<{request.url.path}?{query}>; rel="{rel}";type="{media}"'
+
+
 def feature_collection(features: list[dict[str, Any]]) -> dict[str, Any]:
     """GeoJSON FeatureCollection of rendered features."""
     return {"type": "FeatureCollection", "features": features}
 
 
-__all__ = ["GEO_JSON", "JSON", "JSON_LD", "count_headers", "feature_collection", "json_response"]
+__all__ = [
+    "GEO_JSON",
+    "JSON",
+    "JSON_LD",
+    "count_headers",
+    "feature_collection",
+    "json_response",
+    "page_links",
+]

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Query, Request, Response
 
 from broker.api.media import JSON, JSON_LD, negotiate
 from broker.api.requests import read_json, runtime, tenant_of, terms_of
-from broker.api.responses import json_response
+from broker.api.responses import json_response, page_links
 from broker.ngsild.errors import BadRequestData
 from broker.ngsild.names import check_uri
 from broker.ngsild.params import parse_options
 from broker.ngsild.subscription import parse_subscription
 from broker.ngsild.subscription_render import render_subscription
+from broker.ngsild.versions import preference_applied, preferred_version
 
 router = APIRouter(tags=["Subscriptions"])
 _OFFERED = (JSON, JSON_LD)
@@ -56,6 +57,7 @@ async def query_subscriptions(
         for sub in subs[start : start + size]
     ]
     headers = {"NGSILD-Results-Count": str(len(subs))} if "count" in opts else {}
+    headers |= page_links(request, start, size, returned=len(page), total=len(subs), media=media)
     return json_response(page, media, terms, headers=headers)
 
 
@@ -70,7 +72,10 @@ async def retrieve_subscription(
     body = render_subscription(
         sub, terms, now=service.now(), sys_attrs="sysAttrs" in parse_options(options)
     )
-    return json_response(body, media, terms)
+    # A subscription has no version fallbacks (v1.9 §4.3.6.8): acknowledge, change nothing.
+    version = preferred_version(request.headers.get("prefer"))
+    headers = {} if version is None else {"Preference-Applied": preference_applied(version)}
+    return json_response(body, media, terms, headers=headers)
 
 
 @router.patch(

@@ -31,6 +31,7 @@ def notification_view(sub: Subscription) -> View:
         sys_attrs=params.sys_attrs,
         attrs=attrs,
         lang=sub.lang,
+        dataset_ids=None if sub.dataset_ids is None else frozenset(sub.dataset_ids),
     )
 
 
@@ -39,15 +40,21 @@ def notification_body(
 ) -> dict[str, Any]:
     """The Notification object for ``docs`` (compacted with the subscription's ``terms``)."""
     view = notification_view(sub)
+    data = [render_entity(doc, terms, view) for doc in docs]
     body: dict[str, Any] = {
         "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
         "type": "Notification",
         "subscriptionId": sub.id,
         "notifiedAt": now,
-        "data": [render_entity(doc, terms, view) for doc in docs],
+        "data": data,
     }
     if sub.notification.endpoint.accept == JSON_LD:
-        body = {"@context": body_context(terms), **body}
+        # Each entity carries the @context too, so a receiver that files entities one by one
+        # can still expand them (the conformance suite checks data[i]["@context"]).
+        context = body_context(terms)
+        for entity in data:
+            entity["@context"] = context
+        body = {"@context": context, **body}
     return body
 
 

@@ -27,8 +27,8 @@ CONCISE = "concise"
 SIMPLIFIED = "simplified"
 FORMATS = (NORMALIZED, CONCISE, SIMPLIFIED)
 
-_EXPANDED_MEMBERS = frozenset({"vocab", "objectType"})
-_SYSTEM = ("createdAt", "modifiedAt", "expiresAt")
+_EXPANDED_MEMBERS = frozenset({"vocab", "previousVocab", "objectType"})
+_SYSTEM = ("createdAt", "modifiedAt", "expiresAt", "deletedAt")
 """Members shown only with ``options=sysAttrs`` (§6.3.11)."""
 
 
@@ -89,10 +89,7 @@ def render_entity(doc: EntityDoc, terms: TermTable, view: View) -> dict[str, Any
         out["type"] = _one_or_many([terms.compact(t) for t in doc["type"]])
     if "scope" in view.members and doc.get("scope"):
         out["scope"] = _one_or_many(doc["scope"])
-    if view.sys_attrs:
-        for member in _SYSTEM:
-            if member in doc:
-                out[member] = doc[member]
+    out.update(_system_members(doc, view))
     for iri in visible_attributes(doc, view):
         instances = doc["attrs"][iri]
         if view.dataset_ids is not None:
@@ -109,6 +106,13 @@ def render_entity(doc: EntityDoc, terms: TermTable, view: View) -> dict[str, Any
         else:
             out[terms.compact(iri)] = rendered[0] if len(rendered) == 1 else rendered
     return out
+
+
+def _system_members(doc: EntityDoc, view: View) -> dict[str, Any]:
+    if view.sys_attrs:
+        return {member: doc[member] for member in _SYSTEM if member in doc}
+    # Only notifications of a deletion have it, and they show it whatever sysAttrs says.
+    return {"deletedAt": doc["deletedAt"]} if "deletedAt" in doc else {}
 
 
 def shows_anything(doc: EntityDoc, view: View) -> bool:

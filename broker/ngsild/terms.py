@@ -136,7 +136,13 @@ def build_term_table(
         if missing is not None:
             raise missing from exc
         raise BadRequestData(f"invalid JSON-LD @context: {_describe(exc)}") from exc
-    return TermTable(active, user, link_url or (user if isinstance(user, str) else core_url))
+    return TermTable(active, user, link_url or _one_url(user, core_url) or core_url)
+
+
+def _one_url(user: Any, core_url: str) -> str | None:
+    """The URL a ``Link`` header can stand for ``user`` with: it must be one URL (+ cores)."""
+    entries = [e for e in effective_context(user, core_url) if e != core_url]
+    return entries[0] if len(entries) == 1 and isinstance(entries[0], str) else None
 
 
 def _check_shape(user: Any) -> None:

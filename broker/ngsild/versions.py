@@ -21,7 +21,7 @@ from broker.ngsild.names import (
 )
 
 CURRENT: Final = (1, 9)
-_PREFER = re.compile(r"(?:^|[;,\s])ngsi-ld=(\d+)\.(\d+)(?=$|[;,\s])")
+_VERSION = re.compile(r"(\d+)\.(\d+)")
 
 _INTRODUCED: Final = {
     VOCAB_PROPERTY: ((1, 8), PROPERTY),
@@ -36,10 +36,21 @@ def preferred_version(prefer: str | None) -> tuple[int, int] | None:
     """The version asked for in a ``Prefer`` header, if any (later than ours means ours)."""
     if not prefer:
         return None
-    match = _PREFER.search(prefer)
-    if match is None:
-        return None
-    return min((int(match.group(1)), int(match.group(2))), CURRENT)
+    # RFC 7240: a comma-separated list of `token [= value] *(; parameter)`, where the token is
+    # case-insensitive and the value a token or a quoted string.
+    for preference in prefer.split(","):
+        name, _, value = preference.split(";", 1)[0].partition("=")
+        if name.strip().lower() != "ngsi-ld":
+            continue
+        match = _VERSION.fullmatch(value.strip().strip('"'))
+        if match is not None:
+            return min((int(match.group(1)), int(match.group(2))), CURRENT)
+    return None
+
+
+def preference_applied(version: tuple[int, int]) -> str:
+    """The ``Preference-Applied`` header value that acknowledges ``version``."""
+    return f"ngsi-ld={version[0]}.{version[1]}"
 
 
 def downgrade(entity: dict[str, Any], version: tuple[int, int]) -> tuple[dict[str, Any], bool]:

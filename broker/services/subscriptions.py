@@ -25,6 +25,7 @@ from broker.ngsild.errors import AlreadyExists, ResourceNotFound
 from broker.ngsild.matching import index_keys, notifies
 from broker.ngsild.names import format_timestamp
 from broker.ngsild.notification import notification_body, notification_request
+from broker.ngsild.notified_entity import notified_entity
 from broker.ngsild.subscription import Filters, Subscription, apply_patch, parse_filters
 from broker.ngsild.subscription_index import SubscriptionIndex
 from broker.ngsild.subscription_render import from_doc, to_doc
@@ -45,6 +46,7 @@ class _Active:
     sub: Subscription
     filters: Filters
     terms: TermTable
+    """Names in notifications: the subscription's ``jsonldContext``, else its own @context."""
 
 
 class SubscriptionService:
@@ -148,8 +150,7 @@ class SubscriptionService:
             held = self._active.get((tenant, subscription_id))
             if held is None or not notifies(held.sub, held.filters, change, fired, now):
                 continue
-            doc = change.after if change.after is not None else change.before
-            assert doc is not None  # a change has at least one side
+            doc = notified_entity(held.sub, change, fired, now)
             body = notification_body(held.sub, [doc], held.terms, now=now)
             payload, headers = notification_request(held.sub, body, held.terms, tenant=tenant)
             self._dispatcher.submit(
@@ -184,7 +185,8 @@ class SubscriptionService:
 
     async def _hold(self, tenant: str, sub: Subscription) -> None:
         terms = await self._terms(sub.context)
-        self._active[(tenant, sub.id)] = _Active(sub, parse_filters(sub, terms), terms)
+        shown = terms if sub.jsonld_context is None else await self._terms(sub.jsonld_context)
+        self._active[(tenant, sub.id)] = _Active(sub, parse_filters(sub, terms), shown)
         self._index.add(tenant, sub.id, index_keys(sub))
 
     async def _terms(self, context: Any) -> TermTable:

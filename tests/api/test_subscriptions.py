@@ -140,3 +140,65 @@ async def test_tenants_do_not_see_each_others_subscriptions(
     await sink.wait_for(1)
     assert sink.received[0][0]["ngsild-tenant"] == "kyoto"
     assert (await client.get(f"{API}/subscriptions")).json() == []
+
+
+async def test_query_subscriptions_is_paged_with_prev_and_next_links(
+    client: httpx.AsyncClient, sink: Sink
+) -> None:
+    for key in ("a", "b", "c"):
+        body = {**subscription(sink), "id": f"urn:ngsi-ld:Subscription:{key}"}
+        assert (await client.post(f"{API}/subscriptions", json=body, headers=JSON)).is_success
+    middle = await client.get(f"{API}/subscriptions", params={"limit": 1, "offset": 1})
+    assert [s["id"] for s in middle.json()] == ["urn:ngsi-ld:Subscription:b"]
+    links = middle.headers["link"]
+    assert '</ngsi-ld/v1/subscriptions?limit=1&offset=0>; rel="prev"' in links
+    assert '</ngsi-ld/v1/subscriptions?limit=1&offset=2>; rel="next"' in links
+    last = await client.get(f"{API}/subscriptions", params={"limit": 1, "offset": 2})
+    assert 'rel="next"' not in last.headers["link"]
+    everything = await client.get(f"{API}/subscriptions")
+    assert 'rel="prev"' not in everything.headers["link"]
+    assert 'rel="next"' not in everything.headers["link"]
+
+
+async def test_retrieving_a_subscription_acknowledges_a_version_preference(
+    client: httpx.AsyncClient, sink: Sink
+) -> None:
+    await client.post(f"{API}/subscriptions", json=subscription(sink), headers=JSON)
+    url = f"{API}/subscriptions/urn:ngsi-ld:Subscription:river"
+    for prefer in ("NGSI-LD=1.0", 'ngsi-ld="1.0"', "respond-async, ngsi-ld=1.0;q=0.1"):
+        got = await client.get(url, headers={"Prefer": prefer})
+        assert got.status_code == 200
+        assert got.headers["preference-applied"] == "ngsi-ld=1.0"
+    assert (
+        "preference-applied"
+        not in (await client.get(url, headers={"Prefer": "respond-async"})).headers
+    )
+
+
+async def test_deletions_and_previous_values_reach_the_receiver(
+    client: httpx.AsyncClient, sink: Sink
+) -> None:
+    sub = subscription(
+        sink,
+        notificationTrigger=["attributeUpdated", "attributeDeleted", "entityDeleted"],
+        notification={"endpoint": {"uri": sink.url}, "showChanges": True},
+    )
+    await client.post(f"{API}/subscriptions", json=sub, headers=JSON)
+    entity = {**gauge(level=1.0), "alert": {"type": "Property", "value": "none"}}
+    await client.post(f"{API}/entities", json=entity, headers=JSON)
+    url = f"{API}/entities/urn:ngsi-ld:RiverGauge:kamo-1"
+    await client.patch(f"{url}/attrs/level", json={"value": 2.5}, headers=JSON)
+    await client.delete(f"{url}/attrs/alert")
+    await client.delete(url)
+    await sink.wait_for(3)
+    updated, attr_deleted, entity_deleted = (body["data"][0] for _, body in sink.received)
+    assert updated["level"]["value"] == 2.5
+    assert updated["level"]["previousValue"] == 1.0
+    assert attr_deleted["alert"] == {
+        "type": "Property",
+        "value": "urn:ngsi-ld:null",
+        "previousValue": "none",
+    }
+    assert "deletedAt" in entity_deleted
+    assert entity_deleted["level"]["value"] == "urn:ngsi-ld:null"
+    assert entity_deleted["level"]["previousValue"] == 2.5

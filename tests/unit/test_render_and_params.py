@@ -118,3 +118,16 @@ def test_prefer_an_older_version_reformats_newer_attribute_types() -> None:
     assert changed and old["category"] == {"type": "Property", "value": "office"}
     same, changed = downgrade(out, (1, 9))
     assert not changed and same == out
+
+
+def test_the_version_preference_is_found_as_rfc_7240_writes_it() -> None:
+    for header in (
+        "ngsi-ld=1.5",
+        "NGSI-LD=1.5",
+        'ngsi-ld="1.5"',
+        "respond-async, ngsi-ld=1.5;q=0.1",
+    ):
+        assert preferred_version(header) == (1, 5)
+    assert preferred_version("ngsi-ld=2.0") == (1, 9)  # later than ours means ours
+    for header in (None, "", "respond-async", "ngsi-ld=latest", "x-ngsi-ld=1.5"):
+        assert preferred_version(header) is None
