@@ -21,20 +21,26 @@ from typing import Any
 
 from broker.contexts import ContextLoader
 from broker.ngsild.changes import Change, triggers
+from broker.ngsild.entity import EntityDoc
 from broker.ngsild.errors import AlreadyExists, ResourceNotFound
 from broker.ngsild.matching import index_keys, notifies
 from broker.ngsild.names import format_timestamp
 from broker.ngsild.notification import notification_body, notification_request
 from broker.ngsild.notified_entity import notified_entity
-from broker.ngsild.subscription import Filters, Subscription, apply_patch, parse_filters
+from broker.ngsild.query import EntityQuery
+from broker.ngsild.subscription import Filters, Subscription, apply_patch, parse_filters, status
 from broker.ngsild.subscription_index import SubscriptionIndex
 from broker.ngsild.subscription_render import from_doc, to_doc
 from broker.ngsild.terms import TermTable
 from broker.notify.dispatcher import Delivery, Dispatcher, Outcome
+from broker.services.throttle import Throttle
 from broker.store.base import Store
 
 _log = logging.getLogger(__name__)
 _SAVE_EVERY = 1.0
+_PERIODIC_LIMIT = 1000
+"""Most entities one periodic notification lists."""
+_Docs = list[EntityDoc]  # the service has a method named ``list``
 SUBSCRIPTION = "subscription"
 """Record kind of subscriptions in the tenant store."""
 
@@ -47,6 +53,8 @@ class _Active:
     filters: Filters
     terms: TermTable
     """Names in notifications: the subscription's ``jsonldContext``, else its own @context."""
+    throttle: Throttle | None = None
+    periodic: asyncio.Task[None] | None = None
 
 
 class SubscriptionService:
@@ -86,7 +94,19 @@ class SubscriptionService:
     async def close(self) -> None:
         if self._saver is not None:
             self._saver.cancel()
+        for tenant, subscription_id in list(self._active):
+            self._release(tenant, subscription_id)
         await self._save_dirty()
+
+    def _release(self, tenant: str, subscription_id: str) -> None:
+        """Stop the timers of the subscription's previous version, if any."""
+        held = self._active.get((tenant, subscription_id))
+        if held is None:
+            return
+        if held.throttle is not None:
+            held.throttle.cancel()
+        if held.periodic is not None:
+            held.periodic.cancel()
 
     async def create(self, tenant: str, sub: Subscription) -> Subscription:
         """Create Subscription (§5.8.1); a taken id is AlreadyExists."""
@@ -123,8 +143,10 @@ class SubscriptionService:
 
     async def delete(self, tenant: str, subscription_id: str) -> None:
         """Delete Subscription (§5.8.5)."""
-        if self._active.pop((tenant, subscription_id), None) is None:
+        if (tenant, subscription_id) not in self._active:
             raise ResourceNotFound(f"subscription {subscription_id} does not exist")
+        self._release(tenant, subscription_id)
+        del self._active[(tenant, subscription_id)]
         self._index.remove(tenant, subscription_id)
         self._dirty.discard((tenant, subscription_id))
         store = await self._store.tenant(tenant)
@@ -151,17 +173,56 @@ class SubscriptionService:
             if held is None or not notifies(held.sub, held.filters, change, fired, now):
                 continue
             doc = notified_entity(held.sub, change, fired, now)
-            body = notification_body(held.sub, [doc], held.terms, now=now)
-            payload, headers = notification_request(held.sub, body, held.terms, tenant=tenant)
-            self._dispatcher.submit(
-                Delivery(
-                    held.sub.notification.endpoint.uri,
-                    payload,
-                    headers,
-                    subscription_id,
-                    self._recorder(tenant, subscription_id),
-                )
+            if held.throttle is not None:
+                held.throttle.offer(doc)
+            else:
+                self._send(tenant, held, [doc])
+
+    def _send(self, tenant: str, held: _Active, docs: _Docs) -> None:
+        sub = held.sub
+        body = notification_body(sub, docs, held.terms, now=self.now())
+        payload, headers = notification_request(sub, body, held.terms, tenant=tenant)
+        endpoint = sub.notification.endpoint
+        if endpoint.uri.startswith("mqtt"):  # the MQTT sender reads MQTT-QoS / MQTT-Version
+            headers.update(endpoint.notifier_info or ())
+        self._dispatcher.submit(
+            Delivery(endpoint.uri, payload, headers, sub.id, self._recorder(tenant, sub.id))
+        )
+
+    async def _every(self, tenant: str, subscription_id: str, interval: float) -> None:
+        """Periodic notifications (``timeInterval``): every matching entity, each interval."""
+        while True:
+            await asyncio.sleep(interval)
+            held = self._active.get((tenant, subscription_id))
+            if held is None:
+                return
+            if status(held.sub, self.now()) != "active":
+                continue
+            try:
+                docs = await self._current_matches(tenant, held)
+            except Exception:  # the store being unavailable must not end the schedule
+                _log.exception("periodic notification of %s failed", subscription_id)
+                continue
+            if docs:
+                self._send(tenant, held, docs)
+
+    async def _current_matches(self, tenant: str, held: _Active) -> _Docs:
+        store = await self._store.tenant(tenant)
+        query = EntityQuery(
+            selectors=held.sub.entities,
+            q=held.filters.q,
+            geo=held.filters.geo,
+            scope=held.filters.scope,
+            limit=_PERIODIC_LIMIT,
+        )
+        page = await store.query(query)
+        if len(page.entities) == _PERIODIC_LIMIT:
+            _log.warning(
+                "periodic notification of %s lists only the first %d entities",
+                held.sub.id,
+                _PERIODIC_LIMIT,
             )
+        return page.entities
 
     def _recorder(self, tenant: str, subscription_id: str) -> Callable[[Outcome], None]:
         def record(outcome: Outcome) -> None:
@@ -186,7 +247,15 @@ class SubscriptionService:
     async def _hold(self, tenant: str, sub: Subscription) -> None:
         terms = await self._terms(sub.context)
         shown = terms if sub.jsonld_context is None else await self._terms(sub.jsonld_context)
-        self._active[(tenant, sub.id)] = _Active(sub, parse_filters(sub, terms), shown)
+        held = _Active(sub, parse_filters(sub, terms), shown)
+        self._release(tenant, sub.id)
+        if sub.throttling:
+            held.throttle = Throttle(sub.throttling, lambda docs: self._send(tenant, held, docs))
+        if sub.time_interval:
+            held.periodic = asyncio.create_task(
+                self._every(tenant, sub.id, sub.time_interval), name=f"periodic {sub.id}"
+            )
+        self._active[(tenant, sub.id)] = held
         self._index.add(tenant, sub.id, index_keys(sub))
 
     async def _terms(self, context: Any) -> TermTable:

@@ -202,3 +202,41 @@ async def test_deletions_and_previous_values_reach_the_receiver(
     assert "deletedAt" in entity_deleted
     assert entity_deleted["level"]["value"] == "urn:ngsi-ld:null"
     assert entity_deleted["level"]["previousValue"] == 2.5
+
+
+async def test_throttling_holds_back_and_then_sends_only_the_latest_state(
+    client: httpx.AsyncClient, sink: Sink
+) -> None:
+    await client.post(f"{API}/subscriptions", json=subscription(sink, throttling=1), headers=JSON)
+    await client.post(f"{API}/entities", json=gauge(level=1.0), headers=JSON)
+    await sink.wait_for(1)
+    level = f"{API}/entities/urn:ngsi-ld:RiverGauge:kamo-1/attrs/level"
+    for value in (2.0, 3.0, 4.0):
+        await client.patch(level, json={"value": value}, headers=JSON)
+    await asyncio.sleep(0.3)
+    assert len(sink.received) == 1  # within the throttling period: held back
+    await sink.wait_for(2, seconds=3)
+    (entity,) = sink.received[1][1]["data"]
+    assert entity["level"]["value"] == 4.0  # the latest state, once
+    await asyncio.sleep(1.2)
+    assert len(sink.received) == 2
+
+
+async def test_a_time_interval_subscription_reports_every_matching_entity_periodically(
+    client: httpx.AsyncClient, sink: Sink
+) -> None:
+    await client.post(f"{API}/entities", json=gauge(level=1.0), headers=JSON)
+    periodic = subscription(sink, timeInterval=1, q="level<5")
+    assert (await client.post(f"{API}/subscriptions", json=periodic, headers=JSON)).is_success
+    await sink.wait_for(2, seconds=5)
+    for _, body in sink.received[:2]:
+        assert [e["id"] for e in body["data"]] == ["urn:ngsi-ld:RiverGauge:kamo-1"]
+    await client.patch(
+        f"{API}/subscriptions/urn:ngsi-ld:Subscription:river",
+        json={"isActive": False},
+        headers=JSON,
+    )
+    await asyncio.sleep(0.2)  # one already on its way may still land
+    seen = len(sink.received)
+    await asyncio.sleep(1.5)
+    assert len(sink.received) == seen  # paused: no more periodic notifications
