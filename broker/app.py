@@ -49,7 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         entities = EntityService(store)
         dispatcher = Dispatcher()
         await dispatcher.start()
-        subscriptions = SubscriptionService(store, contexts, dispatcher)
+        subscriptions = SubscriptionService(
+            store, contexts, dispatcher, linked=entities.linked_entities
+        )
         await subscriptions.start()
         entities.listeners.append(subscriptions.publish)
         app.state.runtime = Runtime(

@@ -9,16 +9,20 @@ body), add the tenant (``NGSILD-Tenant``) and the subscription's ``receiverInfo`
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Final
 
 import orjson
 
 from broker.ngsild.entity import EntityDoc
+from broker.ngsild.linked import render_joined
 from broker.ngsild.render import CONCISE, NORMALIZED, SIMPLIFIED, View, render_entity
 from broker.ngsild.subscription import Subscription
 from broker.ngsild.terms import TermTable, body_context, context_link_header
 
 JSON_LD = "application/ld+json"
+JOINED: Final = ("flat", "inline")
+"""``notification.join`` values that show linked entities."""
 _FORMATS = {"normalized": NORMALIZED, "concise": CONCISE, "keyValues": SIMPLIFIED}
 
 
@@ -36,11 +40,24 @@ def notification_view(sub: Subscription) -> View:
 
 
 def notification_body(
-    sub: Subscription, docs: list[EntityDoc], terms: TermTable, *, now: str
+    sub: Subscription,
+    docs: list[EntityDoc],
+    terms: TermTable,
+    *,
+    now: str,
+    linked: Mapping[str, EntityDoc] | None = None,
 ) -> dict[str, Any]:
-    """The Notification object for ``docs`` (compacted with the subscription's ``terms``)."""
+    """The Notification object for ``docs`` (compacted with the subscription's ``terms``).
+
+    ``linked`` holds the entities ``docs`` link to, for subscriptions that ``join`` them.
+    """
     view = notification_view(sub)
-    data = [render_entity(doc, terms, view) for doc in docs]
+    join = sub.notification.join
+    if linked is not None and join in JOINED:
+        levels = sub.notification.join_level or 1
+        data = render_joined(docs, terms, view, linked, levels, join)
+    else:
+        data = [render_entity(doc, terms, view) for doc in docs]
     body: dict[str, Any] = {
         "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
         "type": "Notification",

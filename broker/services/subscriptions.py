@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -25,9 +25,15 @@ from broker.ngsild.entity import EntityDoc
 from broker.ngsild.errors import AlreadyExists, ResourceNotFound
 from broker.ngsild.matching import index_keys, notifies
 from broker.ngsild.names import format_timestamp
-from broker.ngsild.notification import notification_body, notification_request
+from broker.ngsild.notification import (
+    JOINED,
+    notification_body,
+    notification_request,
+    notification_view,
+)
 from broker.ngsild.notified_entity import notified_entity
 from broker.ngsild.query import EntityQuery
+from broker.ngsild.render import View
 from broker.ngsild.subscription import Filters, Subscription, apply_patch, parse_filters, status
 from broker.ngsild.subscription_index import SubscriptionIndex
 from broker.ngsild.subscription_render import from_doc, to_doc
@@ -41,6 +47,8 @@ _SAVE_EVERY = 1.0
 _PERIODIC_LIMIT = 1000
 """Most entities one periodic notification lists."""
 _Docs = list[EntityDoc]  # the service has a method named ``list``
+LinkedLookup = Callable[[str, _Docs, View, int], Awaitable[dict[str, EntityDoc]]]
+"""(tenant, entities, view, levels) → the entities they link to (``EntityService``)."""
 SUBSCRIPTION = "subscription"
 """Record kind of subscriptions in the tenant store."""
 
@@ -66,11 +74,14 @@ class SubscriptionService:
         contexts: ContextLoader,
         dispatcher: Dispatcher,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        linked: LinkedLookup | None = None,
     ) -> None:
         self._store = store
         self._contexts = contexts
         self._dispatcher = dispatcher
         self._clock = clock
+        self._linked = linked
+        self._joining: set[asyncio.Task[None]] = set()
         self._index = SubscriptionIndex()
         self._active: dict[tuple[str, str], _Active] = {}
         self._dirty: set[tuple[str, str]] = set()
@@ -179,8 +190,29 @@ class SubscriptionService:
                 self._send(tenant, held, [doc])
 
     def _send(self, tenant: str, held: _Active, docs: _Docs) -> None:
+        if held.sub.notification.join in JOINED and self._linked is not None:
+            # Linked entities come from the store: fetch them off the write's path.
+            task = asyncio.create_task(self._send_joined(tenant, held, docs))
+            self._joining.add(task)
+            task.add_done_callback(self._joining.discard)
+            return
+        self._submit(tenant, held, docs, None)
+
+    async def _send_joined(self, tenant: str, held: _Active, docs: _Docs) -> None:
+        assert self._linked is not None
+        levels = held.sub.notification.join_level or 1
+        try:
+            linked = await self._linked(tenant, docs, notification_view(held.sub), levels)
+        except Exception:
+            _log.exception("linked entities of a notification to %s not found", held.sub.id)
+            linked = None
+        self._submit(tenant, held, docs, linked)
+
+    def _submit(
+        self, tenant: str, held: _Active, docs: _Docs, linked: dict[str, EntityDoc] | None
+    ) -> None:
         sub = held.sub
-        body = notification_body(sub, docs, held.terms, now=self.now())
+        body = notification_body(sub, docs, held.terms, now=self.now(), linked=linked)
         payload, headers = notification_request(sub, body, held.terms, tenant=tenant)
         endpoint = sub.notification.endpoint
         if endpoint.uri.startswith("mqtt"):  # the MQTT sender reads MQTT-QoS / MQTT-Version

@@ -240,3 +240,22 @@ async def test_a_time_interval_subscription_reports_every_matching_entity_period
     seen = len(sink.received)
     await asyncio.sleep(1.5)
     assert len(sink.received) == seen  # paused: no more periodic notifications
+
+
+async def test_a_joining_subscription_gets_the_linked_entities_too(
+    client: httpx.AsyncClient, sink: Sink
+) -> None:
+    bridge = {"id": "urn:ngsi-ld:Bridge:sanjo", "type": "Bridge", "closed": {"value": False}}
+    await client.post(f"{API}/entities", json=bridge, headers=JSON)
+    for key, join in (("flat", "flat"), ("inline", "inline")):
+        sub = subscription(sink, notification={"endpoint": {"uri": sink.url}, "join": join})
+        sub["id"] = f"urn:ngsi-ld:Subscription:{key}"
+        await client.post(f"{API}/subscriptions", json=sub, headers=JSON)
+    link = {"type": "Relationship", "object": "urn:ngsi-ld:Bridge:sanjo"}
+    await client.post(f"{API}/entities", json={**gauge(level=1.0), "bridge": link}, headers=JSON)
+    await sink.wait_for(2)
+    by_sub = {body["subscriptionId"]: body["data"] for _, body in sink.received}
+    flat = by_sub["urn:ngsi-ld:Subscription:flat"]
+    assert [e["id"] for e in flat] == ["urn:ngsi-ld:RiverGauge:kamo-1", "urn:ngsi-ld:Bridge:sanjo"]
+    (inline,) = by_sub["urn:ngsi-ld:Subscription:inline"]
+    assert inline["bridge"]["entity"]["closed"]["value"] is False
