@@ -25,12 +25,14 @@ from broker.api import (
 )
 from broker.api.guard import RequestGuard
 from broker.contexts import ContextLoader
-from broker.notify.dispatcher import Dispatcher
+from broker.notify.dispatcher import Dispatcher, DispatcherConfig
+from broker.notify.http_sender import HttpSender
+from broker.notify.mqtt_sender import MqttSender
 from broker.runtime import Runtime
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
 from broker.services.subscriptions import SubscriptionService
-from broker.settings import Settings
+from broker.settings import NotificationSettings, Settings
 from broker.store import open_store
 
 API_PREFIX = "/ngsi-ld/v1"
@@ -47,10 +49,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await store.start()
         contexts = ContextLoader(settings.contexts)
         entities = EntityService(store)
-        dispatcher = Dispatcher()
+        dispatcher = open_dispatcher(settings.notifications)
         await dispatcher.start()
         subscriptions = SubscriptionService(
-            store, contexts, dispatcher, linked=entities.linked_entities
+            store,
+            contexts,
+            dispatcher,
+            linked=entities.linked_entities,
+            durable=settings.notifications.durable,
         )
         await subscriptions.start()
         entities.listeners.append(subscriptions.publish)
@@ -63,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await subscriptions.close()
             await dispatcher.close()
+            await subscriptions.close_outbox()
             await contexts.close()
             await store.close()
             _log.info("Toshi stopped")
@@ -84,6 +91,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/health", health, methods=["GET"], tags=["Operations"])
     app.add_middleware(RequestGuard, max_body_bytes=settings.limits.max_body_bytes)
     return app
+
+
+def open_dispatcher(settings: NotificationSettings) -> Dispatcher:
+    """The dispatcher with its senders: raw-asyncio HTTP(S) and MQTT(S)."""
+    config = DispatcherConfig(
+        queue_maxsize=settings.queue_size,
+        concurrency=settings.concurrency,
+        request_timeout=settings.request_timeout,
+        max_attempts=settings.max_attempts,
+        max_retry_time=settings.max_retry_time,
+    )
+    http = HttpSender(max_connections=config.concurrency)
+    mqtt = MqttSender()
+    return Dispatcher(config, {"http": http, "https": http, "mqtt": mqtt, "mqtts": mqtt})
 
 
 async def health(request: Request) -> Response:

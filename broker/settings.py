@@ -42,6 +42,30 @@ class LimitSettings(BaseModel):
     max_page_size: int = Field(1000, gt=0, description="Largest limit a query may ask for.")
 
 
+class NotificationSettings(BaseModel):
+    """How notifications are delivered."""
+
+    durable: bool = Field(
+        True,
+        description="Save each notification before the write that caused it is acknowledged, "
+        "and send what was not delivered again after a restart (at-least-once).",
+    )
+    queue_size: int = Field(
+        1000,
+        gt=0,
+        description="Notifications waiting per receiver (scheme://host:port); when full, the "
+        "oldest is dropped and counted as a failure of its subscription.",
+    )
+    concurrency: int = Field(4, gt=0, description="Deliveries in flight per receiver.")
+    request_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a receiver.")
+    max_attempts: int = Field(
+        20, gt=0, description="Attempts per notification (retries back off exponentially)."
+    )
+    max_retry_time: float = Field(
+        600.0, gt=0, description="Seconds after which a notification is no longer retried."
+    )
+
+
 class Settings(BaseSettings):
     """Toshi's configuration."""
 
@@ -63,3 +87,4 @@ class Settings(BaseSettings):
     contexts: ContextSettings = Field(default_factory=ContextSettings)
     sqlite: SqliteSettings = Field(default_factory=SqliteSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)

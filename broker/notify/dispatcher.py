@@ -64,6 +64,8 @@ class Outcome:
         attempts: Requests made.
         status: Last status received, if any.
         error: Last network error, or why the delivery was given up.
+        shutdown: Ended by the dispatcher closing, not by the receiver or the queue: the caller
+            may keep it and send it again after a restart.
     """
 
     ok: bool
@@ -71,6 +73,7 @@ class Outcome:
     attempts: int = 0
     status: int | None = None
     error: str | None = None
+    shutdown: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,7 @@ class DispatcherConfig:
     request_timeout: float = 10.0
     backoff_base: float = 0.2
     backoff_cap: float = 30.0
-    max_attempts: int = 5
+    max_attempts: int = 20
     max_retry_time: float = 600.0
     idle_timeout: float = 60.0
     lag_samples: int = 4096
@@ -196,6 +199,9 @@ def origin_of(endpoint: str) -> str | None:
     return f"{scheme}://{parts.hostname}:{port or _DEFAULT_PORTS[scheme]}"
 
 
+_CLOSED_BEFORE = Outcome(ok=False, dropped=True, error="dispatcher closed", shutdown=True)
+
+
 class Dispatcher:
     """Per-origin queues and workers that carry ``Delivery`` items to their receivers.
 
@@ -274,8 +280,8 @@ class Dispatcher:
     async def close(self, drain_timeout: float = 5.0) -> None:
         """Stop accepting, let queued deliveries finish for up to ``drain_timeout`` seconds.
 
-        Whatever is still queued after that is reported as dropped, whatever is still in flight
-        as failed; then the senders are closed.
+        Whatever is still queued or in flight after that ends with ``Outcome.shutdown`` set (and
+        is not counted as dropped or failed); then the senders are closed.
         """
         self._running = False
         self._closing = True
@@ -286,10 +292,9 @@ class Dispatcher:
             await asyncio.wait(workers, timeout=drain_timeout)
         leftovers: list[asyncio.Task[None]] = []
         for state in list(self._origins.values()):
-            while state.pending:
-                state.counters.dropped += 1
+            while state.pending:  # not counted as dropped: the caller may send it again
                 item = state.pending.popleft()
-                _finish(item.delivery, Outcome(ok=False, dropped=True, error="dispatcher closed"))
+                _finish(item.delivery, _CLOSED_BEFORE)
             state.counters.queued = 0
             leftovers.extend(state.inflight)
             if state.worker is not None:
@@ -348,8 +353,8 @@ class Dispatcher:
         try:
             attempts = await self._attempt_until_done(state, item)
         except asyncio.CancelledError:
-            state.counters.failed += 1
-            _finish(item.delivery, Outcome(ok=False, attempts=attempts, error="dispatcher closed"))
+            outcome = Outcome(ok=False, attempts=attempts, error="dispatcher closed", shutdown=True)
+            _finish(item.delivery, outcome)
             raise
         except Exception:
             # A sender bug must not kill the worker or leave the caller waiting for on_done.

@@ -44,13 +44,19 @@ class EntityService:
     def __init__(self, store: Store, clock: Callable[[], datetime] = utc_now) -> None:
         self._store = store
         self._clock = clock
-        self.listeners: list[Callable[[Change], None]] = []
-        """Called with every committed change (the subscription engine listens here)."""
+        self.listeners: list[Callable[[Change], Awaitable[None] | None]] = []
+        """Called with every committed change (the subscription engine listens here); what
+        a listener returns is awaited before the write is acknowledged."""
 
-    def _publish(self, tenant: str, before: EntityDoc | None, after: EntityDoc | None) -> None:
+    async def _publish(
+        self, tenant: str, before: EntityDoc | None, after: EntityDoc | None
+    ) -> None:
         change = Change(tenant, before, after)
         for listener in self.listeners:
-            listener(change)
+            waiting = listener(change)
+            if waiting is not None:
+                # Shielded: a client hanging up must not cancel saving the notifications.
+                await asyncio.shield(waiting)
 
     def _now(self) -> str:
         return format_timestamp(self._clock())
@@ -60,7 +66,7 @@ class EntityService:
         store = await self._store.tenant(tenant, create=True)
         stored = patch.new_entity(doc, now=self._now())
         await store.create(stored)
-        self._publish(tenant, None, stored)
+        await self._publish(tenant, None, stored)
         return stored
 
     async def retrieve(
@@ -139,9 +145,9 @@ class EntityService:
             for outcome in await asyncio.gather(*jobs, return_exceptions=True):
                 if isinstance(outcome, Committed):
                     if outcome.changed:
-                        self._publish(tenant, outcome.before, outcome.after)
+                        await self._publish(tenant, outcome.before, outcome.after)
                 elif isinstance(outcome, dict):
-                    self._publish(tenant, outcome, None)
+                    await self._publish(tenant, outcome, None)
                 elif isinstance(outcome, BaseException) and not isinstance(
                     outcome, ResourceNotFound
                 ):
@@ -161,7 +167,7 @@ class EntityService:
         if types:
             await store.update(entity_id, _gated(_unchanged, types))
         deleted = await store.delete(entity_id)
-        self._publish(tenant, deleted, None)
+        await self._publish(tenant, deleted, None)
         return deleted
 
     async def replace(self, tenant: str, entity_id: str, doc: EntityDoc) -> Committed[UpdateResult]:
@@ -260,7 +266,7 @@ class EntityService:
         store = await self._store.tenant(tenant)
         committed = await store.update(entity_id, _gated(rule, types) if types else rule)
         if committed.changed:
-            self._publish(tenant, committed.before, committed.after)
+            await self._publish(tenant, committed.before, committed.after)
         return committed
 
 

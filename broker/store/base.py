@@ -92,6 +92,12 @@ class RecordStore(Protocol):
     async def delete_record(self, kind: str, key: str) -> bool:
         """Remove a record; whether it existed."""
 
+    async def save_records(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Save several ``(key, doc)`` records of ``kind`` in one commit."""
+
+    async def delete_records(self, kind: str, keys: list[str]) -> int:
+        """Remove several records of ``kind`` in one commit; how many existed."""
+
 
 class TenantStore(EntityStore, RecordStore, Protocol):
     """Everything a tenant keeps."""

@@ -206,21 +206,37 @@ class MongoEntityStore(TenantStore):
         return QueryPage(entities, total)
 
     async def save_record(self, kind: str, key: str, doc: dict[str, Any]) -> None:
-        # seq is set once, on insert, so listing keeps creation order across replacements.
-        seq = await self._next_seq()
-        await self._records.update_one(
-            {"_id": _record_id(kind, key)},
-            {"$set": {"doc": orjson.dumps(doc)}, "$setOnInsert": {"seq": seq}},
-            upsert=True,
-        )
+        await self.save_records(kind, [(key, doc)])
 
     async def records(self, kind: str) -> list[dict[str, Any]]:
         cursor = self._records.find({"_id.k": kind}, {"doc": 1}).sort("seq", ASCENDING)
         return [_load(record) async for record in cursor]
 
     async def delete_record(self, kind: str, key: str) -> bool:
-        deleted = await self._records.delete_one({"_id": _record_id(kind, key)})
-        return deleted.deleted_count == 1
+        return await self.delete_records(kind, [key]) > 0
+
+    async def save_records(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> None:
+        if not items:
+            return
+        # seq is set once, on insert, so listing keeps creation order across replacements;
+        # one $inc reserves a block of seqs for the whole batch.
+        last = await self._next_seq(len(items))
+        writes = [
+            UpdateOne(
+                {"_id": _record_id(kind, key)},
+                {"$set": {"doc": orjson.dumps(doc)}, "$setOnInsert": {"seq": seq}},
+                upsert=True,
+            )
+            for seq, (key, doc) in enumerate(items, last - len(items) + 1)
+        ]
+        await self._records.bulk_write(writes, ordered=True)
+
+    async def delete_records(self, kind: str, keys: list[str]) -> int:
+        if not keys:
+            return 0
+        ids = [_record_id(kind, key) for key in keys]
+        deleted = await self._records.delete_many({"_id": {"$in": ids}})
+        return deleted.deleted_count
 
     async def _adopt_old_subscriptions(self) -> None:
         old = self.database[_OLD_SUBSCRIPTIONS]
@@ -250,10 +266,11 @@ class MongoEntityStore(TenantStore):
         if changes:
             await self._catalogue.bulk_write(changes, ordered=False)
 
-    async def _next_seq(self) -> int:
+    async def _next_seq(self, block: int = 1) -> int:
+        """Reserve ``block`` sequence numbers; returns the last of them."""
         counter = await self._counters.find_one_and_update(
             {"_id": _SEQ_COUNTER},
-            {"$inc": {"seq": 1}},
+            {"$inc": {"seq": block}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )

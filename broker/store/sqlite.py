@@ -93,13 +93,19 @@ class SqliteEntityStore(TenantStore):
         return await self._reader.submit(_catalogue)
 
     async def save_record(self, kind: str, key: str, doc: dict[str, Any]) -> None:
-        await self._writer.submit(lambda db: _save_record(db, kind, key, doc))
+        await self.save_records(kind, [(key, doc)])
+
+    async def save_records(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> None:
+        await self._writer.submit(lambda db: _save_records(db, kind, items))
+
+    async def delete_records(self, kind: str, keys: list[str]) -> int:
+        return await self._writer.submit(lambda db: _delete_records(db, kind, keys))
 
     async def records(self, kind: str) -> list[dict[str, Any]]:
         return await self._reader.submit(lambda db: _records(db, kind))
 
     async def delete_record(self, kind: str, key: str) -> bool:
-        return await self._writer.submit(lambda db: _delete_record(db, kind, key))
+        return await self.delete_records(kind, [key]) > 0
 
     def _connect_writer(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -231,11 +237,13 @@ def _query(db: sqlite3.Connection, query: EntityQuery) -> QueryPage:
     return QueryPage(entities, total)
 
 
-def _save_record(db: sqlite3.Connection, kind: str, key: str, doc: dict[str, Any]) -> None:
-    db.execute(
+def _save_records(
+    db: sqlite3.Connection, kind: str, items: list[tuple[str, dict[str, Any]]]
+) -> None:
+    db.executemany(
         "INSERT INTO records (kind, key, doc) VALUES (?, ?, ?) "
         "ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc",
-        (kind, key, orjson.dumps(doc)),
+        [(kind, key, orjson.dumps(doc)) for key, doc in items],
     )
 
 
@@ -244,9 +252,11 @@ def _records(db: sqlite3.Connection, kind: str) -> list[dict[str, Any]]:
     return [orjson.loads(row[0]) for row in rows]
 
 
-def _delete_record(db: sqlite3.Connection, kind: str, key: str) -> bool:
-    cursor = db.execute("DELETE FROM records WHERE kind = ? AND key = ?", (kind, key))
-    return cursor.rowcount > 0
+def _delete_records(db: sqlite3.Connection, kind: str, keys: list[str]) -> int:
+    cursor = db.executemany(
+        "DELETE FROM records WHERE kind = ? AND key = ?", [(kind, key) for key in keys]
+    )
+    return cursor.rowcount
 
 
 def _catalogue(db: sqlite3.Connection) -> list[CatalogueRow]:

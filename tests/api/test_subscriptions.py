@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import API, gauge
+from tests.mqtt_fixtures import MqttBroker, collect, unique_topic
 
 JSON = {"Content-Type": "application/json"}
 
@@ -259,3 +260,44 @@ async def test_a_joining_subscription_gets_the_linked_entities_too(
     assert [e["id"] for e in flat] == ["urn:ngsi-ld:RiverGauge:kamo-1", "urn:ngsi-ld:Bridge:sanjo"]
     (inline,) = by_sub["urn:ngsi-ld:Subscription:inline"]
     assert inline["bridge"]["entity"]["closed"]["value"] is False
+
+
+async def test_mqtt_endpoints_get_notifications_through_a_real_mqtt_broker(
+    client: httpx.AsyncClient, mqtt_broker: MqttBroker
+) -> None:
+    topic = unique_topic("towna/alerts")
+    sub = {
+        "id": "urn:ngsi-ld:Subscription:mqtt",
+        "type": "Subscription",
+        "entities": [{"type": "RiverGauge"}],
+        "notification": {
+            "endpoint": {
+                "uri": mqtt_broker.endpoint(topic),
+                "notifierInfo": [{"key": "MQTT-QoS", "value": "1"}],
+                "receiverInfo": [{"key": "X-Town", "value": "towna"}],
+            }
+        },
+    }
+    assert (await client.post(f"{API}/subscriptions", json=sub, headers=JSON)).is_success
+    async with collect(mqtt_broker, topic) as received:
+        await client.post(f"{API}/entities", json=gauge(level=3.0), headers=JSON)
+        await received.wait_for(1)
+    message = received.json(0)
+    assert message["body"]["subscriptionId"] == "urn:ngsi-ld:Subscription:mqtt"
+    assert message["body"]["data"][0]["level"]["value"] == 3.0
+    assert message["metadata"]["X-Town"] == "towna"
+    assert "MQTT-QoS" not in message["metadata"]
+    assert received.messages[0].qos == 1
+
+
+async def test_an_mqtt_endpoint_without_a_topic_is_refused(
+    client: httpx.AsyncClient, mqtt_broker: MqttBroker
+) -> None:
+    sub = {
+        "type": "Subscription",
+        "entities": [{"type": "RiverGauge"}],
+        "notification": {"endpoint": {"uri": mqtt_broker.endpoint("")}},
+    }
+    refused = await client.post(f"{API}/subscriptions", json=sub, headers=JSON)
+    assert refused.status_code == 400
+    assert "topic" in refused.json()["detail"]

@@ -788,3 +788,18 @@ async def test_records_survive_a_restart_and_stay_in_their_tenant(
     ]
     osaka = await (await reopened.tenant("osaka")).records("subscription")
     assert [s["id"] for s in osaka] == [subscription("rain")["id"]]
+
+
+async def test_records_are_saved_and_deleted_in_bulk(store: Store) -> None:
+    tenant = await store.tenant(f"s{uuid.uuid4().hex[:16]}", create=True)
+    items = [(f"n{i}", {"id": f"n{i}", "body": "x" * i}) for i in range(50)]
+    await tenant.save_records("outbox", items)
+    await tenant.save_records("outbox", [])
+    assert await tenant.records("outbox") == [doc for _, doc in items]
+    assert (
+        await tenant.delete_records("outbox", [f"n{i}" for i in range(0, 50, 2)] + ["gone"]) == 25
+    )
+    assert await tenant.delete_records("outbox", []) == 0
+    assert [doc["id"] for doc in await tenant.records("outbox")] == [
+        f"n{i}" for i in range(1, 50, 2)
+    ]

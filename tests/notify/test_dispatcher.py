@@ -329,7 +329,9 @@ async def test_black_hole_fills_only_its_own_queue(serve: Serve) -> None:
     assert [o.dropped for o in lost.seen] == [True] * 15
     await dispatcher.close(0.1)
     assert len(lost.seen) == 20  # the rest are reported when the dispatcher gives up on them
+    assert [o.shutdown for o in lost.seen] == [False] * 15 + [True] * 5
     assert dispatcher.counters().queued == 0
+    assert dispatcher.origin_counters()[hole_origin].dropped == 15
 
 
 async def test_close_drains_queued_deliveries(serve: Serve) -> None:
