@@ -126,9 +126,12 @@ def _endpoint(endpoint: Endpoint, *, show_accept: bool) -> dict[str, Any]:
 
 
 def _delivery(sub: Subscription) -> dict[str, Any]:
-    # §5.2.14: status is "ok" or "failed" after the last attempt; absent before any attempt.
-    body: dict[str, Any] = {"timesSent": sub.times_sent, "timesFailed": sub.times_failed}
+    # §5.2.14: status is "ok" or "failed" after the last attempt; absent before any attempt,
+    # as are the counters (a new subscription reads back as it was created).
+    body: dict[str, Any] = {}
     members = (
+        ("timesSent", sub.times_sent or None),
+        ("timesFailed", sub.times_failed or None),
         ("lastNotification", sub.last_notification),
         ("lastSuccess", sub.last_success),
         ("lastFailure", sub.last_failure),
