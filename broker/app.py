@@ -17,6 +17,7 @@ from broker.api import (
     discovery,
     entities,
     entity_maps,
+    metrics,
     problems,
     queries,
 )
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await subscriptions.start()
         entities.listeners.append(subscriptions.publish)
         app.state.runtime = Runtime(
-            settings, store, contexts, entities, EntityMapService(), subscriptions
+            settings, store, contexts, entities, EntityMapService(), subscriptions, dispatcher
         )
         _log.info("Toshi %s ready; store %s", __version__, store.describe())
         try:
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(attributes.router, prefix=API_PREFIX)
     app.include_router(entity_maps.router, prefix=API_PREFIX)
     app.include_router(batch.router, prefix=API_PREFIX)
+    app.include_router(metrics.router)
     app.add_api_route("/health", health, methods=["GET"], tags=["Operations"])
     app.add_middleware(RequestGuard, max_body_bytes=settings.limits.max_body_bytes)
     return app

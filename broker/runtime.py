@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from broker.contexts import ContextLoader
+from broker.notify.dispatcher import Dispatcher
+from broker.prometheus import Family
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
 from broker.services.subscriptions import SubscriptionService
@@ -22,3 +25,6 @@ class Runtime:
     entities: EntityService
     entity_maps: EntityMapService
     subscriptions: SubscriptionService
+    dispatcher: Dispatcher
+    metric_sources: list[Callable[[], Iterable[Family]]] = field(default_factory=list)
+    """More metric families for ``/metrics`` (the ingest adapter adds its own)."""

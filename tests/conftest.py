@@ -14,7 +14,7 @@ import pytest
 from broker.app import create_app
 from broker.settings import Settings
 
-pytest_plugins = ["tests.mqtt_fixtures"]
+pytest_plugins = ["tests.mqtt_fixtures", "tests.http_sink"]
 API = "/ngsi-ld/v1"
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
 

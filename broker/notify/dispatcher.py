@@ -135,7 +135,8 @@ LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30
 
 @dataclass(slots=True)
 class LagHistogram:
-    """Time from ``submit`` to a 2xx: cumulative buckets for Prometheus, recent samples for pNN."""
+    """Time from ``submit`` to a 2xx: counts per bucket (``LAG_BUCKETS`` order, +Inf last) for
+    Prometheus, and recent samples for percentiles."""
 
     capacity: int = 4096
     buckets: list[int] = field(default_factory=lambda: [0] * (len(LAG_BUCKETS) + 1))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -112,6 +113,10 @@ class SubscriptionService:
     def list(self, tenant: str) -> list[Subscription]:
         """Query Subscriptions (§5.8.4), in creation order."""
         return self._registry.of_tenant(tenant)
+
+    def count_by_tenant(self) -> Counter[str]:
+        """How many subscriptions each tenant has (for metrics)."""
+        return Counter(tenant for tenant, _ in self._registry.items)
 
     async def update(
         self, tenant: str, subscription_id: str, fragment: Any, terms: TermTable
