@@ -1,0 +1,1 @@
+"""Device provisioning, FIWARE IoT Agent compatible: config groups and devices, per tenant."""
