@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from broker.ngsild.entity import EntityDoc
+from broker.ngsild.entity import EntityDoc, Instance
 
 ENTITY_CREATED: Final = "entityCreated"
 ENTITY_UPDATED: Final = "entityUpdated"
@@ -83,10 +83,19 @@ def triggers(change: Change) -> Fired:
         if previous is None:
             attributes[attr] = ATTRIBUTE_CREATED
         elif previous is not instances and previous != instances:
-            attributes[attr] = ATTRIBUTE_UPDATED
+            attributes[attr] = _instances_changed(previous, instances)
     for attr in before["attrs"].keys() - after["attrs"].keys():
         attributes[attr] = ATTRIBUTE_DELETED
     entity_changed = bool(attributes) or any(
         before.get(member) != after.get(member) for member in ("type", "scope")
     )
     return Fired(frozenset({ENTITY_UPDATED}) if entity_changed else frozenset(), attributes)
+
+
+def _instances_changed(before: list[Instance], after: list[Instance]) -> str:
+    """Deleting some datasetId instances of an attribute is an attribute deletion (§4.5.5)."""
+    kept = {instance.get("datasetId"): instance for instance in after}
+    unchanged_or_gone = all(kept.get(i.get("datasetId"), i) == i for i in before)
+    if unchanged_or_gone and len(kept) < len(before):
+        return ATTRIBUTE_DELETED
+    return ATTRIBUTE_UPDATED

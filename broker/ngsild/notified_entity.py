@@ -47,7 +47,7 @@ def notified_entity(sub: Subscription, change: Change, fired: Fired, now: str) -
         shown += [_nulled(i, now, show_changes) for d, i in old.items() if d not in kept]
         attrs[iri] = shown
     for iri in before["attrs"].keys() - after["attrs"].keys():
-        attrs[iri] = [_nulled(i, now, show_changes) for i in before["attrs"][iri]]
+        attrs[iri] = _whole_attribute_deleted(before["attrs"][iri], now, show_changes)
     return {**after, "attrs": attrs}
 
 
@@ -63,10 +63,22 @@ def _deleted_entity(sub: Subscription, before: EntityDoc, fired: Fired, now: str
             and (sub.watched is None or iri in sub.watched)
         ]
     attrs = {
-        iri: [_nulled(i, now, sub.notification.show_changes) for i in before["attrs"][iri]]
+        iri: _whole_attribute_deleted(before["attrs"][iri], now, sub.notification.show_changes)
         for iri in names
     }
     return {**before, "deletedAt": now, "attrs": attrs}
+
+
+def _whole_attribute_deleted(
+    instances: list[Instance], now: str, show_changes: bool
+) -> list[Instance]:
+    """An attribute deleted with all its instances is shown once, as the NGSI-LD Null."""
+    if len(instances) == 1:
+        return [_nulled(instances[0], now, show_changes)]
+    default = next((i for i in instances if "datasetId" not in i), instances[0])
+    gone = _nulled(default, now, show_changes)
+    gone.pop("datasetId", None)
+    return [gone]
 
 
 def _nulled(instance: Instance, now: str, show_changes: bool) -> Instance:

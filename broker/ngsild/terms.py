@@ -141,6 +141,8 @@ def build_term_table(
 
 def _one_url(user: Any, core_url: str) -> str | None:
     """The URL a ``Link`` header can stand for ``user`` with: it must be one URL (+ cores)."""
+    if isinstance(user, str):
+        return user
     entries = [e for e in effective_context(user, core_url) if e != core_url]
     return entries[0] if len(entries) == 1 and isinstance(entries[0], str) else None
 

@@ -86,6 +86,8 @@ class Delivery:
         headers: Extra request headers (content type, receiverInfo, ...).
         key: The subscription id, for logs and callers' bookkeeping.
         on_done: Called exactly once with the outcome of an accepted delivery.
+        on_retry: Called after each failed attempt that will be retried (the subscription's
+            status shows the failure at once, not only when the retry budget is spent).
     """
 
     endpoint: str
@@ -93,6 +95,7 @@ class Delivery:
     headers: dict[str, str]
     key: str
     on_done: Callable[[Outcome], None] | None = None
+    on_retry: Callable[[Outcome], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +396,12 @@ class Dispatcher:
                 _finish(delivery, outcome)
                 return attempts
             state.counters.retried += 1
+            if delivery.on_retry is not None:
+                _report(
+                    delivery.on_retry,
+                    delivery,
+                    Outcome(ok=False, attempts=attempts, status=status, error=error),
+                )
             await asyncio.sleep(delay)
 
     def _backoff(self, attempts: int) -> float:
@@ -412,13 +421,16 @@ async def _wait(event: asyncio.Event, seconds: float) -> bool:
 
 
 def _finish(delivery: Delivery, outcome: Outcome) -> None:
-    if delivery.on_done is None:
-        return
+    if delivery.on_done is not None:
+        _report(delivery.on_done, delivery, outcome)
+
+
+def _report(callback: Callable[[Outcome], None], delivery: Delivery, outcome: Outcome) -> None:
     try:
-        delivery.on_done(outcome)
+        callback(outcome)
     except Exception:
         # The caller's bookkeeping failing must not stop deliveries to everyone else.
-        logger.exception("on_done callback failed for subscription %s", delivery.key)
+        logger.exception("outcome callback failed for subscription %s", delivery.key)
 
 
 def _fields(counters: Counters) -> dict[str, int]:

@@ -193,8 +193,11 @@ class Notifier:
             if self._outbox is not None:
                 self._outbox.finished(tenant, pending.key)
 
+        def retried(outcome: Outcome) -> None:
+            self._registry.record(tenant, pending.subscription_id, outcome, self._now())
+
         delivery = Delivery(
-            pending.endpoint, pending.body, pending.headers, pending.subscription_id, done
+            pending.endpoint, pending.body, pending.headers, pending.subscription_id, done, retried
         )
         if not self._dispatcher.submit(delivery):
             _log.warning("notification to %s refused by the dispatcher", pending.endpoint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import httpx
 
@@ -255,3 +256,27 @@ async def test_an_mqtt_endpoint_without_a_topic_is_refused(
     refused = await client.post(f"{API}/subscriptions", json=sub, headers=JSON)
     assert refused.status_code == 400
     assert "topic" in refused.json()["detail"]
+
+
+async def test_a_failing_receiver_shows_in_the_status_while_it_is_still_retried(
+    client: httpx.AsyncClient,
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on: every attempt is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = {
+        "id": "urn:ngsi-ld:Subscription:down",
+        "type": "Subscription",
+        "entities": [{"type": "RiverGauge"}],
+        "notification": {"endpoint": {"uri": f"http://127.0.0.1:{port}/notify"}},
+    }
+    await client.post(f"{API}/subscriptions", json=down, headers=JSON)
+    await client.post(f"{API}/entities", json=gauge(level=1.0), headers=JSON)
+    for _ in range(100):
+        shown = (await client.get(f"{API}/subscriptions/{down['id']}")).json()["notification"]
+        if "lastFailure" in shown:
+            break
+        await asyncio.sleep(0.05)
+    assert shown["status"] == "failed"
+    assert shown["timesFailed"] >= 1
+    assert "timesSent" not in shown

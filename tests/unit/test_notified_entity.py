@@ -110,3 +110,19 @@ def test_watching_attribute_deletions_shows_only_those_attributes_of_a_deleted_e
     entity = shown(watching, gauge(**LEVEL, **NAME), None)
     assert entity["level"] == {"type": "Property", "value": NULL}
     assert "name" not in entity
+
+
+def test_deleting_one_dataset_instance_fires_attribute_deleted() -> None:
+    german = {"type": "Property", "value": 3.0, "datasetId": "urn:ngsi-ld:Dataset:de"}
+    before = gauge(level=[{"type": "Property", "value": 2.0}, german])
+    fired = triggers(Change("", before, gauge(**LEVEL)))
+    assert set(fired.attributes.values()) == {"attributeDeleted"}
+    changed = gauge(level=[{"type": "Property", "value": 2.5}])
+    assert set(triggers(Change("", before, changed)).attributes.values()) == {"attributeUpdated"}
+
+
+def test_an_attribute_deleted_with_all_its_instances_is_shown_once() -> None:
+    german = {"type": "Property", "value": 3.0, "datasetId": "urn:ngsi-ld:Dataset:de"}
+    before = gauge(level=[{"type": "Property", "value": 2.0}, german], **NAME)
+    entity = shown(sub(showChanges=True), before, gauge(**NAME))
+    assert entity["level"] == {"type": "Property", "value": NULL, "previousValue": 2.0}
