@@ -20,6 +20,7 @@ from broker.contexts import ContextLoader
 from broker.ngsild.changes import Change
 from broker.ngsild.errors import AlreadyExists, BadRequestData, ResourceNotFound
 from broker.ngsild.names import format_timestamp
+from broker.ngsild.query.qlang import link_depth
 from broker.ngsild.subscription import Subscription, apply_patch, parse_filters
 from broker.ngsild.subscription_render import from_doc, to_doc
 from broker.ngsild.terms import TermTable
@@ -142,7 +143,15 @@ class SubscriptionService:
         _check_mqtt_endpoint(sub)
         terms = await self._terms(sub.context)
         shown = terms if sub.jsonld_context is None else await self._terms(sub.jsonld_context)
-        held = Held(sub, parse_filters(sub, terms), shown)
+        filters = parse_filters(sub, terms)
+        if filters.q is not None and link_depth(filters.q):
+            # Evaluating it would need a store read per candidate on the write path; refusing
+            # is better than accepting a subscription that would never notify.
+            raise BadRequestData(
+                "q terms that follow a Relationship (rel{Type:attr}) are not supported in "
+                "subscriptions yet"
+            )
+        held = Held(sub, filters, shown)
         self._registry.put(tenant, held)
         self.notifier.start_timers(tenant, held)
 

@@ -280,3 +280,12 @@ async def test_a_failing_receiver_shows_in_the_status_while_it_is_still_retried(
     assert shown["status"] == "failed"
     assert shown["timesFailed"] >= 1
     assert "timesSent" not in shown
+
+
+async def test_a_q_through_a_relationship_is_refused_rather_than_never_notifying(
+    client: httpx.AsyncClient, sink: Sink
+) -> None:
+    linked = subscription(sink, q="bridge{Bridge:closed}==true")
+    refused = await client.post(f"{API}/subscriptions", json=linked, headers=JSON)
+    assert refused.status_code == 400
+    assert "Relationship" in refused.json()["detail"]
