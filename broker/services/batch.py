@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from broker.ngsild.batch import BatchResult, Entry, Outcome, Refused, not_overwritten
 from broker.ngsild.entity import EntityDoc, Fragment
-from broker.ngsild.errors import AlreadyExists, NgsiLdError, NonexistentTenant, ResourceNotFound
+from broker.ngsild.errors import NgsiLdError, NonexistentTenant
 from broker.services.entities import EntityService
 
 T = TypeVar("T")
@@ -52,20 +52,8 @@ class BatchService:
         """
 
         async def upsert(entry: Entry[EntityDoc]) -> Outcome:
-            # Updating first costs one round trip for entities that exist, the common case of
-            # devices reporting again; a new entity costs a second one.
-            try:
-                await self._change(tenant, entry, replace)
-                return Outcome(entry.entity_id)
-            except (ResourceNotFound, NonexistentTenant):
-                pass
-            try:
-                await self._entities.create(tenant, entry.payload)
-            except AlreadyExists:
-                # Another request created it between the two steps; it exists now.
-                await self._change(tenant, entry, replace)
-                return Outcome(entry.entity_id)
-            return Outcome(entry.entity_id, created=True)
+            created = await self._entities.upsert(tenant, entry.payload, replace=replace)
+            return Outcome(entry.entity_id, created=created)
 
         return await _run(members, upsert)
 
@@ -106,14 +94,6 @@ class BatchService:
             return Outcome(entry.entity_id)
 
         return await _run(members, delete)
-
-    async def _change(self, tenant: str, entry: Entry[EntityDoc], replace: bool) -> None:
-        doc = entry.payload
-        if replace:
-            await self._entities.replace(tenant, entry.entity_id, doc)
-            return
-        fragment = Fragment(attrs=doc["attrs"], types=doc["type"], scope=doc.get("scope"))
-        await self._entities.append(tenant, entry.entity_id, fragment)
 
 
 async def _run(members: Members[T], operation: Operation[T]) -> BatchResult:

@@ -17,7 +17,12 @@ from broker.ngsild import patch
 from broker.ngsild.catalogue import CatalogueRow
 from broker.ngsild.changes import Change
 from broker.ngsild.entity import EntityDoc, Fragment, Instance
-from broker.ngsild.errors import ResourceNotFound, TooManyResults
+from broker.ngsild.errors import (
+    AlreadyExists,
+    NonexistentTenant,
+    ResourceNotFound,
+    TooManyResults,
+)
 from broker.ngsild.linked import hops
 from broker.ngsild.names import format_timestamp
 from broker.ngsild.patch import UpdateResult
@@ -196,6 +201,32 @@ class EntityService:
             patch.append_attributes, fragment=fragment, now=self._now(), no_overwrite=no_overwrite
         )
         return await self._update(tenant, entity_id, rule, types)
+
+    async def upsert(self, tenant: str, doc: EntityDoc, *, replace: bool) -> bool:
+        """Create ``doc``, or replace the existing entity / append to it; whether it was created.
+
+        Updating first costs one round trip for entities that exist, the common case of devices
+        reporting again; a new entity costs a second one.
+        """
+        try:
+            await self._change(tenant, doc, replace)
+            return False
+        except (ResourceNotFound, NonexistentTenant):
+            pass
+        try:
+            await self.create(tenant, doc)
+        except AlreadyExists:
+            # Another request created it between the two steps; it exists now.
+            await self._change(tenant, doc, replace)
+            return False
+        return True
+
+    async def _change(self, tenant: str, doc: EntityDoc, replace: bool) -> None:
+        if replace:
+            await self.replace(tenant, doc["id"], doc)
+            return
+        fragment = Fragment(attrs=doc["attrs"], types=doc["type"], scope=doc.get("scope"))
+        await self.append(tenant, doc["id"], fragment)
 
     async def update_attributes(
         self, tenant: str, entity_id: str, fragment: Fragment, types: list[str] | None = None
