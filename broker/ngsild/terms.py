@@ -78,6 +78,15 @@ class TermTable:
             if definition and not term.startswith("@") and "@id" in definition:
                 self._expand[term] = definition["@id"]
 
+    def advertised_as(self, url: str) -> TermTable:
+        """The same terms, advertised under another URL (another version of the core context:
+        the configured core always defines the core terms, but a client asked for this URL)."""
+        twin = TermTable.__new__(TermTable)
+        twin._active, twin._vocab = self._active, self._vocab
+        twin._expand, twin._compact = self._expand, self._compact
+        twin.source, twin.link_url = url, url
+        return twin
+
     def expand(self, term: str) -> str:
         """Expand an attribute name, entity type or vocab value to its IRI."""
         iri = self._expand.get(term)

@@ -142,7 +142,11 @@ class SubscriptionService:
     async def _hold(self, tenant: str, sub: Subscription) -> None:
         _check_mqtt_endpoint(sub)
         terms = await self._terms(sub.context)
-        shown = terms if sub.jsonld_context is None else await self._terms(sub.jsonld_context)
+        shown = terms
+        if sub.jsonld_context is not None:
+            shown = await self._terms(sub.jsonld_context)
+            if shown is self._contexts.core and sub.jsonld_context != shown.link_url:
+                shown = shown.advertised_as(sub.jsonld_context)  # another core version
         filters = parse_filters(sub, terms)
         if filters.q is not None and link_depth(filters.q):
             # Evaluating it would need a store read per candidate on the write path; refusing

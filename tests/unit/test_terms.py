@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from broker.contexts import builtin_documents
 from broker.ngsild.errors import BadRequestData
-from broker.ngsild.terms import MissingContext, build_term_table
+from broker.ngsild.terms import MissingContext, body_context, build_term_table
 
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
 DEFAULT = "https://uri.etsi.org/ngsi-ld/default-context/"
@@ -57,3 +57,12 @@ def test_an_invalid_context_is_bad_request_data() -> None:
         table({"level": {"@id": 42}})
     with pytest.raises(BadRequestData):
         table(42)
+
+
+def test_a_table_advertised_under_another_core_url_keeps_its_terms() -> None:
+    table = build_term_table(None, CORE, builtin_documents())
+    v19 = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
+    twin = table.advertised_as(v19)
+    assert (twin.link_url, body_context(twin)) == (v19, v19)
+    assert twin.expand("location") == table.expand("location")
+    assert table.link_url == CORE
