@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import orjson
+from adapters.provisioning.service import ProvisioningService
 from fastapi import FastAPI, Request, Response
 
 from broker import __version__
@@ -17,6 +18,7 @@ from broker.api import (
     discovery,
     entities,
     entity_maps,
+    iot,
     metrics,
     problems,
     queries,
@@ -61,8 +63,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         await subscriptions.start()
         entities.listeners.append(subscriptions.publish)
+        provisioning = ProvisioningService(store)
+        await provisioning.start()
         app.state.runtime = Runtime(
-            settings, store, contexts, entities, EntityMapService(), subscriptions, dispatcher
+            settings,
+            store,
+            contexts,
+            entities,
+            EntityMapService(),
+            subscriptions,
+            dispatcher,
+            provisioning=provisioning,
         )
         _log.info("Toshi %s ready; store %s", __version__, store.describe())
         try:
@@ -90,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(entity_maps.router, prefix=API_PREFIX)
     app.include_router(batch.router, prefix=API_PREFIX)
     app.include_router(metrics.router)
+    app.include_router(iot.router)
     app.add_api_route("/health", health, methods=["GET"], tags=["Operations"])
     app.add_middleware(RequestGuard, max_body_bytes=settings.limits.max_body_bytes)
     return app

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from adapters.provisioning.service import ProvisioningService
+
 from broker.contexts import ContextLoader
 from broker.notify.dispatcher import Dispatcher
 from broker.prometheus import Family
@@ -28,3 +30,5 @@ class Runtime:
     dispatcher: Dispatcher
     metric_sources: list[Callable[[], Iterable[Family]]] = field(default_factory=list)
     """More metric families for ``/metrics`` (the ingest adapter adds its own)."""
+    provisioning: ProvisioningService | None = None
+    """IoT Agent groups and devices (``/iot/...``) and the ingest path's device lookups."""

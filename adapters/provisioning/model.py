@@ -117,3 +117,8 @@ class Effective:
     explicit_attrs: bool
     timestamp: bool
     autoprovisioned: bool = False
+    apikey: str | None = None
+    """The apikey it was found under (``None`` for LoRaWAN and for devices without one)."""
+    lorawan: Lorawan | None = None
+    """Its LoRaWAN settings (with ``dev_eui`` when known): what an autoprovisioned device is
+    remembered under."""
