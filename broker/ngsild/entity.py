@@ -53,7 +53,7 @@ GEO_ATTRIBUTES: Final = frozenset(
 )
 """Core attributes that are GeoProperties by definition (§4.7.1)."""
 
-_SCOPE = re.compile(r"^(?:/[^\W\d_]\w*)+$")
+_SCOPE = re.compile(r"^(?:/[^\W\d_]\w*)+\Z")
 
 
 def parse_entity(body: Any, terms: TermTable, *, entity_id: str | None = None) -> EntityDoc:
@@ -163,8 +163,8 @@ def parse_instance(
     kind = raw.get("type")
     if kind is None:
         kind = _infer_kind(raw, partial, name)
-    elif kind not in VALUE_MEMBER:
-        raise BadRequestData(f"{name}: unknown attribute type {kind!r}")
+    elif not isinstance(kind, str) or kind not in VALUE_MEMBER:
+        raise BadRequestData(f"{name}: unknown attribute type {kind!r:.100}")
     instance: Instance = {} if kind is None else {"type": kind}
     allowed = ALLOWED_MEMBERS.get(kind or "", frozenset().union(*ALLOWED_MEMBERS.values()))
     for key, value in raw.items():

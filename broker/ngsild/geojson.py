@@ -18,12 +18,21 @@ from broker.ngsild.names import GEO_TYPES
 
 def is_geometry(value: object) -> bool:
     """Whether ``value`` looks like a GeoJSON geometry object (type + coordinates/geometries)."""
-    return isinstance(value, dict) and value.get("type") in GEO_TYPES and "coordinates" in value
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("type"), str)
+        and value["type"] in GEO_TYPES
+        and "coordinates" in value
+    )
 
 
 def check_geometry(value: Any, what: str = "GeoProperty value") -> dict[str, Any]:
     """Return ``value`` if it is a valid GeoJSON geometry, else raise ``BadRequestData``."""
-    if not isinstance(value, dict) or value.get("type") not in GEO_TYPES:
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("type"), str)
+        or (value["type"] not in GEO_TYPES)
+    ):
         raise BadRequestData(
             f"{what} must be a GeoJSON Point, MultiPoint, LineString, MultiLineString, Polygon "
             f"or MultiPolygon (GS CIM 009 §4.7.1), got {value!r:.200}"

@@ -97,11 +97,11 @@ GEO_TYPES: Final = frozenset(
 )
 """GeoJSON geometries a GeoProperty may hold (GeometryCollection excluded, §4.7.1)."""
 
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+$")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+\Z")
 # §4.6.2: name = unicodeLetter *(letter / digit / "_"); compact IRIs and IRIs are allowed too.
-_TERM = re.compile(r"^[^\W\d_]\w*$")
-_IRI_NAME = re.compile(r"^[^\s<>\"'=;()\\{}|^`,]+:[^\s<>\"'=;()\\{}|^`,]+$")
-_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$")
+_TERM = re.compile(r"^[^\W\d_]\w*\Z")  # \Z: "$" would accept a trailing newline
+_IRI_NAME = re.compile(r"^[^\s<>\"'=;()\\{}|^`,]+:[^\s<>\"'=;()\\{}|^`,]+\Z")
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z\Z")
 _FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 

@@ -14,7 +14,7 @@ from broker.ngsild.errors import BadRequestData
 DEFAULT_TENANT: Final = ""
 """The tenant a request targets when it names none."""
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
 
 
 def tenant_from_header(header: str | None) -> str:

@@ -28,7 +28,7 @@ from broker.ngsild.names import (
 )
 from broker.ngsild.terms import TermTable
 
-_LANGUAGE_TAG = re.compile(r"^(?:[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*|@none)$")
+_LANGUAGE_TAG = re.compile(r"^(?:[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*|@none)\Z")
 _VALUE_MEMBERS = frozenset(VALUE_MEMBER.values())
 
 

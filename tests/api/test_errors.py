@@ -156,3 +156,28 @@ async def test_a_json_ld_body_that_is_not_an_object_is_invalid_request(
         f"{API}/entities", content=b"[]", headers={"Content-Type": "application/ld+json"}
     )
     problem(response, 400, "InvalidRequest")
+
+
+@pytest.mark.parametrize(
+    "attribute",
+    [
+        {"type": ["Property"], "value": 1},
+        {"type": {"x": 1}, "value": 1},
+        {"type": "GeoProperty", "value": {"type": ["Point"], "coordinates": [1, 2]}},
+    ],
+)
+async def test_a_type_that_is_not_a_string_is_bad_request_data_not_a_crash(
+    client: httpx.AsyncClient, attribute: dict
+) -> None:
+    body = {"id": "urn:ngsi-ld:RiverGauge:odd", "type": "RiverGauge", "location": attribute}
+    got = await client.post(f"{API}/entities", json=body, headers=JSON)
+    assert got.status_code == 400, got.text
+    assert got.json()["type"].endswith("/BadRequestData")
+
+
+async def test_an_attribute_name_with_a_trailing_newline_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"id": "urn:ngsi-ld:RiverGauge:odd", "type": "RiverGauge", "level\n": 1}
+    got = await client.post(f"{API}/entities", json=body, headers=JSON)
+    assert got.status_code == 400, got.text

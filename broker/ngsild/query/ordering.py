@@ -26,7 +26,7 @@ from broker.ngsild.query.qlang import Exists, Path, parse_q
 
 _DIRECTIONS: Final = ("asc", "desc", "dist-asc", "dist-desc")
 _MEMBERS: Final = frozenset({"id", "type", "createdAt", "modifiedAt"})
-_BCP47: Final = re.compile(r"^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*$")
+_BCP47: Final = re.compile(r"^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*\Z")
 _MAX_KEYS: Final = 10
 
 
