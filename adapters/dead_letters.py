@@ -57,8 +57,13 @@ class DeadLetter:
         return cls(at, topic, reason, detail, excerpt, encoding, len(payload))
 
     def as_json(self) -> dict[str, Any]:
-        """The JSON object an admin endpoint shows."""
-        return asdict(self)
+        """The JSON object an admin endpoint shows (camelCase, like the rest of the API)."""
+        return {_camel(name): value for name, value in asdict(self).items()}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def _excerpt(head: bytes) -> tuple[str, Literal["utf-8", "base64"]]:

@@ -8,7 +8,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import orjson
+from adapters.dead_letters import DeadLetters
+from adapters.ingest import IngestService
 from adapters.provisioning.service import ProvisioningService
+from adapters.runner import IngestRunner, IngestSettings
 from fastapi import FastAPI, Request, Response
 
 from broker import __version__
@@ -65,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         entities.listeners.append(subscriptions.publish)
         provisioning = ProvisioningService(store)
         await provisioning.start()
+        ingest, runner = await open_ingest(settings, entities, provisioning, contexts)
         app.state.runtime = Runtime(
             settings,
             store,
@@ -73,12 +77,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             EntityMapService(),
             subscriptions,
             dispatcher,
+            metric_sources=[ingest.metric_families, runner.metric_families],
             provisioning=provisioning,
+            ingest=ingest,
         )
         _log.info("Toshi %s ready; store %s", __version__, store.describe())
         try:
             yield
         finally:
+            await runner.close()  # stop taking device messages before anything else closes
             await subscriptions.close()
             await dispatcher.close()
             await subscriptions.close_outbox()
@@ -105,6 +112,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/health", health, methods=["GET"], tags=["Operations"])
     app.add_middleware(RequestGuard, max_body_bytes=settings.limits.max_body_bytes)
     return app
+
+
+async def open_ingest(
+    settings: Settings,
+    entities: EntityService,
+    provisioning: ProvisioningService,
+    contexts: ContextLoader,
+) -> tuple[IngestService, IngestRunner]:
+    """The ingest path and its MQTT connections (none without TOSHI_MQTT__URL or LoRaWAN
+    groups: the HTTP broker runs without them)."""
+    mqtt = settings.mqtt
+    terms = contexts.core if mqtt.context is None else await contexts.from_link(mqtt.context)
+    ingest = IngestService(entities, provisioning, terms, DeadLetters(mqtt.dead_letters))
+    runner = IngestRunner(
+        IngestSettings(
+            url=mqtt.url,
+            client_id=mqtt.client_id,
+            shared_group=mqtt.shared_group or None,
+            max_inflight=mqtt.max_inflight,
+            tls_ca_file=mqtt.tls_ca_file,
+        ),
+        ingest,
+        provisioning,
+    )
+    await runner.start()
+    return ingest, runner
 
 
 def open_dispatcher(settings: NotificationSettings) -> Dispatcher:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from adapters.ingest import IngestService
 from adapters.provisioning.service import ProvisioningService
 
 from broker.contexts import ContextLoader
@@ -32,3 +33,5 @@ class Runtime:
     """More metric families for ``/metrics`` (the ingest adapter adds its own)."""
     provisioning: ProvisioningService | None = None
     """IoT Agent groups and devices (``/iot/...``) and the ingest path's device lookups."""
+    ingest: IngestService | None = None
+    """The MQTT / LoRaWAN ingest path (its dead letters are shown under ``/iot``)."""

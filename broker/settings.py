@@ -66,6 +66,38 @@ class NotificationSettings(BaseModel):
     )
 
 
+class MqttSettings(BaseModel):
+    """The MQTT / LoRaWAN ingest adapter (off unless a URL or a LoRaWAN group is provisioned)."""
+
+    url: str | None = Field(
+        None,
+        description="The city's MQTT broker for IoT Agent JSON devices, e.g. "
+        "mqtt://user:pass@127.0.0.1:1883 (mqtts:// for TLS). Unset: no connection to it.",
+    )
+    client_id: str = Field(
+        "toshi",
+        description="MQTT client id; keep it stable, the broker keeps the session (QoS 1 "
+        "messages published while Toshi restarts) under it. Replicas need distinct ids.",
+    )
+    shared_group: str | None = Field(
+        "toshi",
+        description="Subscribe as $share/<group>/<topic> so replicas split the messages; "
+        "empty for brokers without shared subscriptions.",
+    )
+    max_inflight: int = Field(
+        1000, gt=0, description="Messages being ingested at once per broker (back-pressure)."
+    )
+    tls_ca_file: str | None = Field(None, description="CA bundle for mqtts:// brokers.")
+    context: str | None = Field(
+        None,
+        description="@context URL that provisioned attribute names and entity types are "
+        "expanded with (e.g. a Smart Data Models context); unset: the core context.",
+    )
+    dead_letters: int = Field(
+        1000, gt=0, description="Rejected messages kept per tenant for GET /iot/dead-letters."
+    )
+
+
 class Settings(BaseSettings):
     """Toshi's configuration."""
 
@@ -88,3 +120,4 @@ class Settings(BaseSettings):
     sqlite: SqliteSettings = Field(default_factory=SqliteSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)

@@ -130,3 +130,13 @@ async def update_device(request: Request, device_id: str) -> Response:
 async def delete_device(request: Request, device_id: str) -> Response:
     await _service(request).delete_device(provisioning_tenant(request), device_id)
     return Response(status_code=204)
+
+
+@router.get("/dead-letters", summary="Device messages set aside, newest last")
+async def dead_letters(request: Request, limit: Page = None, offset: Page = None) -> Response:
+    """What the ingest adapter could not use for this tenant, and why (see ``/metrics``)."""
+    ingest = runtime(request).ingest
+    if ingest is None:
+        raise OperationNotSupported("the ingest adapter is not enabled on this broker")
+    letters = ingest.dead_letters.for_tenant(provisioning_tenant(request))
+    return _listing("deadLetters", [letter.as_json() for letter in letters], limit, offset)

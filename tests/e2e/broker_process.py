@@ -22,8 +22,9 @@ def free_port() -> int:
 class Broker:
     """One `toshi serve` child process on a private port and data directory."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, env: dict[str, str] | None = None) -> None:
         self.data = data
+        self.env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -44,7 +45,10 @@ class Broker:
             "warning",
         ]
         self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ}
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **self.env},
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

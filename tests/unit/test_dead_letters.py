@@ -86,9 +86,9 @@ def test_a_binary_payload_is_kept_in_base64() -> None:
         "topic": TOPIC,
         "reason": "truncated_payload",
         "detail": "message 0",
-        "payload_excerpt": "AWcAewOI",
-        "payload_encoding": "base64",
-        "payload_size": 6,
+        "payloadExcerpt": "AWcAewOI",
+        "payloadEncoding": "base64",
+        "payloadSize": 6,
     }
 
 
