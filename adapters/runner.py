@@ -51,6 +51,7 @@ class IngestSettings:
     client_id: str
     shared_group: str | None
     max_inflight: int
+    session_expiry: int = 3600
     tls_ca_file: str | None = None
 
 
@@ -148,6 +149,7 @@ class IngestRunner:
             topics=topics,
             shared_group=self._settings.shared_group,
             max_inflight=self._settings.max_inflight,
+            session_expiry=self._settings.session_expiry,
             tls_ca_file=self._settings.tls_ca_file,
         )
         source = MqttSource(config, handler)

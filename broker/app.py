@@ -131,6 +131,7 @@ async def open_ingest(
             client_id=mqtt.client_id,
             shared_group=mqtt.shared_group or None,
             max_inflight=mqtt.max_inflight,
+            session_expiry=mqtt.session_expiry,
             tls_ca_file=mqtt.tls_ca_file,
         ),
         ingest,

@@ -87,6 +87,12 @@ class MqttSettings(BaseModel):
     max_inflight: int = Field(
         1000, gt=0, description="Messages being ingested at once per broker (back-pressure)."
     )
+    session_expiry: int = Field(
+        3600,
+        ge=0,
+        description="Seconds the MQTT broker keeps Toshi's session (and queues its messages) "
+        "while Toshi is away.",
+    )
     tls_ca_file: str | None = Field(None, description="CA bundle for mqtts:// brokers.")
     context: str | None = Field(
         None,

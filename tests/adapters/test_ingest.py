@@ -29,7 +29,12 @@ async def city(tmp_path: Path, mqtt_broker: MqttBroker) -> AsyncIterator[httpx.A
     unique = uuid.uuid4().hex[:8]
     settings = make_settings(
         tmp_path / "data",
-        mqtt={"url": mqtt_broker.url, "client_id": f"toshi-{unique}", "shared_group": unique},
+        mqtt={
+            "url": mqtt_broker.url,
+            "client_id": f"toshi-{unique}",
+            "shared_group": unique,
+            "session_expiry": 5,  # the shared test broker forgets it soon after the test
+        },
     )
     async with broker_client(settings) as http:
         yield http

@@ -73,7 +73,8 @@ class Inbox:
 
 def config(url: str, *topics: str, **overrides: object) -> SourceConfig:
     client_id = f"toshi-test-{uuid.uuid4().hex[:12]}"
-    options: dict[str, object] = {"session_expiry": 300, **overrides}
+    # Long enough for a restart inside a test; short, so the shared broker forgets it soon.
+    options: dict[str, object] = {"session_expiry": 30, **overrides}
     return SourceConfig(url, client_id, topics, **options)  # type: ignore[arg-type]
 
 

@@ -83,6 +83,7 @@ def test_measures_published_while_toshi_is_killed_and_restarted_all_arrive(
         "TOSHI_MQTT__URL": mqtt_broker.url,
         "TOSHI_MQTT__CLIENT_ID": f"toshi-restart-{unique}",
         "TOSHI_MQTT__SHARED_GROUP": f"g{unique}",
+        "TOSHI_MQTT__SESSION_EXPIRY": "30",  # outlives the restart, not the test
     }
     broker = Broker(tmp_path / "data", env)
     broker.start()
