@@ -29,6 +29,8 @@ class SubscriptionIndex:
         self._by_type: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._by_attribute: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._filed: dict[tuple[str, str], IndexKeys] = {}
+        self._by_attribute_count: dict[str, int] = defaultdict(int)
+        """Per tenant, how many subscriptions are filed by attribute (they see any type)."""
 
     def __len__(self) -> int:
         return len(self._filed)
@@ -41,6 +43,8 @@ class SubscriptionIndex:
             self._by_type[(tenant, type_)].add(subscription_id)
         for attr in keys.attributes:
             self._by_attribute[(tenant, attr)].add(subscription_id)
+        if keys.attributes or not keys.types:
+            self._by_attribute_count[tenant] += 1
 
     def remove(self, tenant: str, subscription_id: str) -> None:
         """Forget a subscription (no error if it was not filed)."""
@@ -51,6 +55,20 @@ class SubscriptionIndex:
             _discard(self._by_type, (tenant, type_), subscription_id)
         for attr in keys.attributes:
             _discard(self._by_attribute, (tenant, attr), subscription_id)
+        if keys.attributes or not keys.types:
+            self._by_attribute_count[tenant] -= 1
+            if not self._by_attribute_count[tenant]:
+                del self._by_attribute_count[tenant]
+
+    def could_concern(self, tenant: str, types: Iterable[str]) -> bool:
+        """Whether any subscription might care about a change of an entity of ``types``.
+
+        Cheaper than working out what the change did, which ``candidates`` needs: most writes
+        in a city concern entity types nobody subscribed to.
+        """
+        if tenant in self._by_attribute_count:
+            return True
+        return any((tenant, type_) in self._by_type for type_ in types)
 
     def candidates(self, tenant: str, types: Iterable[str], attributes: Iterable[str]) -> set[str]:
         """Subscriptions filed under any of ``types`` or ``attributes`` in ``tenant``."""

@@ -116,7 +116,7 @@ class Notifier:
 
     def _publish(self, change: Change) -> None:
         index = self._registry.index
-        if not len(index):  # the common case of a broker nobody subscribed to
+        if not index.could_concern(change.tenant, change.types):
             return
         fired = triggers(change)
         if not fired.entity and not fired.attributes:

@@ -51,3 +51,19 @@ def test_index_finds_candidates_by_type_and_watched_attribute_per_tenant() -> No
     index.remove("kyoto", "never-filed")
     assert index.candidates("kyoto", [X + "Bridge"], []) == set()
     assert len(index) == 10_002
+
+
+def test_the_index_says_cheaply_whether_any_subscription_could_care() -> None:
+    index = SubscriptionIndex()
+    assert not index.could_concern("", ["RiverGauge"])
+    index.add("", "urn:s:1", IndexKeys(types=frozenset({"RiverGauge"})))
+    assert index.could_concern("", ["Bridge", "RiverGauge"])
+    assert not index.could_concern("", ["Bridge"])
+    assert not index.could_concern("kyoto", ["RiverGauge"])
+    index.add("kyoto", "urn:s:2", IndexKeys(attributes=frozenset({"level"})))
+    assert index.could_concern("kyoto", ["Anything"])  # no type: any entity may notify it
+    index.add("kyoto", "urn:s:3", IndexKeys())  # no selectors, no watched attributes
+    index.remove("kyoto", "urn:s:2")
+    assert index.could_concern("kyoto", ["Anything"])
+    index.remove("kyoto", "urn:s:3")
+    assert not index.could_concern("kyoto", ["Anything"])
