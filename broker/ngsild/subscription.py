@@ -36,6 +36,7 @@ from broker.ngsild.query.model import Selector
 from broker.ngsild.query.params import attribute_names, parse_selectors
 from broker.ngsild.query.qlang import QExpr, parse_q
 from broker.ngsild.query.scopeq import ScopeExpr, parse_scope_query
+from broker.ngsild.query.types import is_plain, type_names
 from broker.ngsild.subscription_notification import (
     NOTIFICATION_DEFAULTS,
     Notification,
@@ -113,12 +114,18 @@ class Subscription:
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """The parsed ``q``, ``geoQ``, ``scopeQ`` and ``csf`` of a subscription."""
+    """The parsed ``q``, ``geoQ``, ``scopeQ`` and ``csf`` of a subscription.
+
+    ``plain_types`` is set when the entity selectors are nothing but type alternatives (no ids,
+    patterns or ``;`` combinations): selecting an entity is then one set intersection, which
+    the matcher uses instead of the general evaluator on the hot path of every write.
+    """
 
     q: QExpr | None = None
     geo: GeoQuery | None = None
     scope: ScopeExpr | None = None
     csf: QExpr | None = None
+    plain_types: frozenset[str] | None = None
 
 
 def parse_subscription(body: Any, terms: TermTable, *, now: str, context: Any) -> Subscription:
@@ -192,7 +199,21 @@ def parse_filters(sub: Subscription, terms: TermTable) -> Filters:
         geo=None if sub.geo is None else parse_geo_object(sub.geo, terms.expand),
         scope=None if sub.scope_q is None else parse_scope_query(sub.scope_q),
         csf=None if sub.csf is None else parse_q(sub.csf, terms.expand),
+        plain_types=_plain_types(sub.entities),
     )
+
+
+def _plain_types(selectors: tuple[Selector, ...] | None) -> frozenset[str] | None:
+    if not selectors:
+        return None
+    names: set[str] = set()
+    for selector in selectors:
+        if selector.types is None or selector.ids or selector.id_pattern:
+            return None
+        if not is_plain(selector.types):
+            return None
+        names.update(type_names(selector.types))
+    return frozenset(names)
 
 
 def _url_decoded(q: str) -> str:

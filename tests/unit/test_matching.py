@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from broker.contexts import builtin_documents
@@ -12,6 +13,8 @@ from broker.ngsild.patch import new_entity
 from broker.ngsild.subscription import parse_filters, parse_subscription
 from broker.ngsild.subscription_index import SubscriptionIndex
 from broker.ngsild.terms import build_term_table
+from hypothesis import given
+from hypothesis import strategies as st
 
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
 TERMS = build_term_table(None, CORE, builtin_documents())
@@ -89,3 +92,32 @@ def test_index_keys_file_subscriptions_where_changes_find_them() -> None:
     level = TERMS.expand("level")
     assert index.candidates("", [TERMS.expand("Bridge")], []) == {by_type.id}
     assert index.candidates("", [TERMS.expand("Camera")], [level]) == {by_attribute.id}
+
+
+@given(
+    selected=st.lists(st.sampled_from(["RiverGauge", "Bridge", "Road"]), min_size=1, max_size=3),
+    before_type=st.sampled_from(["RiverGauge", "Bridge", "Road", "Sign"]),
+    after_type=st.sampled_from(["RiverGauge", "Bridge", "Road", "Sign", None]),
+)
+def test_the_fast_path_for_plain_type_selectors_agrees_with_the_evaluator(
+    selected: list[str], before_type: str, after_type: str | None
+) -> None:
+    s = sub(
+        entities=[{"type": name} for name in selected],
+        notificationTrigger=["attributeUpdated", "entityDeleted", "entityUpdated"],
+    )
+    fast = parse_filters(s, TERMS)
+    assert fast.plain_types is not None
+    general = replace(fast, plain_types=None)
+    before = gauge(1.0, kind=before_type)
+    after = None if after_type is None else gauge(2.0, kind=after_type)
+    change = Change("", before, after)
+    fired = triggers(change)
+    assert notifies(s, fast, change, fired, NOW) == notifies(s, general, change, fired, NOW)
+
+
+def test_selectors_with_ids_or_combined_types_take_the_general_path() -> None:
+    with_id = sub(entities=[{"type": "RiverGauge", "id": "urn:ngsi-ld:RiverGauge:kamo"}])
+    assert parse_filters(with_id, TERMS).plain_types is None
+    combined = sub(entities=[{"type": "RiverGauge;Bridge"}])
+    assert parse_filters(combined, TERMS).plain_types is None
