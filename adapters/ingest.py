@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -53,6 +54,8 @@ class _UplinkDecoder(Protocol):
     def decode(self, topic: str, payload: bytes) -> Uplink: ...
 
 
+_LOG_EVERY: Final = 10.0
+"""Seconds between two WARNING lines for rejections of the same reason."""
 _DEDUP_WINDOW: Final = 10_000
 """Recent LoRaWAN uplink ids remembered to drop redeliveries."""
 
@@ -107,6 +110,7 @@ class IngestService:
         self._clock = clock
         self._locks = _KeyedLocks()
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self._logged: dict[str, tuple[float, int]] = {}
         self.messages: Counter[str] = Counter()
         """Messages handled, per format."""
         self.updates = 0
@@ -213,8 +217,17 @@ class IngestService:
         return False
 
     def _reject(self, tenant: str, topic: str, reason: str, detail: str, payload: bytes) -> None:
-        _log.warning("ingest: %s from %s: %s", reason, topic, detail)
         self.dead_letters.add(tenant, DeadLetter.of(self._now(), topic, reason, detail, payload))
+        # One line per reason per interval: a misconfigured fleet must not flood the log (every
+        # rejection is still counted in /metrics and kept in the dead letters).
+        now = time.monotonic()
+        last, skipped = self._logged.get(reason, (float("-inf"), 0))
+        if now - last < _LOG_EVERY:
+            self._logged[reason] = (last, skipped + 1)
+            return
+        self._logged[reason] = (now, 0)
+        more = f" ({skipped} more like it not logged)" if skipped else ""
+        _log.warning("ingest: %s from %s: %s%s", reason, topic, detail, more)
 
     def _now(self) -> str:
         return format_timestamp(self._clock())

@@ -157,12 +157,13 @@ async def test_an_ingested_measure_fires_subscriptions(
 
 
 async def test_bad_messages_are_set_aside_counted_and_do_not_stop_good_ones(
-    city: httpx.AsyncClient, mqtt_broker: MqttBroker
+    city: httpx.AsyncClient, mqtt_broker: MqttBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
     apikey = f"k{uuid.uuid4().hex[:10]}"
     await provision_gauge(city, apikey)
     topic = f"/json/{apikey}/gauge-07/attrs"
-    await publish(mqtt_broker, topic, b"{not json")
+    for _ in range(3):
+        await publish(mqtt_broker, topic, b"{not json")
     await publish(mqtt_broker, topic, orjson.dumps({"lvl": "high"}))  # not a Number
     await publish(mqtt_broker, topic, orjson.dumps({"lvl": 1.25}))
     gauge_id = "urn:ngsi-ld:WaterObserved:towna:gauge-07"
@@ -174,8 +175,10 @@ async def test_bad_messages_are_set_aside_counted_and_do_not_stop_good_ones(
     await eventually(good_one_arrived)
     listed = await city.get("/iot/dead-letters", headers={"Fiware-Service": "towna"})
     letters = listed.json()["deadLetters"]
-    assert [letter["reason"] for letter in letters] == ["malformed_json", "out_of_range"]
+    assert [letter["reason"] for letter in letters] == [*["malformed_json"] * 3, "out_of_range"]
     assert letters[0]["topic"] == topic and letters[0]["payloadExcerpt"] == "{not json"
+    logged = [r.getMessage() for r in caplog.records if "malformed_json" in r.getMessage()]
+    assert len(logged) == 1 and topic in logged[0]  # one line per reason and interval
     metrics = (await city.get("/metrics")).text
     assert 'toshi_ingest_rejected_total{reason="malformed_json"}' in metrics
 
