@@ -34,8 +34,10 @@ def notifies(sub: Subscription, filters: Filters, change: Change, fired: Fired, 
     doc = change.before if deleted else change.after
     if doc is None:
         return False
-    if filters.plain_types is not None and filters.scope is None and (
-        deleted or (filters.q is None and filters.geo is None)
+    if (
+        filters.plain_types is not None
+        and filters.scope is None
+        and (deleted or (filters.q is None and filters.geo is None))
     ):
         return not filters.plain_types.isdisjoint(doc["type"])
     query = EntityQuery(
