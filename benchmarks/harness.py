@@ -4,6 +4,7 @@ and latency bookkeeping. See ``entity_write.py`` for the method and its caveats.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -13,7 +14,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import aiohttp
 
@@ -206,3 +207,16 @@ class Result:
     def note_error(self, what: str) -> None:
         self.errors += 1
         self.first_error = self.first_error or what
+
+
+def finish(json_path: str | None, figures: dict[str, Any], problems: list[str]) -> int:
+    """Write ``figures`` (and the problems) to ``json_path`` if given; print the problems and
+    return the exit status: 1 when any problem makes the figures invalid."""
+    if json_path:
+        Path(json_path).write_text(json.dumps({**figures, "problems": problems}, indent=2))
+    if problems:
+        print(f"\n!!!! {len(problems)} PROBLEMS: the figures above are not valid !!!!")
+        for problem in problems:
+            print(f"!!!! {problem}")
+        return 1
+    return 0

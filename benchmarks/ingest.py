@@ -41,18 +41,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import time
 import uuid
 from collections import defaultdict
-from pathlib import Path
 
 import aiohttp
 import uvloop
 
-from harness import HOST, Result, Server
+from harness import HOST, Result, Server, finish
 from ingest_ceiling import CeilingSubscriber
 from ingest_publish import (
     MQTT_PORT,
@@ -316,15 +314,8 @@ async def main(args: argparse.Namespace) -> int:
         )
     bench.problems += [f"Mosquitto's log: {line}" for line in broker_drops(bench.client_ids)]
     rows = summary(bench.metrics, vars(args))
-    if args.json:
-        figures = {"args": vars(args), "metrics": bench.metrics, "summary": rows}
-        Path(args.json).write_text(json.dumps({**figures, "problems": bench.problems}, indent=2))
-    if bench.problems:
-        print(f"\n!!!! {len(bench.problems)} PROBLEMS: the figures above are not valid !!!!")
-        for problem in bench.problems:
-            print(f"!!!! {problem}")
-        return 1
-    return 0
+    figures = {"args": vars(args), "metrics": bench.metrics, "summary": rows}
+    return finish(args.json, figures, bench.problems)
 
 
 def parse_args() -> argparse.Namespace:

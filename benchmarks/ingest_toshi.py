@@ -16,7 +16,6 @@ entities, and the notification lag with its HTTP baseline.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Sequence
@@ -24,9 +23,9 @@ from typing import Any
 
 import aiohttp
 
-from harness import API, HOST, RawConnection, Result
+from harness import API, HOST, Request, Result
 from ingest_publish import device_id
-from notify_load import send_all, subscription
+from notify_load import open_loop, send_all, subscription
 from notify_sink import Recorder
 
 ENTITY_TYPE = "WaterObserved"
@@ -133,41 +132,15 @@ class HeightRecorder(Recorder):
         super().note(arrived, body.replace(_STAMP, b'"seq":', 1))
 
 
+def stamped_height(entity: str) -> Request:
+    """``PATCH …/attrs/height`` with the time it is sent, as ``HeightRecorder`` reads it."""
+    return "PATCH", f"{API}/entities/{entity}/attrs/height", b'{"value":%r}' % time.time()
+
+
 async def patch_loop(
     port: int, devices: Sequence[int], rate: float, duration: float, result: Result
 ) -> int:
-    """``PATCH …/attrs/height`` with ``{"value": time.time()}``, ``rate``/s for ``duration`` s,
-    open loop (a new connection when all are busy); returns how many were answered 204."""
-    loop = asyncio.get_running_loop()
-    idle: list[RawConnection] = []
-    opened: list[RawConnection] = []
-    answered = 0
-
-    async def one(device: int) -> None:
-        nonlocal answered
-        if idle:
-            connection = idle.pop()
-        else:
-            _, connection = await loop.create_connection(lambda: RawConnection(port), HOST, port)
-            opened.append(connection)
-        path = f"{API}/entities/{entity_id(device)}/attrs/height"
-        got = await connection.send(("PATCH", path, b'{"value":%r}' % time.time()))
-        idle.append(connection)
-        answered += got == 204
-        if got != 204:
-            result.note_error(f"{got} on PATCH {path}")
-
-    tasks: set[asyncio.Task[None]] = set()
-    start = loop.time()
-    for n in range(int(rate * duration)):
-        delay = start + n / rate - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        task = loop.create_task(one(devices[n % len(devices)]))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    await asyncio.gather(*tasks)
-    for connection in opened:
-        if connection.transport is not None:
-            connection.transport.close()
-    return answered
+    """``stamped_height`` updates, ``rate``/s for ``duration`` s, open loop; returns how many
+    were answered 204."""
+    entities = [entity_id(device) for device in devices]
+    return await open_loop(port, entities, rate, duration, result, stamped_height)

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -49,7 +48,7 @@ from pathlib import Path
 
 import uvloop
 
-from harness import Request, Result, Server, cpu_seconds
+from harness import Request, Result, Server, cpu_seconds, finish
 from notify_ceiling import run_ceiling
 from notify_load import (
     BENCH_TYPE,
@@ -330,15 +329,8 @@ async def main(args: argparse.Namespace) -> int:
             print(f"\n({phase}) run {repeat + 1}")
             await RUNNERS[phase](bench)
     summary = report(bench.metrics)
-    if args.json:
-        figures = {"args": vars(args), "metrics": bench.metrics, "summary": summary}
-        Path(args.json).write_text(json.dumps({**figures, "problems": bench.problems}, indent=2))
-    if bench.problems:
-        print(f"\n!!!! {len(bench.problems)} PROBLEMS: the figures above are not valid !!!!")
-        for problem in bench.problems:
-            print(f"!!!! {problem}")
-        return 1
-    return 0
+    figures = {"args": vars(args), "metrics": bench.metrics, "summary": summary}
+    return finish(args.json, figures, bench.problems)
 
 
 def parse_args() -> argparse.Namespace:

@@ -143,10 +143,16 @@ async def closed_loop(
 
 
 async def open_loop(
-    port: int, entity_ids: Sequence[str], rate: float, duration: float, result: Result
+    port: int,
+    entity_ids: Sequence[str],
+    rate: float,
+    duration: float,
+    result: Result,
+    request: Callable[[str], Request] = stamped_update,
 ) -> int:
     """Update ``entity_ids`` in turn, ``rate`` updates/s for ``duration`` seconds; returns how
-    many were answered 204 (each one's response time goes to ``result``)."""
+    many were answered 204 (each one's response time goes to ``result``). ``request`` builds
+    each update just before it is sent (the default stamps ``seq`` with the time)."""
     loop = asyncio.get_running_loop()
     idle: list[RawConnection] = []
     opened: list[RawConnection] = []
@@ -161,8 +167,8 @@ async def open_loop(
             opened.append(connection)
         started = time.perf_counter()
         try:
-            got = await connection.send(stamped_update(entity_id))
-        except OSError as error:
+            got = await connection.send(request(entity_id))
+        except (OSError, RuntimeError) as error:  # RuntimeError: the server closed the socket
             result.note_error(f"{type(error).__name__}: {error}")
             return
         idle.append(connection)
