@@ -1,15 +1,17 @@
 """Settings of the ingest adapter's MQTT subscriber, and the broker URL rules they rely on.
 
 Validated when constructed, so a bad broker URL or topic filter stops Toshi at start-up
-with a clear message instead of turning into reconnection warnings forever. Broker URLs carry
-passwords; ``redact`` is how they appear in logs and error messages.
+with a clear message instead of turning into reconnection warnings forever. Broker URLs are read
+by ``broker.mqtt_url``, as notification endpoints are; ``redact`` is how they appear in logs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
-from urllib.parse import unquote, urlsplit, urlunsplit
+
+from broker.mqtt_url import broker_address, redact
+
+__all__ = ["SourceConfig", "broker_address", "check_filter", "redact"]
 
 
 @dataclass(frozen=True)
@@ -57,46 +59,6 @@ class SourceConfig:
             raise ValueError(f"not a shared subscription group name: {group!r}")
         for topic in self.topics:
             check_filter(topic)
-
-
-def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***``, for logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-
-
-class BrokerAddress(NamedTuple):
-    """Where a broker URL points, and the credentials it carries."""
-
-    host: str
-    port: int
-    tls: bool
-    username: str | None
-    password: str | None
-
-
-def broker_address(url: str) -> BrokerAddress:
-    """Parse ``mqtt://user:password@host:port`` or ``mqtts://…``.
-
-    Raises:
-        ValueError: Not such a URL (the message shows it with the password redacted).
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError(f"not an mqtt:// or mqtts:// broker URL: {redact(url)}")
-    tls = parts.scheme == "mqtts"
-    port = parts.port  # raises ValueError for a port that is not a number up to 65535
-    if port == 0:
-        raise ValueError(f"port 0 in broker URL: {redact(url)}")
-    username = None if parts.username is None else unquote(parts.username)
-    password = None if parts.password is None else unquote(parts.password)
-    return BrokerAddress(parts.hostname, port or (8883 if tls else 1883), tls, username, password)
 
 
 def check_filter(topic: str) -> None:

@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from broker.notify.http_sender import HttpSender, SendError
+from broker.mqtt_url import MQTT_DEFAULT_PORTS
+from broker.notify.http_sender import HTTP_DEFAULT_PORTS, HttpSender, SendError
 
 logger = logging.getLogger(__name__)
 
-_DEFAULT_PORTS = {"http": 80, "https": 443, "mqtt": 1883, "mqtts": 8883}
+_DEFAULT_PORTS = {**HTTP_DEFAULT_PORTS, **MQTT_DEFAULT_PORTS}
 
 
 class Sender(Protocol):

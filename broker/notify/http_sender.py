@@ -30,7 +30,7 @@ import ssl
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+HTTP_DEFAULT_PORTS = {"http": 80, "https": 443}
 _NO_BODY_STATUSES = frozenset({204, 304})
 _MANAGED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
@@ -206,15 +206,15 @@ class HttpSender:
 def _parse_url(url: str) -> _Target:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+    if scheme not in HTTP_DEFAULT_PORTS or not parts.hostname:
         raise SendError(f"not an http(s) URL: {url!r}", retryable=False)
     try:
-        port = parts.port or _DEFAULT_PORTS[scheme]
+        port = parts.port or HTTP_DEFAULT_PORTS[scheme]
     except ValueError as exc:
         raise SendError(f"bad port in {url!r}", retryable=False) from exc
     host = parts.hostname
     host_in_header = f"[{host}]" if ":" in host else host
-    default = port == _DEFAULT_PORTS[scheme]
+    default = port == HTTP_DEFAULT_PORTS[scheme]
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"

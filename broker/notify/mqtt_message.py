@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 import orjson
 
-MQTT_DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+from broker.mqtt_url import broker_address, redact
 
 MqttVersion = Literal["mqtt3.1.1", "mqtt5.0"]
 
@@ -88,33 +88,24 @@ def parse_endpoint(url: str) -> MqttTarget:
     Raises:
         EndpointError: The URI cannot name a broker and a publishable topic.
     """
-    shown = redact_endpoint(url)
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in MQTT_DEFAULT_PORTS:
-        raise EndpointError(f"not an mqtt:// or mqtts:// URI: {shown!r}")
-    if not parts.hostname:
-        raise EndpointError(f"no broker host in {shown!r}")
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise EndpointError(f"bad port in {shown!r}") from exc
-    if port == 0:
-        raise EndpointError(f"bad port in {shown!r}")
+    shown = redact(url)
     # '#' would be read as a URI fragment delimiter, silently cutting the topic short.
     if "#" in url:
         raise EndpointError(f"MQTT wildcard '#' cannot be published to: {shown!r}")
+    try:
+        address = broker_address(url)
+    except ValueError as exc:
+        raise EndpointError(str(exc)) from None
+    parts = urlsplit(url)
     if parts.query:
         raise EndpointError(f"an MQTT endpoint has no query part: {shown!r}")
-    username = _decode(parts.username, shown)
-    password = _decode(parts.password, shown)
     return MqttTarget(
-        scheme=scheme,
-        host=parts.hostname,
-        port=port or MQTT_DEFAULT_PORTS[scheme],
+        scheme=address.scheme,
+        host=address.host,
+        port=address.port,
         topic=_topic(parts.path, shown),
-        username=username if username or password is not None else None,
-        password=password,
+        username=address.username,
+        password=address.password,
     )
 
 
@@ -153,16 +144,6 @@ def encode_message(body: bytes, metadata: Mapping[str, str]) -> bytes:
     return orjson.dumps({"metadata": dict(metadata), "body": orjson.Fragment(body)})
 
 
-def redact_endpoint(url: str) -> str:
-    """``url`` with its password masked, for error messages and logs."""
-    scheme, sep, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
-    userinfo, at, hostport = authority.rpartition("@")
-    if not (sep and at and ":" in userinfo):
-        return url
-    return f"{scheme}://{userinfo.partition(':')[0]}:***@{hostport}{slash}{path}"
-
-
 def _topic(path: str, shown: str) -> str:
     try:
         topic = unquote(path.removeprefix("/"), errors="strict")
@@ -179,12 +160,3 @@ def _topic(path: str, shown: str) -> str:
     if "\x00" in topic or len(topic.encode()) > _MAX_TOPIC_BYTES:
         raise EndpointError(f"not a valid MQTT topic name in {shown!r}")
     return topic
-
-
-def _decode(component: str | None, shown: str) -> str | None:
-    if component is None:
-        return None
-    try:
-        return unquote(component, errors="strict")
-    except UnicodeDecodeError as exc:
-        raise EndpointError(f"user name or password is not UTF-8 in {shown!r}") from exc
