@@ -17,7 +17,6 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from broker.prometheus import Family
 
@@ -121,7 +120,7 @@ class IngestRunner:
     async def _reconcile(self) -> None:
         wanted: dict[str, tuple[ApplicationServer, tuple[str, ...]]] = {}
         for server, applications in self._provisioning.application_servers().values():
-            wanted[_with_credentials(server)] = (server, uplink_topics(server, applications))
+            wanted[server.login_url] = (server, uplink_topics(server, applications))
         for url in [u for u in self._sources if u != CITY and u not in wanted]:
             source, task = self._sources.pop(url)
             _log.info("ingest: no application listens on %s any more; disconnecting", redact(url))
@@ -156,14 +155,6 @@ class IngestRunner:
         task = asyncio.get_running_loop().create_task(source.run(), name=f"ingest {redact(url)}")
         self._sources[key] = (source, task)
         _log.info("ingest: listening on %s (%d topic filters)", redact(url), len(topics))
-
-
-def _with_credentials(server: ApplicationServer) -> str:
-    if server.username is None:
-        return server.url
-    scheme, _, rest = server.url.partition("://")
-    password = f":{quote(server.password, safe='')}" if server.password is not None else ""
-    return f"{scheme}://{quote(server.username, safe='')}{password}@{rest}"
 
 
 def _short_hash(text: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote
 
 Provider = Literal["TTN", "chirpstack"]
 DataModel = Literal["cayennelpp", "application_server"]
@@ -57,6 +58,14 @@ class ApplicationServer:
         """``mqtt[s]://host:port`` without credentials (what one connection is opened to)."""
         port = self.port or (8883 if self.protocol == "mqtts" else 1883)
         return f"{self.protocol}://{self.host}:{port}"
+
+    @property
+    def login_url(self) -> str:
+        """``url`` with the credentials in it: what the ingest adapter connects with."""
+        if self.username is None:
+            return self.url
+        password = "" if self.password is None else ":" + quote(self.password, safe="")
+        return self.url.replace("://", f"://{quote(self.username, safe='')}{password}@", 1)
 
 
 @dataclass(frozen=True, slots=True)

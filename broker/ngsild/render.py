@@ -121,11 +121,7 @@ def shows_anything(doc: EntityDoc, view: View) -> bool:
     Asking by ``attrs``/``pick`` for attributes the entity does not have finds nothing, even
     though ``id`` and ``type`` would still be there.
     """
-    visible = [
-        iri
-        for iri in doc["attrs"]
-        if (view.attrs is None or iri in view.attrs) and iri not in view.omitted
-    ]
+    visible = visible_attributes(doc, view)
     if view.attrs and not visible:
         return False
     members = {m for m in view.members if m != "scope" or doc.get("scope")}

@@ -42,11 +42,6 @@ class Throttle:
             self._timer = None
         self._held.clear()
 
-    @property
-    def held(self) -> int:
-        """How many entity states wait for the period to end."""
-        return len(self._held)
-
     def _release(self) -> None:
         self._timer = None
         docs, self._held = list(self._held.values()), {}
