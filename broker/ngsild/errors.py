@@ -14,7 +14,7 @@ as ProblemDetails (RFC 7807) in exactly one place, ``broker.api.problems``::
     ├── PayloadTooLarge             413
     ├── UnsupportedMediaType        415
     ├── OperationNotSupported       501  a valid NGSI-LD operation this broker does not offer
-    ├── LdContextNotAvailable       503  a remote @context could not be fetched
+    ├── LdContextNotAvailable       504  a remote @context could not be fetched
     ├── TooComplexQuery             403
     ├── TooManyResults              403
     └── InternalError               500  our own bug; details go to the log, never to the client
@@ -114,7 +114,7 @@ class OperationNotSupported(NgsiLdError):
 class LdContextNotAvailable(NgsiLdError):
     type = _BASE + "LdContextNotAvailable"
     title = "JSON-LD @context not available"
-    status = 503
+    status = 504
 
 
 class TooComplexQuery(NgsiLdError):
