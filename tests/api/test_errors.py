@@ -87,7 +87,7 @@ async def test_unreachable_context_is_ld_context_not_available(client: httpx.Asy
     headers = {**JSON, "Link": link("http://127.0.0.1:9/none.jsonld")}
     problem(
         await client.post(f"{API}/entities", json=gauge(), headers=headers),
-        504,  # GS CIM 009 §6.3.2; the conformance suite (043_01, 028_07_02) expects the same
+        504,  # what the conformance suite expects (043_01, 028_07_02)
         "LdContextNotAvailable",
     )
 
