@@ -4,12 +4,12 @@ Theory of operation. A transport (MQTT today) hands each message to ``handle_iot
 broker: FIWARE IoT Agent JSON topics) or ``handle_lorawan`` (a network server's broker, whose
 provider says the format: The Things Stack or ChirpStack). Where a message came from decides how
 it is read, so nobody can inject a fake LoRaWAN uplink through the city's broker. A pure decoder
-turns the bytes into readings (``adapters.formats``); provisioning says which tenant, entity and
-attribute mapping the device has (``adapters.provisioning``); the pure mapping builds an NGSI-LD
-fragment (``adapters.mapping``); and the fragment is written through ``EntityService.upsert``,
-exactly as an HTTP write would be, so subscriptions fire and the same validation applies. A
-handler returns once the write is committed: the transport acknowledges the message only then,
-so a message is never acknowledged and lost.
+turns the bytes into readings (``adapters.formats``); provisioning
+(``broker.services.provisioning``) says which tenant, entity and attribute mapping the device
+has; the pure mapping builds an NGSI-LD fragment (``adapters.mapping``); and the fragment is
+written through ``EntityService.upsert``, exactly as an HTTP write would be, so subscriptions
+fire and the same validation applies. A handler returns once the write is committed: the
+transport acknowledges the message only then, so a message is never acknowledged and lost.
 
 Concurrency: the transport runs many ``handle`` calls at once, which is how bursts become
 batched store writes (the SQLite writer commits concurrent writes together). Writes to one
@@ -27,25 +27,24 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
+from broker.clock import Clock, timestamp, utc_now
 from broker.ngsild.entity import parse_entity
 from broker.ngsild.errors import NgsiLdError
-from broker.ngsild.names import format_timestamp
 from broker.ngsild.terms import TermTable
 from broker.prometheus import Family
+from broker.services.dead_letters import DeadLetter, DeadLetters
 from broker.services.entities import EntityService
+from broker.services.provisioning.model import ApplicationServer, Effective
+from broker.services.provisioning.service import ProvisioningService
 
-from adapters.dead_letters import DeadLetter, DeadLetters
 from adapters.formats import chirpstack, iota_json, ttn_v3
 from adapters.formats.errors import DecodeError
 from adapters.formats.uplink import Reading, Uplink
 from adapters.mapping import entity_fragment, radio_fragment, uplink_readings
-from adapters.provisioning.model import ApplicationServer, Effective
-from adapters.provisioning.service import ProvisioningService
 
 _log = logging.getLogger(__name__)
 
@@ -101,7 +100,7 @@ class IngestService:
         provisioning: ProvisioningService,
         terms: TermTable,
         dead_letters: DeadLetters,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utc_now,
     ) -> None:
         self._entities = entities
         self._provisioning = provisioning
@@ -230,4 +229,4 @@ class IngestService:
         _log.warning("ingest: %s from %s: %s%s", reason, topic, detail, more)
 
     def _now(self) -> str:
-        return format_timestamp(self._clock())
+        return timestamp(self._clock)

@@ -40,12 +40,12 @@ from broker.ngsild.names import (
     check_name,
     contains_null,
 )
+from broker.services.provisioning.model import AttributeMapping, Effective, Lorawan
 
 from adapters.attribute_types import GEO_KINDS, RejectReason, Unfit, convert
 from adapters.formats import cayenne_lpp
 from adapters.formats.errors import DecodeError
 from adapters.formats.uplink import Reading, Uplink, first_timestamp
-from adapters.provisioning.model import AttributeMapping, Effective, Lorawan
 
 TIME_INSTANT: Final = "TimeInstant"
 

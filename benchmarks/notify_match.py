@@ -19,12 +19,17 @@ import time
 from dataclasses import dataclass
 
 from broker.contexts import builtin_documents
-from broker.ngsild.changes import Change, triggers
 from broker.ngsild.entity import parse_entity
-from broker.ngsild.matching import index_keys, notifies
 from broker.ngsild.patch import new_entity, partial_update
-from broker.ngsild.subscription import Filters, Subscription, parse_filters, parse_subscription
-from broker.ngsild.subscription_index import SubscriptionIndex
+from broker.ngsild.subscriptions.changes import Change, triggers
+from broker.ngsild.subscriptions.index import SubscriptionIndex
+from broker.ngsild.subscriptions.matching import index_keys, notifies
+from broker.ngsild.subscriptions.subscription import (
+    Filters,
+    Subscription,
+    parse_filters,
+    parse_subscription,
+)
 from broker.ngsild.terms import TermTable, build_term_table
 
 from notify_load import BENCH_TYPE, bench_entity

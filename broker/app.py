@@ -8,10 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import orjson
-from adapters.dead_letters import DeadLetters
 from adapters.ingest import IngestService
-from adapters.provisioning.service import ProvisioningService
-from adapters.runner import IngestRunner, IngestSettings
+from adapters.mqtt.runner import IngestRunner, IngestSettings
 from fastapi import FastAPI, Request, Response
 
 from broker import __version__
@@ -31,12 +29,14 @@ from broker.api import (
 )
 from broker.api.guard import RequestGuard
 from broker.contexts import ContextLoader
-from broker.notify.dispatcher import Dispatcher, DispatcherConfig
+from broker.notify.dispatcher import Dispatcher
 from broker.notify.http_sender import HttpSender
 from broker.notify.mqtt_sender import MqttSender
 from broker.runtime import Runtime
+from broker.services.dead_letters import DeadLetters
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
+from broker.services.provisioning.service import ProvisioningService
 from broker.services.subscriptions import SubscriptionService
 from broker.settings import NotificationSettings, Settings
 from broker.store import open_store
@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dispatcher,
             metric_sources=[ingest.metric_families, runner.metric_families],
             provisioning=provisioning,
-            ingest=ingest,
+            dead_letters=ingest.dead_letters,
         )
         _log.info("Toshi %s ready; store %s", __version__, store.describe())
         try:
@@ -143,16 +143,9 @@ async def open_ingest(
 
 def open_dispatcher(settings: NotificationSettings) -> Dispatcher:
     """The dispatcher with its senders: raw-asyncio HTTP(S) and MQTT(S)."""
-    config = DispatcherConfig(
-        queue_maxsize=settings.queue_size,
-        concurrency=settings.concurrency,
-        request_timeout=settings.request_timeout,
-        max_attempts=settings.max_attempts,
-        max_retry_time=settings.max_retry_time,
-    )
-    http = HttpSender(max_connections=config.concurrency)
+    http = HttpSender(max_connections=settings.concurrency)
     mqtt = MqttSender()
-    return Dispatcher(config, {"http": http, "https": http, "mqtt": mqtt, "mqtts": mqtt})
+    return Dispatcher(settings, {"http": http, "https": http, "mqtt": mqtt, "mqtts": mqtt})
 
 
 async def health(request: Request) -> Response:

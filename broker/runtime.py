@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from adapters.ingest import IngestService
-from adapters.provisioning.service import ProvisioningService
-
 from broker.contexts import ContextLoader
 from broker.notify.dispatcher import Dispatcher
 from broker.prometheus import Family
+from broker.services.dead_letters import DeadLetters
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
+from broker.services.provisioning.service import ProvisioningService
 from broker.services.subscriptions import SubscriptionService
 from broker.settings import Settings
 from broker.store.base import Store
@@ -33,5 +32,5 @@ class Runtime:
     """More metric families for ``/metrics`` (the ingest adapter adds its own)."""
     provisioning: ProvisioningService | None = None
     """IoT Agent groups and devices (``/iot/...``) and the ingest path's device lookups."""
-    ingest: IngestService | None = None
-    """The MQTT / LoRaWAN ingest path (its dead letters are shown under ``/iot``)."""
+    dead_letters: DeadLetters | None = None
+    """Device messages the ingest adapters set aside (shown under ``/iot/dead-letters``)."""

@@ -62,7 +62,23 @@ class NotificationSettings(BaseModel):
         20, gt=0, description="Attempts per notification (retries back off exponentially)."
     )
     max_retry_time: float = Field(
-        600.0, gt=0, description="Seconds after which a notification is no longer retried."
+        600.0, ge=0, description="Seconds after which a notification is no longer retried."
+    )
+    backoff_base: float = Field(
+        0.2,
+        gt=0,
+        description="Bound of the first retry's delay in seconds; it doubles with each attempt "
+        "(the delay is random below it: full jitter).",
+    )
+    backoff_cap: float = Field(30.0, gt=0, description="Largest retry delay bound in seconds.")
+    idle_timeout: float = Field(
+        60.0, gt=0, description="Seconds a receiver with nothing to send keeps its worker."
+    )
+    drain_timeout: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds a stopping broker waits for deliveries in flight; what is left "
+        "is sent again after the restart.",
     )
 
 

@@ -12,13 +12,13 @@ import logging
 from typing import Annotated, Any
 
 import orjson
-from adapters.provisioning.parse import parse_devices, parse_groups
-from adapters.provisioning.service import ProvisioningService
 from fastapi import APIRouter, Query, Request, Response
 
 from broker.api.requests import json_body, runtime
 from broker.ngsild.errors import BadRequestData, OperationNotSupported
 from broker.ngsild.tenants import tenant_from_header
+from broker.services.provisioning.parse import parse_devices, parse_groups
+from broker.services.provisioning.service import ProvisioningService
 
 router = APIRouter(prefix="/iot", tags=["IoT provisioning"])
 _log = logging.getLogger(__name__)
@@ -135,8 +135,8 @@ async def delete_device(request: Request, device_id: str) -> Response:
 @router.get("/dead-letters", summary="Device messages set aside, newest last")
 async def dead_letters(request: Request, limit: Page = None, offset: Page = None) -> Response:
     """What the ingest adapter could not use for this tenant, and why (see ``/metrics``)."""
-    ingest = runtime(request).ingest
-    if ingest is None:
+    kept = runtime(request).dead_letters
+    if kept is None:
         raise OperationNotSupported("the ingest adapter is not enabled on this broker")
-    letters = ingest.dead_letters.for_tenant(provisioning_tenant(request))
+    letters = kept.for_tenant(provisioning_tenant(request))
     return _listing("deadLetters", [letter.as_json() for letter in letters], limit, offset)

@@ -13,8 +13,8 @@ from broker.api.responses import json_response, page_links
 from broker.ngsild.errors import BadRequestData
 from broker.ngsild.names import check_uri
 from broker.ngsild.params import parse_options
-from broker.ngsild.subscription import parse_subscription
-from broker.ngsild.subscription_render import render_subscription
+from broker.ngsild.subscriptions.documents import render_subscription
+from broker.ngsild.subscriptions.subscription import parse_subscription
 from broker.ngsild.versions import preference_applied, preferred_version
 
 router = APIRouter(tags=["Subscriptions"])

@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 
 from broker.mqtt_url import MQTT_DEFAULT_PORTS
 from broker.notify.http_sender import HTTP_DEFAULT_PORTS, HttpSender, SendError
+from broker.retry import full_jitter
+from broker.settings import NotificationSettings
 
 logger = logging.getLogger(__name__)
 
@@ -97,21 +99,6 @@ class Delivery:
     key: str
     on_done: Callable[[Outcome], None] | None = None
     on_retry: Callable[[Outcome], None] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DispatcherConfig:
-    """Tuning of queues, concurrency and retries; defaults suit a city-sized deployment."""
-
-    queue_maxsize: int = 1000
-    concurrency: int = 4
-    request_timeout: float = 10.0
-    backoff_base: float = 0.2
-    backoff_cap: float = 30.0
-    max_attempts: int = 20
-    max_retry_time: float = 600.0
-    idle_timeout: float = 60.0
-    lag_samples: int = 4096
 
 
 @dataclass(slots=True)
@@ -211,7 +198,7 @@ class Dispatcher:
     """Per-origin queues and workers that carry ``Delivery`` items to their receivers.
 
     Args:
-        config: Queue, concurrency and retry settings.
+        config: Queue, concurrency and retry settings (``TOSHI_NOTIFICATIONS__*``).
         senders: Sender per URL scheme. Defaults to one ``HttpSender`` for http and https.
             The dispatcher closes its senders when it closes.
         rng: Source of backoff jitter (tests pass a seeded one).
@@ -219,12 +206,12 @@ class Dispatcher:
 
     def __init__(
         self,
-        config: DispatcherConfig | None = None,
+        config: NotificationSettings | None = None,
         senders: Mapping[str, Sender] | None = None,
         *,
         rng: random.Random | None = None,
     ) -> None:
-        self.config = config or DispatcherConfig()
+        self.config = config or NotificationSettings()
         if senders is None:
             http = HttpSender(max_connections=self.config.concurrency)
             senders = {"http": http, "https": http}
@@ -234,7 +221,7 @@ class Dispatcher:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
         self._running = False
         self._closing = False
-        self.lag = LagHistogram(capacity=self.config.lag_samples)
+        self.lag = LagHistogram()
         """Submit-to-2xx lag over all origins."""
 
     async def start(self) -> None:
@@ -257,7 +244,7 @@ class Dispatcher:
             if sender is None:
                 return False
             state = self._open_origin(key, sender)
-        if len(state.pending) >= self.config.queue_maxsize:
+        if len(state.pending) >= self.config.queue_size:
             evicted = state.pending.popleft()
             state.counters.dropped += 1
             _finish(evicted.delivery, Outcome(ok=False, dropped=True, error="queue full"))
@@ -406,8 +393,9 @@ class Dispatcher:
             await asyncio.sleep(delay)
 
     def _backoff(self, attempts: int) -> float:
-        ceiling = min(self.config.backoff_cap, self.config.backoff_base * 2 ** (attempts - 1))
-        return self._rng.uniform(0.0, ceiling)
+        return full_jitter(
+            attempts - 1, self.config.backoff_base, self.config.backoff_cap, self._rng
+        )
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> bool:

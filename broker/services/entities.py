@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from functools import partial
 
+from broker.clock import Clock, timestamp, utc_now
 from broker.ngsild import patch
 from broker.ngsild.catalogue import CatalogueRow
-from broker.ngsild.changes import Change
 from broker.ngsild.entity import EntityDoc, Fragment, Instance
 from broker.ngsild.errors import (
     AlreadyExists,
@@ -24,13 +23,13 @@ from broker.ngsild.errors import (
     TooManyResults,
 )
 from broker.ngsild.linked import hops
-from broker.ngsild.names import format_timestamp
 from broker.ngsild.patch import UpdateResult
 from broker.ngsild.query import EntityQuery
 from broker.ngsild.query.page import PageCollector
 from broker.ngsild.query.qeval import linked_ids
 from broker.ngsild.query.qlang import link_depth, linked_paths
 from broker.ngsild.render import View
+from broker.ngsild.subscriptions.changes import Change
 from broker.store.base import Committed, EntityStore, Mutation, QueryPage, Store, T
 
 _PURGE_PAGE = 500
@@ -38,15 +37,10 @@ _LINKED_CHUNK = 500
 _LINKED_MAX_CANDIDATES = 10_000
 
 
-def utc_now() -> datetime:
-    """The wall clock, in UTC."""
-    return datetime.now(UTC)
-
-
 class EntityService:
     """Create, read, change and delete entities in a tenant's store."""
 
-    def __init__(self, store: Store, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, store: Store, clock: Clock = utc_now) -> None:
         self._store = store
         self._clock = clock
         self.listeners: list[Callable[[Change], Awaitable[None] | None]] = []
@@ -64,7 +58,7 @@ class EntityService:
                 await asyncio.shield(waiting)
 
     def _now(self) -> str:
-        return format_timestamp(self._clock())
+        return timestamp(self._clock)
 
     async def create(self, tenant: str, doc: EntityDoc) -> EntityDoc:
         """Create Entity (§5.6.1); creating in a new tenant creates the tenant."""

@@ -8,13 +8,12 @@ presents an unknown or expired map simply gets a new one, as §5.7.1.4 prescribe
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from broker.clock import Clock, utc_now
 from broker.ngsild.names import format_timestamp
 
 LOCAL_SOURCE = "@none"
@@ -45,7 +44,7 @@ class EntityMapService:
         self,
         ttl: timedelta = timedelta(hours=1),
         max_maps: int = 10_000,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = utc_now,
     ) -> None:
         self._ttl = ttl
         self._max = max_maps
@@ -55,7 +54,7 @@ class EntityMapService:
     def get(self, tenant: str, map_id: str) -> EntityMap | None:
         """The live map ``map_id`` of ``tenant``, or ``None`` if unknown or expired."""
         found = self._maps.get((tenant, map_id))
-        if found is not None and found.expires_at.timestamp() <= self._clock():
+        if found is not None and found.expires_at <= self._clock():
             del self._maps[(tenant, map_id)]
             return None
         return found
@@ -74,7 +73,7 @@ class EntityMapService:
         return self._maps.pop((tenant, map_id), None) is not None
 
     def _create(self, tenant: str) -> EntityMap:
-        expires = datetime.fromtimestamp(self._clock(), UTC) + self._ttl
+        expires = self._clock() + self._ttl
         created = EntityMap(f"urn:ngsi-ld:entitymap:{uuid.uuid4()}", expires)
         self._maps[(tenant, created.id)] = created
         while len(self._maps) > self._max:

@@ -12,23 +12,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable
 from typing import Any
 
+from broker.clock import Clock, timestamp, utc_now
 from broker.contexts import ContextLoader
-from broker.ngsild.changes import Change
 from broker.ngsild.errors import AlreadyExists, BadRequestData, ResourceNotFound
-from broker.ngsild.names import format_timestamp
 from broker.ngsild.query.qlang import link_depth
-from broker.ngsild.subscription import Subscription, apply_patch, parse_filters
-from broker.ngsild.subscription_render import from_doc, to_doc
+from broker.ngsild.subscriptions.changes import Change
+from broker.ngsild.subscriptions.documents import from_doc, to_doc
+from broker.ngsild.subscriptions.subscription import Subscription, apply_patch, parse_filters
 from broker.ngsild.terms import TermTable
 from broker.notify.dispatcher import Dispatcher
+from broker.notify.engine import LinkedLookup, Notifier
 from broker.notify.mqtt_message import EndpointError, parse_endpoint, split_notifier_info
-from broker.services.held import Held, Registry
-from broker.services.notifier import LinkedLookup, Notifier
-from broker.services.outbox import Outbox
+from broker.notify.outbox import Outbox
+from broker.notify.registry import Held, Registry
 from broker.store.base import Store
 
 _log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ class SubscriptionService:
         store: Store,
         contexts: ContextLoader,
         dispatcher: Dispatcher,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utc_now,
         *,
         linked: LinkedLookup | None = None,
         durable: bool = True,
@@ -61,7 +60,7 @@ class SubscriptionService:
         self._saver: asyncio.Task[None] | None = None
 
     def now(self) -> str:
-        return format_timestamp(self._clock())
+        return timestamp(self._clock)
 
     async def start(self) -> None:
         """Load every tenant's subscriptions, resend pending notifications, start saving."""

@@ -57,7 +57,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import random
 from collections.abc import Mapping
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -79,6 +78,7 @@ from broker.ngsild.errors import (
 from broker.ngsild.query import EntityQuery
 from broker.ngsild.query.page import PageCollector
 from broker.ngsild.tenants import DEFAULT_TENANT
+from broker.retry import full_jitter
 from broker.store.base import Committed, Mutation, QueryPage, TenantStore
 from broker.store.tenant_cache import TenantCache
 
@@ -393,7 +393,7 @@ def _filter(query: EntityQuery) -> Document:
 async def _back_off(attempt: int) -> None:
     """Sleep a little before retrying, longer after repeated conflicts (jitter, not security)."""
     if attempt >= 2:
-        await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))  # noqa: S311
+        await asyncio.sleep(full_jitter(attempt, base=0.001, cap=0.05))
 
 
 def _record_id(kind: str, key: str) -> dict[str, str]:

@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager, suppress
 
 import aiomqtt
 import pytest
-from adapters.mqtt_acks import AckOrder
-from adapters.mqtt_source import MqttSource, SourceConfig, redact
+from adapters.mqtt.acks import AckOrder
+from adapters.mqtt.source import MqttSource, SourceConfig, redact
 
 from tests.mqtt_fixtures import MqttBroker, relay, unique_topic, unused_port
 
@@ -491,7 +491,7 @@ class Warnings(logging.Handler):
 @pytest.fixture
 def warnings() -> Iterator[Warnings]:
     watcher = Warnings()
-    source_logger = logging.getLogger("adapters.mqtt_source")
+    source_logger = logging.getLogger("adapters.mqtt.source")
     source_logger.addHandler(watcher)
     try:
         yield watcher

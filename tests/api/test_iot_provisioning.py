@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from adapters.provisioning.service import ProvisioningService
+from broker.services.provisioning.service import ProvisioningService
 from broker.settings import Settings
 
 from tests.conftest import broker_client, make_settings

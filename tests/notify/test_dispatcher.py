@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
-from broker.notify.dispatcher import Delivery, Dispatcher, DispatcherConfig, Outcome
+from broker.notify.dispatcher import Delivery, Dispatcher, Outcome
 from broker.notify.http_sender import HttpSender, SendError
+from broker.settings import NotificationSettings
 
 Behaviour = Callable[[int], Awaitable[bytes | None]]
 """Request number (1-based) -> raw response bytes, or None to never answer."""
@@ -122,14 +123,14 @@ class Outcomes:
         return self.seen
 
 
-FAST = DispatcherConfig(backoff_base=0.001, backoff_cap=0.01, request_timeout=2.0)
+FAST = NotificationSettings(backoff_base=0.001, backoff_cap=0.01, request_timeout=2.0)
 
 
 def delivery(url: str, done: Outcomes, body: bytes = b"{}") -> Delivery:
     return Delivery(url, body, {"Content-Type": "application/json"}, "urn:sub:1", done)
 
 
-async def started(config: DispatcherConfig = FAST) -> Dispatcher:
+async def started(config: NotificationSettings = FAST) -> Dispatcher:
     dispatcher = Dispatcher(config, rng=random.Random(7))
     await dispatcher.start()
     return dispatcher
@@ -285,7 +286,7 @@ def refused_url() -> str:
 
 async def test_refused_connections_fail_after_the_retry_budget() -> None:
     dispatcher = await started(
-        DispatcherConfig(backoff_base=0.001, backoff_cap=0.01, max_attempts=3)
+        NotificationSettings(backoff_base=0.001, backoff_cap=0.01, max_attempts=3)
     )
     done = Outcomes()
     dispatcher.submit(delivery(refused_url(), done))
@@ -298,7 +299,7 @@ async def test_refused_connections_fail_after_the_retry_budget() -> None:
 
 
 async def test_retry_time_budget_ends_retries_early() -> None:
-    config = DispatcherConfig(backoff_base=1.0, backoff_cap=1.0, max_retry_time=0.0)
+    config = NotificationSettings(backoff_base=1.0, backoff_cap=1.0, max_retry_time=0.0)
     dispatcher = await started(config)
     done = Outcomes()
     dispatcher.submit(delivery(refused_url(), done))
@@ -310,7 +311,7 @@ async def test_retry_time_budget_ends_retries_early() -> None:
 async def test_black_hole_fills_only_its_own_queue(serve: Serve) -> None:
     healthy = [await serve(answer(200)) for _ in range(2)]
     hole = await serve(black_hole)
-    config = DispatcherConfig(queue_maxsize=5, request_timeout=30.0)
+    config = NotificationSettings(queue_size=5, request_timeout=30.0)
     dispatcher = await started(config)
     lost, done = Outcomes(), Outcomes()
     for _ in range(20):
@@ -352,7 +353,7 @@ async def test_close_drains_queued_deliveries(serve: Serve) -> None:
 
 async def test_idle_workers_exit_and_come_back(serve: Serve) -> None:
     receiver = await serve(answer(200))
-    dispatcher = await started(DispatcherConfig(idle_timeout=0.05))
+    dispatcher = await started(NotificationSettings(idle_timeout=0.05))
     done = Outcomes()
     dispatcher.submit(delivery(receiver.url, done))
     await done.wait(1)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import aiomqtt
 import orjson
 import pytest
-from broker.notify.dispatcher import Delivery, Dispatcher, DispatcherConfig, Outcome
+from broker.notify.dispatcher import Delivery, Dispatcher, Outcome
 from broker.notify.http_sender import SendError
 from broker.notify.mqtt_message import (
     EndpointError,
@@ -21,6 +21,7 @@ from broker.notify.mqtt_message import (
     split_notifier_info,
 )
 from broker.notify.mqtt_sender import MqttSender
+from broker.settings import NotificationSettings
 
 from tests.mqtt_fixtures import (
     MqttBroker,
@@ -309,7 +310,7 @@ async def test_dispatcher_delivers_through_the_mqtt_sender(mqtt_broker: MqttBrok
 async def test_lost_connection_is_replaced_on_the_next_attempt(mqtt_broker: MqttBroker) -> None:
     topic = unique_topic()
     sender = MqttSender()
-    config = DispatcherConfig(backoff_base=0.01, request_timeout=2.0)
+    config = NotificationSettings(backoff_base=0.01, request_timeout=2.0)
     dispatcher = Dispatcher(config, senders={"mqtt": sender})
     await dispatcher.start()
     try:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from broker.ngsild.changes import Change, triggers
-from broker.ngsild.subscription_index import IndexKeys, SubscriptionIndex
+from broker.ngsild.subscriptions.changes import Change, triggers
+from broker.ngsild.subscriptions.index import IndexKeys, SubscriptionIndex
 
 X = "https://example.org/"
 

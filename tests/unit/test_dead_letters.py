@@ -6,8 +6,8 @@ from __future__ import annotations
 import base64
 
 import pytest
-from adapters.dead_letters import EXCERPT_BYTES, DeadLetter, DeadLetters
 from broker.prometheus import render
+from broker.services.dead_letters import EXCERPT_BYTES, DeadLetter, DeadLetters
 
 AT = "2025-03-14T06:30:00.000Z"
 TOPIC = "/json/tA9flood/gauge-07/attrs"

@@ -14,11 +14,16 @@ from adapters.formats import chirpstack, iota_json, ttn_v3
 from adapters.formats.errors import DecodeError
 from adapters.formats.uplink import Reading, Uplink, parse_utc
 from adapters.mapping import entity_fragment, radio_fragment, uplink_readings
-from adapters.provisioning.model import ApplicationServer, AttributeMapping, Effective, Lorawan
 from broker.contexts import builtin_documents
 from broker.ngsild.entity import EntityDoc, parse_entity
 from broker.ngsild.names import format_timestamp
 from broker.ngsild.terms import build_term_table
+from broker.services.provisioning.model import (
+    ApplicationServer,
+    AttributeMapping,
+    Effective,
+    Lorawan,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

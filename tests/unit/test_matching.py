@@ -6,12 +6,12 @@ from dataclasses import replace
 from typing import Any
 
 from broker.contexts import builtin_documents
-from broker.ngsild.changes import Change, triggers
 from broker.ngsild.entity import parse_entity
-from broker.ngsild.matching import index_keys, notifies
 from broker.ngsild.patch import new_entity
-from broker.ngsild.subscription import parse_filters, parse_subscription
-from broker.ngsild.subscription_index import SubscriptionIndex
+from broker.ngsild.subscriptions.changes import Change, triggers
+from broker.ngsild.subscriptions.index import SubscriptionIndex
+from broker.ngsild.subscriptions.matching import index_keys, notifies
+from broker.ngsild.subscriptions.subscription import parse_filters, parse_subscription
 from broker.ngsild.terms import build_term_table
 from hypothesis import given
 from hypothesis import strategies as st

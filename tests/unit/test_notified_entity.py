@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from broker.contexts import builtin_documents
-from broker.ngsild.changes import Change, triggers
 from broker.ngsild.entity import parse_entity
-from broker.ngsild.notification import notification_body
-from broker.ngsild.notified_entity import notified_entity
 from broker.ngsild.patch import new_entity
-from broker.ngsild.subscription import parse_subscription
+from broker.ngsild.subscriptions.changes import Change, triggers
+from broker.ngsild.subscriptions.notification import notification_body
+from broker.ngsild.subscriptions.notified_entity import notified_entity
+from broker.ngsild.subscriptions.subscription import parse_subscription
 from broker.ngsild.terms import build_term_table
 
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"

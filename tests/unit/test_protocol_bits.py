@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from broker.api.media import content_type, context_link, negotiate
 from broker.ngsild.errors import BadRequestData, NotAcceptable, UnsupportedMediaType
@@ -60,12 +62,12 @@ def test_tenant_names_are_case_folded() -> None:
 
 
 def test_entity_maps_expire_and_are_per_tenant() -> None:
-    now = [1_000.0]
+    now = [datetime(2026, 11, 1, tzinfo=UTC)]
     maps = EntityMapService(clock=lambda: now[0])
     first = maps.record("a", None, ["urn:x:1"])
     assert maps.record("a", first.id, ["urn:x:2"]) is first
     assert first.entries == {"urn:x:1": ["@none"], "urn:x:2": ["@none"]}
     assert maps.get("b", first.id) is None
-    now[0] += 2 * 3600
+    now[0] += timedelta(hours=2)
     assert maps.get("a", first.id) is None
     assert maps.record("a", first.id, []).id != first.id

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from adapters.provisioning.model import AttributeMapping, Device, Group
-from adapters.provisioning.parse import (
+from broker.ngsild.errors import BadRequestData
+from broker.services.provisioning.model import AttributeMapping, Device, Group
+from broker.services.provisioning.parse import (
     autoprovisioned_doc,
     effective,
     parse_device_update,
@@ -15,7 +16,6 @@ from adapters.provisioning.parse import (
     parse_groups,
     with_dev_eui,
 )
-from broker.ngsild.errors import BadRequestData
 
 # The examples of /work/shared/ingest-formats.md, sections a and e, as a client sends them.
 RIVER_GROUP: dict[str, Any] = {

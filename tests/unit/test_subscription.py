@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from broker.contexts import builtin_documents
 from broker.ngsild.errors import BadRequestData
-from broker.ngsild.subscription import (
+from broker.ngsild.subscriptions.documents import from_doc, render_subscription, to_doc
+from broker.ngsild.subscriptions.subscription import (
     DEFAULT_TRIGGERS,
     Subscription,
     apply_patch,
@@ -20,7 +21,6 @@ from broker.ngsild.subscription import (
     parse_subscription,
     status,
 )
-from broker.ngsild.subscription_render import from_doc, render_subscription, to_doc
 from broker.ngsild.terms import build_term_table
 
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"

@@ -21,8 +21,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from adapters.mqtt_connection import MqttConnection
-from adapters.mqtt_source_config import check_filter
+from adapters.mqtt.config import check_filter
+from adapters.mqtt.connection import MqttConnection
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The ingest adapter's MQTT subscriber: QoS 1, a persistent session, acknowledged after commit.
 
-``MqttSource`` keeps one connection to the broker (``adapters.mqtt_connection``), hands every
+``MqttSource`` keeps one connection to the broker (``adapters.mqtt.connection``), hands every
 message to an async handler, and acknowledges it only once the handler has returned, i.e. once
 the entity update is committed. A Toshi restart therefore loses nothing: what was not
 acknowledged, and what was published while Toshi was down, is delivered by the broker on the
@@ -20,13 +20,13 @@ Theory of operation:
   Receive Maximum. After a lost connection the source reconnects only once there is room again,
   but handlers of the lost connection may still run while the broker resends their messages:
   across a reconnect, up to twice ``max_inflight`` messages can be in flight.
-- PUBACKs go out in receive order (``adapters.mqtt_acks``). A handler that raises has judged the
+- PUBACKs go out in receive order (``adapters.mqtt.acks``). A handler that raises has judged the
   message bad: it is counted, logged and acknowledged (the caller sets it aside). A cancelled
   handler's message is not acknowledged and comes again on the next connection.
 - Delivery is at least once: a message whose handler ran on a lost connection is handled again
   when the broker resends it. Messages on one topic may be handled concurrently; callers order
   updates by their timestamps.
-- Subscriptions (``adapters.mqtt_subscriptions``) are shared by default, so replicas with the
+- Subscriptions (``adapters.mqtt.subscriptions``) are shared by default, so replicas with the
   same group split the messages, and are renewed on every connection.
 """
 
@@ -34,18 +34,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 import paho.mqtt.client as paho
+from broker.retry import full_jitter
 
-from adapters.mqtt_acks import AckOrder, Delivery
-from adapters.mqtt_connection import ConnectionLost, ConnectionRefused, MqttConnection
-from adapters.mqtt_source_config import SourceConfig, broker_address, redact
-from adapters.mqtt_subscriptions import Subscriptions
+from adapters.mqtt.acks import AckOrder, Delivery
+from adapters.mqtt.config import SourceConfig, broker_address, redact
+from adapters.mqtt.connection import ConnectionLost, ConnectionRefused, MqttConnection
+from adapters.mqtt.subscriptions import Subscriptions
 
 __all__ = ["Handler", "MqttSource", "SourceConfig", "SourceStats", "redact"]
 
@@ -178,8 +178,7 @@ class MqttSource:
                 # at once (a client id used twice, a broker restarting) backs off further.
                 if asyncio.get_running_loop().time() - since > self.config.backoff_cap:
                     failures = 0
-            bound = self.config.backoff_base * 2 ** min(failures, 32)
-            delay = random.uniform(0, min(self.config.backoff_cap, bound))  # noqa: S311 - jitter
+            delay = full_jitter(failures, self.config.backoff_base, self.config.backoff_cap)
             failures += 1
             await _first(self._closing.wait(), asyncio.sleep(delay))
 

@@ -29,9 +29,8 @@ from typing import Any, Final
 
 from broker.ngsild.errors import BadRequestData
 from broker.ngsild.names import is_uri
-
-from adapters.provisioning import fields
-from adapters.provisioning.model import AttributeMapping, Device, Effective, Group, Lorawan
+from broker.services.provisioning import fields
+from broker.services.provisioning.model import AttributeMapping, Device, Effective, Group, Lorawan
 
 DEFAULT_RESOURCE: Final = "/iot/json"
 DEFAULT_ENTITY_TYPE: Final = "Thing"

@@ -9,11 +9,11 @@ it fires one of the subscription's triggers on a watched attribute (any attribut
 
 from __future__ import annotations
 
-from broker.ngsild.changes import ENTITY_DELETED, Change, Fired
 from broker.ngsild.query.model import EntityQuery, matches
 from broker.ngsild.query.types import type_names
-from broker.ngsild.subscription import Filters, Subscription, status
-from broker.ngsild.subscription_index import IndexKeys
+from broker.ngsild.subscriptions.changes import ENTITY_DELETED, Change, Fired
+from broker.ngsild.subscriptions.index import IndexKeys
+from broker.ngsild.subscriptions.subscription import Filters, Subscription, status
 
 
 def index_keys(sub: Subscription) -> IndexKeys:

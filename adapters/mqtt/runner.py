@@ -19,11 +19,11 @@ import logging
 from dataclasses import dataclass
 
 from broker.prometheus import Family
+from broker.services.provisioning.model import ApplicationServer
+from broker.services.provisioning.service import ProvisioningService
 
 from adapters.ingest import IngestService
-from adapters.mqtt_source import Handler, MqttSource, SourceConfig, redact
-from adapters.provisioning.model import ApplicationServer
-from adapters.provisioning.service import ProvisioningService
+from adapters.mqtt.source import Handler, MqttSource, SourceConfig, redact
 
 _log = logging.getLogger(__name__)
 

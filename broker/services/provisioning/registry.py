@@ -20,9 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from broker.ngsild.errors import AlreadyExists
-
-from adapters.provisioning.model import ApplicationServer, Device, Group, Lorawan
-from adapters.provisioning.parse import DEFAULT_RESOURCE
+from broker.services.provisioning.model import ApplicationServer, Device, Group, Lorawan
+from broker.services.provisioning.parse import DEFAULT_RESOURCE
 
 AppKey = tuple[str, str]
 """(application server URL, application id): one LoRaWAN application."""

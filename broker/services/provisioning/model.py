@@ -2,7 +2,7 @@
 
 The shapes follow the FIWARE IoT Agent provisioning API (iotagent-node-lib "Config group
 datamodel" and "Device datamodel"), so existing city tooling can provision Toshi. Names keep the
-IoT Agent's meaning; values are already validated (``adapters.provisioning.parse``). A device
+IoT Agent's meaning; values are already validated (``broker.services.provisioning.parse``). A device
 inherits what it does not set from its group (``effective``).
 """
 

@@ -15,14 +15,19 @@ from typing import Any, Final
 from broker.ngsild.query.model import Selector
 from broker.ngsild.query.types import TypeExpr
 from broker.ngsild.render import SHOWN_MEMBERS
-from broker.ngsild.subscription import IS_ACTIVE, SUBSCRIPTION_TYPE, Subscription, status
-from broker.ngsild.subscription_notification import (
+from broker.ngsild.subscriptions.notification_params import (
     ACCEPT,
     FORMAT,
     SHOW_CHANGES,
     SYS_ATTRS,
     Endpoint,
     Notification,
+)
+from broker.ngsild.subscriptions.subscription import (
+    IS_ACTIVE,
+    SUBSCRIPTION_TYPE,
+    Subscription,
+    status,
 )
 from broker.ngsild.terms import TermTable
 

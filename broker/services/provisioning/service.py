@@ -19,11 +19,9 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from broker.ngsild.errors import AlreadyExists, NgsiLdError, ResourceNotFound
-from broker.store.base import Store
-
-from adapters.provisioning.fields import is_device_id
-from adapters.provisioning.model import ApplicationServer, Device, Effective, Group, Lorawan
-from adapters.provisioning.parse import (
+from broker.services.provisioning.fields import is_device_id
+from broker.services.provisioning.model import ApplicationServer, Device, Effective, Group, Lorawan
+from broker.services.provisioning.parse import (
     autoprovisioned_doc,
     effective,
     parse_device_update,
@@ -32,7 +30,8 @@ from adapters.provisioning.parse import (
     parse_groups,
     with_dev_eui,
 )
-from adapters.provisioning.registry import Registry, group_key
+from broker.services.provisioning.registry import Registry, group_key
+from broker.store.base import Store
 
 _log = logging.getLogger(__name__)
 GROUP: Final = "iot_group"

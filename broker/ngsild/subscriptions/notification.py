@@ -17,7 +17,7 @@ import orjson
 from broker.ngsild.entity import EntityDoc
 from broker.ngsild.linked import render_joined
 from broker.ngsild.render import CONCISE, NORMALIZED, SIMPLIFIED, View, render_entity
-from broker.ngsild.subscription import Subscription
+from broker.ngsild.subscriptions.subscription import Subscription
 from broker.ngsild.terms import TermTable, body_context, context_link_header
 
 JSON_LD = "application/ld+json"

@@ -2,10 +2,11 @@
 
 Theory of operation. The entity service calls ``publish`` after each committed write. It looks
 up the candidate subscriptions in the registry's index, runs the exact test
-(``broker.ngsild.matching``) on them, and renders a notification for each one that matches, with
-what the change deleted and, if asked, the previous values (``notified_entity``). Throttled
-subscriptions pass through their ``Throttle``; joining ones fetch their linked entities first,
-in a task; periodic ones (``timeInterval``) query the store on their own timer.
+(``broker.ngsild.subscriptions.matching``) on them, and renders a notification for each one
+that matches, with what the change deleted and, if asked, the previous values
+(``notified_entity``). Throttled subscriptions pass through their ``Throttle``; joining ones
+fetch their linked entities first, in a task; periodic ones (``timeInterval``) query the store
+on their own timer.
 
 With an ``Outbox``, notifications are saved before they are handed to the ``Dispatcher``, and
 ``publish`` returns the save for the write to await: a write is acknowledged only once the
@@ -22,23 +23,23 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from broker.ngsild.changes import Change, triggers
 from broker.ngsild.entity import EntityDoc
-from broker.ngsild.matching import notifies
-from broker.ngsild.notification import (
+from broker.ngsild.query import EntityQuery
+from broker.ngsild.render import View
+from broker.ngsild.subscriptions.changes import Change, triggers
+from broker.ngsild.subscriptions.matching import notifies
+from broker.ngsild.subscriptions.notification import (
     JOINED,
     notification_body,
     notification_request,
     notification_view,
 )
-from broker.ngsild.notified_entity import notified_entity
-from broker.ngsild.query import EntityQuery
-from broker.ngsild.render import View
-from broker.ngsild.subscription import status
+from broker.ngsild.subscriptions.notified_entity import notified_entity
+from broker.ngsild.subscriptions.subscription import status
 from broker.notify.dispatcher import Delivery, Dispatcher, Outcome
-from broker.services.held import Held, Registry
-from broker.services.outbox import Outbox, Pending
-from broker.services.throttle import Throttle
+from broker.notify.outbox import Outbox, Pending
+from broker.notify.registry import Held, Registry
+from broker.notify.throttle import Throttle
 from broker.store.base import Store
 
 _log = logging.getLogger(__name__)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 
-from broker.ngsild.matching import index_keys
-from broker.ngsild.subscription import Filters, Subscription
-from broker.ngsild.subscription_index import SubscriptionIndex
+from broker.ngsild.subscriptions.index import SubscriptionIndex
+from broker.ngsild.subscriptions.matching import index_keys
+from broker.ngsild.subscriptions.subscription import Filters, Subscription
 from broker.ngsild.terms import TermTable
 from broker.notify.dispatcher import Outcome
-from broker.services.throttle import Throttle
+from broker.notify.throttle import Throttle
 
 Key = tuple[str, str]
 """(tenant, subscription id)."""

@@ -28,7 +28,6 @@ from datetime import datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import unquote
 
-from broker.ngsild.changes import ATTRIBUTE_CREATED, ATTRIBUTE_UPDATED, TRIGGERS
 from broker.ngsild.errors import BadRequestData
 from broker.ngsild.names import check_datetime, check_uri
 from broker.ngsild.query.geo import GeoQuery, parse_geo_object
@@ -37,7 +36,8 @@ from broker.ngsild.query.params import attribute_names, parse_selectors
 from broker.ngsild.query.qlang import QExpr, parse_q
 from broker.ngsild.query.scopeq import ScopeExpr, parse_scope_query
 from broker.ngsild.query.types import is_plain, type_names
-from broker.ngsild.subscription_notification import (
+from broker.ngsild.subscriptions.changes import ATTRIBUTE_CREATED, ATTRIBUTE_UPDATED, TRIGGERS
+from broker.ngsild.subscriptions.notification_params import (
     NOTIFICATION_DEFAULTS,
     Notification,
     notification_defaulted,

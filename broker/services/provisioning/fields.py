@@ -16,8 +16,7 @@ from typing import Any, Final, get_args
 
 from broker.ngsild.errors import BadRequestData
 from broker.ngsild.names import check_name
-
-from adapters.provisioning.model import (
+from broker.services.provisioning.model import (
     ApplicationServer,
     AttributeMapping,
     DataModel,

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from typing import Final
 
-from broker.ngsild.changes import ATTRIBUTE_DELETED, Change, Fired
 from broker.ngsild.entity import EntityDoc, Instance
 from broker.ngsild.names import LANGUAGE_PROPERTY, NGSI_LD_NULL, VALUE_MEMBER
-from broker.ngsild.subscription import Subscription
+from broker.ngsild.subscriptions.changes import ATTRIBUTE_DELETED, Change, Fired
+from broker.ngsild.subscriptions.subscription import Subscription
 
 PREVIOUS_MEMBER: Final = {
     member: "previous" + member[0].upper() + member[1:] for member in set(VALUE_MEMBER.values())
