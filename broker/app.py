@@ -54,18 +54,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = open_store(settings)
         await store.start()
         contexts = ContextLoader(settings.contexts)
-        entities = EntityService(store)
         dispatcher = open_dispatcher(settings.notifications)
         await dispatcher.start()
         subscriptions = SubscriptionService(
-            store,
-            contexts,
-            dispatcher,
-            linked=entities.linked_entities,
-            durable=settings.notifications.durable,
+            store, contexts, dispatcher, durable=settings.notifications.durable
         )
+        entities = EntityService(store, notifier=subscriptions.notifier)
         await subscriptions.start()
-        entities.listeners.append(subscriptions.publish)
         provisioning = ProvisioningService(store)
         await provisioning.start()
         ingest, runner = await open_ingest(settings, entities, provisioning, contexts)
@@ -88,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await runner.close()  # stop taking device messages before anything else closes
             await subscriptions.close()
             await dispatcher.close()
-            await subscriptions.close_outbox()
+            await subscriptions.close_journal()
             await contexts.close()
             await store.close()
             _log.info("Toshi stopped")

@@ -14,6 +14,10 @@ Theory of operation:
   retry at the same instant), until ``max_attempts`` or ``max_retry_time`` is spent. A retrying
   delivery keeps its slot while it waits, which throttles a failing origin by itself.
   Any other non-2xx status is final: sending the same bytes again cannot change the answer.
+- Before every attempt, the first included, a delivery's ``wanted`` is asked whether it is still
+  wanted; ``cancel`` ends at once every queued, retrying or in-flight delivery of one
+  subscription. Both end it as ``Outcome(cancelled=True)``: a deleted, paused or expired
+  subscription must stop notifying at once, not after its retry budget.
 - Workers of idle origins exit after ``idle_timeout``; the next ``submit`` starts a new one.
 - Senders are chosen by URL scheme, so non-HTTP transports (MQTT) plug in as another ``Sender``.
 """
@@ -25,7 +29,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -69,6 +73,8 @@ class Outcome:
         error: Last network error, or why the delivery was given up.
         shutdown: Ended by the dispatcher closing, not by the receiver or the queue: the caller
             may keep it and send it again after a restart.
+        cancelled: Ended because it was no longer wanted (``cancel``, or ``wanted`` said no):
+            neither a success nor a failure of the receiver.
     """
 
     ok: bool
@@ -77,6 +83,7 @@ class Outcome:
     status: int | None = None
     error: str | None = None
     shutdown: bool = False
+    cancelled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +94,12 @@ class Delivery:
         endpoint: Receiver URL; its scheme selects the sender.
         body: Bytes to send, already serialized.
         headers: Extra request headers (content type, receiverInfo, ...).
-        key: The subscription id, for logs and callers' bookkeeping.
+        key: The subscription id, for logs and ``cancel``.
         on_done: Called exactly once with the outcome of an accepted delivery.
         on_retry: Called after each failed attempt that will be retried (the subscription's
             status shows the failure at once, not only when the retry budget is spent).
+        tenant: The tenant of the subscription (``cancel`` names both).
+        wanted: Asked before each attempt; False ends the delivery as cancelled.
     """
 
     endpoint: str
@@ -99,6 +108,12 @@ class Delivery:
     key: str
     on_done: Callable[[Outcome], None] | None = None
     on_retry: Callable[[Outcome], None] | None = None
+    tenant: str = ""
+    wanted: Callable[[], bool] | None = None
+
+    def belongs_to(self, tenant: str, key: str) -> bool:
+        """Whether this delivery is one of subscription ``key`` of ``tenant``."""
+        return self.key == key and self.tenant == tenant
 
 
 @dataclass(slots=True)
@@ -165,6 +180,7 @@ class LagHistogram:
 class _Pending:
     delivery: Delivery
     submitted: float
+    cancelled: bool = False
 
 
 @dataclass(slots=True)
@@ -174,7 +190,7 @@ class _Origin:
     slots: asyncio.Semaphore
     pending: deque[_Pending] = field(default_factory=deque)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-    inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    inflight: dict[asyncio.Task[None], _Pending] = field(default_factory=dict)
     worker: asyncio.Task[None] | None = None
 
 
@@ -192,6 +208,7 @@ def origin_of(endpoint: str) -> str | None:
 
 
 _CLOSED_BEFORE = Outcome(ok=False, dropped=True, error="dispatcher closed", shutdown=True)
+_NOT_WANTED = Outcome(ok=False, cancelled=True, error="no longer wanted")
 
 
 class Dispatcher:
@@ -253,6 +270,29 @@ class Dispatcher:
         state.wakeup.set()
         return True
 
+    def cancel(self, tenant: str, key: str) -> int:
+        """End every queued, retrying or in-flight delivery of subscription ``key`` of
+        ``tenant`` now, as cancelled; how many there were.
+
+        A request already written to the receiver cannot be called back, but nothing of
+        ``key`` is sent after this returns.
+        """
+        ended = 0
+        for state in self._origins.values():
+            kept = deque(i for i in state.pending if not i.delivery.belongs_to(tenant, key))
+            for item in state.pending:
+                if item.delivery.belongs_to(tenant, key):
+                    _finish(item.delivery, _NOT_WANTED)
+                    ended += 1
+            state.pending = kept
+            state.counters.queued = len(kept)
+            for task, item in state.inflight.items():
+                if item.delivery.belongs_to(tenant, key) and not item.cancelled:
+                    item.cancelled = True
+                    task.cancel()
+                    ended += 1
+        return ended
+
     def counters(self) -> Counters:
         """Totals over every origin seen so far."""
         total = Counters()
@@ -288,7 +328,7 @@ class Dispatcher:
                 item = state.pending.popleft()
                 _finish(item.delivery, _CLOSED_BEFORE)
             state.counters.queued = 0
-            leftovers.extend(state.inflight)
+            leftovers.extend(state.inflight.keys())
             if state.worker is not None:
                 leftovers.append(state.worker)
         for task in leftovers:
@@ -331,10 +371,10 @@ class Dispatcher:
         item = state.pending.popleft()
         state.counters.queued = len(state.pending)
         task = asyncio.get_running_loop().create_task(self._deliver(state, item))
-        state.inflight.add(task)
+        state.inflight[task] = item
 
         def landed(done: asyncio.Task[None]) -> None:
-            state.inflight.discard(done)
+            state.inflight.pop(done, None)
             state.slots.release()
             state.wakeup.set()
 
@@ -345,6 +385,9 @@ class Dispatcher:
         try:
             attempts = await self._attempt_until_done(state, item)
         except asyncio.CancelledError:
+            if item.cancelled:  # by ``cancel``: the delivery ends, the worker goes on
+                _finish(item.delivery, replace(_NOT_WANTED, attempts=attempts))
+                return
             outcome = Outcome(ok=False, attempts=attempts, error="dispatcher closed", shutdown=True)
             _finish(item.delivery, outcome)
             raise
@@ -359,6 +402,9 @@ class Dispatcher:
         first_try = loop.time()
         attempts = 0
         while True:
+            if delivery.wanted is not None and not delivery.wanted():
+                _finish(delivery, replace(_NOT_WANTED, attempts=attempts))
+                return attempts
             attempts += 1
             status: int | None = None
             error: str | None = None

@@ -1,33 +1,35 @@
-"""Turning committed changes into notifications (GS CIM 009 v1.8.1 §5.8.6, §5.11).
+"""The notification engine: from a committed change to deliveries (GS CIM 009 v1.8.1 §5.8.6,
+§5.11).
 
-Theory of operation. The entity service calls ``publish`` after each committed write. It looks
-up the candidate subscriptions in the registry's index, runs the exact test
-(``broker.ngsild.subscriptions.matching``) on them, and renders a notification for each one
-that matches, with what the change deleted and, if asked, the previous values
-(``notified_entity``). Throttled subscriptions pass through their ``Throttle``; joining ones
-fetch their linked entities first, in a task; periodic ones (``timeInterval``) query the store
-on their own timer.
+Theory of operation — the one path a change takes:
 
-With an ``Outbox``, notifications are saved before they are handed to the ``Dispatcher``, and
-``publish`` returns the save for the write to await: a write is acknowledged only once the
-notifications it caused are durable, and what was not delivered is sent again after a restart
-(``resend_pending``). The dispatcher never blocks; delivery outcomes update the subscriptions'
-status members through the registry.
+1. ``EntityService`` asks ``entry(tenant)`` before each write and passes the ``Entry`` to the
+   store as the write's journal. Inside the write's transaction it matches the change against
+   the held subscriptions (``Registry.match``: index lookup, then the exact pure test) and, if any
+   is notified, has the change saved with the entity (``broker.notify.journal``).
+2. After the commit, ``committed(entry)`` renders a notification per notified subscription
+   (``broker.ngsild.subscriptions.notified_entity`` / ``notification``): straight away, through the
+   subscription's ``Throttle``, or after fetching linked entities for a ``join``.
+3. ``_dispatch`` hands each to the ``Dispatcher``, which never blocks. Its outcome updates the
+   subscription's status members and releases the journal entry; the last release forgets it.
+
+A delivery is asked before every attempt whether its subscription still exists and is active,
+and ``forget`` (a subscription deleted or paused) cancels its deliveries at once; so nothing is
+sent for a subscription after it ended, not even a retry, not even after a restart. Periodic
+notifications (``timeInterval``) query the store on their own timer and are not journaled:
+after a restart the next period sends the current state again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+from broker.clock import Clock, timestamp, utc_now
 from broker.ngsild.entity import EntityDoc
 from broker.ngsild.query import EntityQuery
-from broker.ngsild.render import View
-from broker.ngsild.subscriptions.changes import Change, triggers
-from broker.ngsild.subscriptions.matching import notifies
 from broker.ngsild.subscriptions.notification import (
     JOINED,
     notification_body,
@@ -35,125 +37,161 @@ from broker.ngsild.subscriptions.notification import (
     notification_view,
 )
 from broker.ngsild.subscriptions.notified_entity import notified_entity
-from broker.ngsild.subscriptions.subscription import status
 from broker.notify.dispatcher import Delivery, Dispatcher, Outcome
-from broker.notify.outbox import Outbox, Pending
+from broker.notify.journal import Entry, Journal
 from broker.notify.registry import Held, Registry
 from broker.notify.throttle import Throttle
 from broker.store.base import Store
+from broker.store.linked import linked_entities
 
 _log = logging.getLogger(__name__)
 MQTT_NOTIFIER_KEYS = frozenset({"mqtt-version", "mqtt-qos"})
 """notifierInfo keys the MQTT sender understands; other keys are not sent on."""
 PERIODIC_LIMIT = 1000
 """Most entities one periodic notification lists."""
-LinkedLookup = Callable[[str, list[EntityDoc], View, int], Awaitable[dict[str, EntityDoc]]]
-"""(tenant, entities, view, levels) → the entities they link to (``EntityService``)."""
 
 
 class Notifier:
-    """Matches changes against held subscriptions and hands notifications to the dispatcher."""
+    """Matches changes against held subscriptions and hands notifications to the dispatcher.
+
+    Args:
+        registry: The held subscriptions.
+        dispatcher: Carries the notifications.
+        store: For periodic notifications, joins and the journal.
+        clock: The time notifications and status members show.
+        durable: Journal changes with their writes (``TOSHI_NOTIFICATIONS__DURABLE``).
+    """
 
     def __init__(
         self,
         registry: Registry,
         dispatcher: Dispatcher,
         store: Store,
-        now: Callable[[], str],
+        clock: Clock = utc_now,
         *,
-        linked: LinkedLookup | None = None,
-        outbox: Outbox | None = None,
+        durable: bool = True,
     ) -> None:
         self._registry = registry
         self._dispatcher = dispatcher
         self._store = store
-        self._now = now
-        self._linked = linked
-        self._outbox = outbox
-        self._staged: list[tuple[str, Pending]] = []
-        self._saving: asyncio.Task[None] | None = None
+        self._clock = clock
+        self._durable = durable
+        self.journal = Journal(store)
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def publish(self, change: Change) -> Awaitable[None] | None:
-        """Notify the subscriptions ``change`` concerns; never raises.
+    def _now(self) -> str:
+        return timestamp(self._clock)
 
-        Returns what the write must await before it is acknowledged (saving its notifications
-        in the outbox), or None.
-        """
+    def entry(self, tenant: str) -> Entry | None:
+        """The journal of a write about to happen in ``tenant``; None when ``tenant`` has no
+        subscription at all (then the write does no notification work)."""
+        if not self._registry.has_tenant(tenant):
+            return None
+        return Entry(tenant, self._now(), self._registry.match, durable=self._durable)
+
+    def committed(self, entry: Entry) -> None:
+        """Notify what the committed write of ``entry`` owes; never raises (a notification bug
+        must not fail the write that caused it)."""
         try:
-            self._publish(change)
-        except Exception:  # a notification bug must never fail the write that caused it
-            _log.exception("notifying change of %s failed", change.entity_id)
-        return self._saving if self._staged else None
+            self._notify(entry)
+        except Exception:
+            _log.exception("notifying a change in tenant %r failed", entry.tenant)
+
+    def forget(self, tenant: str, subscription_id: str) -> None:
+        """``subscription_id`` was deleted or paused: end its deliveries at once, for good."""
+        self._dispatcher.cancel(tenant, subscription_id)
+        for entry in self.journal.open_entries(tenant):
+            self.journal.drop_subscription(entry, subscription_id)
 
     def start_timers(self, tenant: str, held: Held) -> None:
         """Give ``held`` its throttle and periodic schedule, as its subscription asks."""
         sub = held.sub
         if sub.throttling:
-            held.throttle = Throttle(sub.throttling, lambda docs: self._send(tenant, held, docs))
+
+            def send(docs: list[EntityDoc], entries: list[Entry]) -> None:
+                self._send(tenant, held, docs, entries)
+
+            held.throttle = Throttle(sub.throttling, send, self.journal.release)
         if sub.time_interval:
             held.periodic = asyncio.create_task(
                 self._every(tenant, sub.id, sub.time_interval), name=f"periodic {sub.id}"
             )
 
-    async def resend_pending(self, tenants: list[str]) -> int:
-        """Hand what the outbox kept from an earlier run to the dispatcher again."""
-        if self._outbox is None:
-            return 0
+    async def start(self, tenants: list[str]) -> int:
+        """Replay what an earlier run left owed; how many changes and notifications."""
+        await self.journal.start()
         count = 0
         for tenant in tenants:
-            for pending in await self._outbox.pending(tenant):
-                self._dispatch(tenant, pending)
+            for entry in await self.journal.entries(tenant):
+                self.committed(entry)
+                count += 1
+            for legacy in await self.journal.legacy(tenant):
+                held = self._registry.get(tenant, legacy.subscription_id)
+                if held is None or not held.active(self._now()):
+                    self.journal.forget_legacy(tenant, legacy.key)
+                    continue
+
+                def forget(tenant: str = tenant, key: str = legacy.key) -> None:
+                    self.journal.forget_legacy(tenant, key)
+
+                self._dispatch(tenant, held, legacy.endpoint, legacy.body, legacy.headers, forget)
                 count += 1
         if count:
-            _log.info("sending %d notifications again that were pending at the last stop", count)
+            _log.info("notifying again %d changes that were owed at the last stop", count)
         return count
 
     async def close(self) -> None:
-        """Finish saving what is staged; cancel joins in progress."""
-        if self._saving is not None:
-            await asyncio.shield(self._saving)
+        """Cancel joins in progress (their changes stay journaled)."""
         for task in list(self._tasks):
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _publish(self, change: Change) -> None:
-        index = self._registry.index
-        if not index.could_concern(change.tenant, change.types):
+    def _notify(self, entry: Entry) -> None:
+        change, fired = entry.change, entry.fired
+        if change is None or fired is None or not entry.subscriptions:
             return
-        fired = triggers(change)
-        if not fired.entity and not fired.attributes:
-            return
-        tenant = change.tenant
         now = self._now()
-        for subscription_id in index.candidates(tenant, change.types, fired.changed_attributes):
-            held = self._registry.get(tenant, subscription_id)
-            if held is None or not notifies(held.sub, held.filters, change, fired, now):
-                continue
-            doc = notified_entity(held.sub, change, fired, now)
-            if held.throttle is not None:
-                held.throttle.offer(doc)
-            else:
-                self._send(tenant, held, [doc])
+        self.journal.hold(entry)  # open while notifications are handed out
+        try:
+            for subscription_id in entry.subscriptions:
+                held = self._registry.get(entry.tenant, subscription_id)
+                if held is None or not held.active(now):
+                    continue
+                doc = notified_entity(held.sub, change, fired, now)
+                self.journal.hold(entry)
+                if held.throttle is not None:
+                    held.throttle.offer(doc, entry)
+                else:
+                    self._send(entry.tenant, held, [doc], [entry])
+        finally:
+            self.journal.release(entry)
 
-    def _send(self, tenant: str, held: Held, docs: list[EntityDoc]) -> None:
-        if held.sub.notification.join in JOINED and self._linked is not None:
+    def _send(self, tenant: str, held: Held, docs: list[EntityDoc], entries: list[Entry]) -> None:
+        if held.sub.notification.join in JOINED:
             # Linked entities come from the store: fetch them off the write's path.
-            self._spawn(self._send_joined(tenant, held, docs))
+            self._spawn(self._send_joined(tenant, held, docs, entries))
             return
-        self._submit(tenant, held, docs, None)
+        self._submit(tenant, held, docs, entries, None)
 
-    async def _send_joined(self, tenant: str, held: Held, docs: list[EntityDoc]) -> None:
-        assert self._linked is not None
+    async def _send_joined(
+        self, tenant: str, held: Held, docs: list[EntityDoc], entries: list[Entry]
+    ) -> None:
         levels = held.sub.notification.join_level or 1
         try:
-            linked = await self._linked(tenant, docs, notification_view(held.sub), levels)
+            store = await self._store.tenant(tenant)
+            linked = await linked_entities(store, docs, notification_view(held.sub), levels)
         except Exception:
             _log.exception("linked entities of a notification to %s not found", held.sub.id)
             linked = None
-        self._submit(tenant, held, docs, linked)
+        self._submit(tenant, held, docs, entries, linked)
 
     def _submit(
-        self, tenant: str, held: Held, docs: list[EntityDoc], linked: dict[str, EntityDoc] | None
+        self,
+        tenant: str,
+        held: Held,
+        docs: list[EntityDoc],
+        entries: list[Entry],
+        linked: dict[str, EntityDoc] | None,
     ) -> None:
         sub = held.sub
         body = notification_body(sub, docs, held.terms, now=self._now(), linked=linked)
@@ -165,44 +203,42 @@ class Notifier:
                 for key, value in endpoint.notifier_info or ()
                 if key.lower() in MQTT_NOTIFIER_KEYS
             )
-        pending = Pending(uuid.uuid4().hex, sub.id, endpoint.uri, headers, payload)
-        if self._outbox is None:
-            self._dispatch(tenant, pending)
-            return
-        self._staged.append((tenant, pending))
-        if self._saving is None:
-            self._saving = asyncio.get_running_loop().create_task(self._save_staged())
 
-    async def _save_staged(self) -> None:
-        assert self._outbox is not None
-        staged, self._staged, self._saving = self._staged, [], None
-        by_tenant: dict[str, list[Pending]] = {}
-        for tenant, pending in staged:
-            by_tenant.setdefault(tenant, []).append(pending)
-        for tenant, batch in by_tenant.items():
-            try:
-                await self._outbox.keep(tenant, batch)
-            except Exception:  # deliver anyway; only a crash now could lose them
-                _log.exception("saving %d notifications in the outbox failed", len(batch))
-        for tenant, pending in staged:
-            self._dispatch(tenant, pending)
+        def release() -> None:
+            for entry in entries:
+                self.journal.release(entry)
 
-    def _dispatch(self, tenant: str, pending: Pending) -> None:
+        self._dispatch(tenant, held, endpoint.uri, payload, headers, release)
+
+    def _dispatch(
+        self,
+        tenant: str,
+        held: Held,
+        endpoint: str,
+        body: bytes,
+        headers: dict[str, str],
+        finished: Callable[[], None],
+    ) -> None:
+        subscription_id = held.sub.id
+
         def done(outcome: Outcome) -> None:
-            if outcome.shutdown:  # kept in the outbox: the next start sends it
+            if outcome.shutdown:  # still journaled: the next start sends it
                 return
-            self._registry.record(tenant, pending.subscription_id, outcome, self._now())
-            if self._outbox is not None:
-                self._outbox.finished(tenant, pending.key)
+            self._registry.record(tenant, subscription_id, outcome, self._now())
+            finished()
 
         def retried(outcome: Outcome) -> None:
-            self._registry.record(tenant, pending.subscription_id, outcome, self._now())
+            self._registry.record(tenant, subscription_id, outcome, self._now())
+
+        def wanted() -> bool:
+            current = self._registry.get(tenant, subscription_id)
+            return current is not None and current.active(self._now())
 
         delivery = Delivery(
-            pending.endpoint, pending.body, pending.headers, pending.subscription_id, done, retried
+            endpoint, body, headers, subscription_id, done, retried, tenant=tenant, wanted=wanted
         )
         if not self._dispatcher.submit(delivery):
-            _log.warning("notification to %s refused by the dispatcher", pending.endpoint)
+            _log.warning("notification to %s refused by the dispatcher", endpoint)
             done(Outcome(ok=False, error="refused"))
 
     async def _every(self, tenant: str, subscription_id: str, interval: float) -> None:
@@ -212,7 +248,7 @@ class Notifier:
             held = self._registry.get(tenant, subscription_id)
             if held is None:
                 return
-            if status(held.sub, self._now()) != "active":
+            if not held.active(self._now()):
                 continue
             try:
                 docs = await self._current_matches(tenant, held)
@@ -220,7 +256,7 @@ class Notifier:
                 _log.exception("periodic notification of %s failed", subscription_id)
                 continue
             if docs:
-                self._send(tenant, held, docs)
+                self._send(tenant, held, docs, [])
 
     async def _current_matches(self, tenant: str, held: Held) -> list[EntityDoc]:
         store = await self._store.tenant(tenant)

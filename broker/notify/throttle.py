@@ -4,6 +4,9 @@ The spec asks for at least ``throttling`` seconds between two notifications. Cha
 sooner are not thrown away: the latest state of each entity is held and sent in one
 notification when the period ends. For a river gauge that reports every few seconds this means
 a receiver throttled to one notification a minute still gets the newest level, never a stale one.
+
+What is held keeps the journal entries of the changes it stands for open (``broker.notify.
+journal``), so a held state is replayed after a crash like any notification owed.
 """
 
 from __future__ import annotations
@@ -12,28 +15,44 @@ import asyncio
 from collections.abc import Callable
 
 from broker.ngsild.entity import EntityDoc
+from broker.notify.journal import Entry
+
+Send = Callable[[list[EntityDoc], list[Entry]], None]
+"""Sends entity states, on behalf of the journal entries they stand for."""
 
 
 class Throttle:
-    """Lets a notification through at most once per ``period`` seconds, coalescing the rest."""
+    """Lets a notification through at most once per ``period`` seconds, coalescing the rest.
 
-    def __init__(self, period: float, send: Callable[[list[EntityDoc]], None]) -> None:
+    Args:
+        period: Seconds between two notifications.
+        send: Sends states now; it takes over the entries (releases them when delivered).
+        release: Gives back an entry whose state was superseded or forgotten.
+    """
+
+    def __init__(self, period: float, send: Send, release: Callable[[Entry], None]) -> None:
         self._period = period
         self._send = send
+        self._release = release
         self._last = float("-inf")
         self._held: dict[str, EntityDoc] = {}
+        self._entries: list[Entry] = []
         self._timer: asyncio.TimerHandle | None = None
 
-    def offer(self, doc: EntityDoc) -> None:
-        """Send ``doc`` now if the period has passed, else hold it (replacing an older state)."""
+    def offer(self, doc: EntityDoc, entry: Entry) -> None:
+        """Send ``doc`` now if the period has passed, else hold it (replacing an older state).
+
+        ``entry`` has been held once for this state; the throttle now owns that hold.
+        """
         loop = asyncio.get_running_loop()
         if self._timer is None and loop.time() - self._last >= self._period:
             self._last = loop.time()
-            self._send([doc])
+            self._send([doc], [entry])
             return
         self._held[doc["id"]] = doc
+        self._entries.append(entry)  # a superseded state's change is notified by the newer one
         if self._timer is None:
-            self._timer = loop.call_at(self._last + self._period, self._release)
+            self._timer = loop.call_at(self._last + self._period, self._flush)
 
     def cancel(self) -> None:
         """Forget what is held (the subscription was changed or deleted)."""
@@ -41,10 +60,14 @@ class Throttle:
             self._timer.cancel()
             self._timer = None
         self._held.clear()
+        entries, self._entries = self._entries, []
+        for entry in entries:
+            self._release(entry)
 
-    def _release(self) -> None:
+    def _flush(self) -> None:
         self._timer = None
         docs, self._held = list(self._held.values()), {}
+        entries, self._entries = self._entries, []
         self._last = asyncio.get_running_loop().time()
         if docs:
-            self._send(docs)
+            self._send(docs, entries)

@@ -2,7 +2,9 @@
 
 Callers hand in documents and fragments already parsed by ``broker.ngsild.entity`` (expanded
 names); this layer picks the tenant, stamps the time, runs the matching ``patch`` rule inside the
-store's atomic update, and reports what changed.
+store's atomic update, and hands what changed to the notification engine: each write carries the
+engine's journal ``Entry`` into the store's transaction, and the engine notifies it once the
+write is committed (``broker.notify.engine``).
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ from broker.ngsild.errors import (
     ResourceNotFound,
     TooManyResults,
 )
-from broker.ngsild.linked import hops
 from broker.ngsild.patch import UpdateResult
 from broker.ngsild.query import EntityQuery
 from broker.ngsild.query.page import PageCollector
 from broker.ngsild.query.qeval import linked_ids
 from broker.ngsild.query.qlang import link_depth, linked_paths
 from broker.ngsild.render import View
-from broker.ngsild.subscriptions.changes import Change
+from broker.notify.engine import Notifier
+from broker.notify.journal import Entry
 from broker.store.base import Committed, EntityStore, Mutation, QueryPage, Store, T
+from broker.store.linked import linked_entities
 
 _PURGE_PAGE = 500
 _LINKED_CHUNK = 500
@@ -40,22 +43,19 @@ _LINKED_MAX_CANDIDATES = 10_000
 class EntityService:
     """Create, read, change and delete entities in a tenant's store."""
 
-    def __init__(self, store: Store, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, store: Store, clock: Clock = utc_now, *, notifier: Notifier | None = None
+    ) -> None:
         self._store = store
         self._clock = clock
-        self.listeners: list[Callable[[Change], Awaitable[None] | None]] = []
-        """Called with every committed change (the subscription engine listens here); what
-        a listener returns is awaited before the write is acknowledged."""
+        self._notifier = notifier
 
-    async def _publish(
-        self, tenant: str, before: EntityDoc | None, after: EntityDoc | None
-    ) -> None:
-        change = Change(tenant, before, after)
-        for listener in self.listeners:
-            waiting = listener(change)
-            if waiting is not None:
-                # Shielded: a client hanging up must not cancel saving the notifications.
-                await asyncio.shield(waiting)
+    def _entry(self, tenant: str) -> Entry | None:
+        return None if self._notifier is None else self._notifier.entry(tenant)
+
+    def _committed(self, entry: Entry | None) -> None:
+        if entry is not None and self._notifier is not None:
+            self._notifier.committed(entry)
 
     def _now(self) -> str:
         return timestamp(self._clock)
@@ -64,8 +64,9 @@ class EntityService:
         """Create Entity (§5.6.1); creating in a new tenant creates the tenant."""
         store = await self._store.tenant(tenant, create=True)
         stored = patch.new_entity(doc, now=self._now())
-        await store.create(stored)
-        await self._publish(tenant, None, stored)
+        entry = self._entry(tenant)
+        await store.create(stored, journal=entry)
+        self._committed(entry)
         return stored
 
     async def retrieve(
@@ -82,26 +83,8 @@ class EntityService:
     async def linked_entities(
         self, tenant: str, roots: list[EntityDoc], view: View, levels: int
     ) -> dict[str, EntityDoc]:
-        """The entities reachable from ``roots`` within ``levels`` Relationship hops (§4.5.23).
-
-        One store query per level, whatever the number of relationships.
-        """
-        store = await self._store.tenant(tenant)
-        found: dict[str, EntityDoc] = {doc["id"]: doc for doc in roots}
-        frontier = [(doc, view) for doc in roots]
-        for _ in range(levels):
-            wanted = {
-                target: target_view
-                for doc, doc_view in frontier
-                for target, target_view in hops(doc, doc_view)
-                if target not in found
-            }
-            if not wanted:
-                break
-            page = await store.query(EntityQuery(ids=tuple(wanted), limit=len(wanted)))
-            found.update((doc["id"], doc) for doc in page.entities)
-            frontier = [(doc, wanted[doc["id"]]) for doc in page.entities]
-        return found
+        """The entities reachable from ``roots`` within ``levels`` Relationship hops (§4.5.23)."""
+        return await linked_entities(await self._store.tenant(tenant), roots, view, levels)
 
     async def query(self, tenant: str, query: EntityQuery) -> QueryPage:
         """Query Entities (§5.7.2)."""
@@ -134,23 +117,23 @@ class EntityService:
         now = self._now()
         for start in range(0, len(matched), _PURGE_PAGE):
             chunk = matched[start : start + _PURGE_PAGE]
+            entries = [self._entry(tenant) for _ in chunk]
             jobs: list[Awaitable[object]]
             if keep is None and drop is None:
-                jobs = [store.delete(entity_id) for entity_id in chunk]
+                jobs = [store.delete(i, journal=e) for i, e in zip(chunk, entries, strict=True)]
             else:
                 rule = partial(patch.drop_attributes, now=now, keep=keep, drop=drop or frozenset())
-                jobs = [store.update(entity_id, rule) for entity_id in chunk]
+                jobs = [
+                    store.update(i, rule, journal=e) for i, e in zip(chunk, entries, strict=True)
+                ]
             # An entity deleted meanwhile by someone else is simply no longer there to purge.
-            for outcome in await asyncio.gather(*jobs, return_exceptions=True):
-                if isinstance(outcome, Committed):
-                    if outcome.changed:
-                        await self._publish(tenant, outcome.before, outcome.after)
-                elif isinstance(outcome, dict):
-                    await self._publish(tenant, outcome, None)
-                elif isinstance(outcome, BaseException) and not isinstance(
-                    outcome, ResourceNotFound
-                ):
-                    raise outcome
+            outcomes = await asyncio.gather(*jobs, return_exceptions=True)
+            for outcome, entry in zip(outcomes, entries, strict=True):
+                if isinstance(outcome, BaseException):
+                    if not isinstance(outcome, ResourceNotFound):
+                        raise outcome
+                elif not isinstance(outcome, Committed) or outcome.changed:
+                    self._committed(entry)
         return len(matched)
 
     async def catalogue(self, tenant: str) -> list[CatalogueRow]:
@@ -165,8 +148,9 @@ class EntityService:
         store = await self._store.tenant(tenant)
         if types:
             await store.update(entity_id, _gated(_unchanged, types))
-        deleted = await store.delete(entity_id)
-        await self._publish(tenant, deleted, None)
+        entry = self._entry(tenant)
+        deleted = await store.delete(entity_id, journal=entry)
+        self._committed(entry)
         return deleted
 
     async def replace(self, tenant: str, entity_id: str, doc: EntityDoc) -> Committed[UpdateResult]:
@@ -289,9 +273,12 @@ class EntityService:
         types: list[str] | None = None,
     ) -> Committed[UpdateResult]:
         store = await self._store.tenant(tenant)
-        committed = await store.update(entity_id, _gated(rule, types) if types else rule)
+        entry = self._entry(tenant)
+        committed = await store.update(
+            entity_id, _gated(rule, types) if types else rule, journal=entry
+        )
         if committed.changed:
-            await self._publish(tenant, committed.before, committed.after)
+            self._committed(entry)
         return committed
 
 

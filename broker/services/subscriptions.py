@@ -12,21 +12,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable
 from typing import Any
 
 from broker.clock import Clock, timestamp, utc_now
 from broker.contexts import ContextLoader
 from broker.ngsild.errors import AlreadyExists, BadRequestData, ResourceNotFound
 from broker.ngsild.query.qlang import link_depth
-from broker.ngsild.subscriptions.changes import Change
 from broker.ngsild.subscriptions.documents import from_doc, to_doc
-from broker.ngsild.subscriptions.subscription import Subscription, apply_patch, parse_filters
+from broker.ngsild.subscriptions.subscription import (
+    Subscription,
+    apply_patch,
+    parse_filters,
+    status,
+)
 from broker.ngsild.terms import TermTable
 from broker.notify.dispatcher import Dispatcher
-from broker.notify.engine import LinkedLookup, Notifier
+from broker.notify.engine import Notifier
 from broker.notify.mqtt_message import EndpointError, parse_endpoint, split_notifier_info
-from broker.notify.outbox import Outbox
 from broker.notify.registry import Held, Registry
 from broker.store.base import Store
 
@@ -46,24 +48,22 @@ class SubscriptionService:
         dispatcher: Dispatcher,
         clock: Clock = utc_now,
         *,
-        linked: LinkedLookup | None = None,
         durable: bool = True,
     ) -> None:
         self._store = store
         self._contexts = contexts
         self._clock = clock
         self._registry = Registry()
-        self._outbox = Outbox(store) if durable else None
-        self.notifier = Notifier(
-            self._registry, dispatcher, store, self.now, linked=linked, outbox=self._outbox
-        )
+        self.notifier = Notifier(self._registry, dispatcher, store, clock, durable=durable)
+        """The engine; the entity service hands it every write."""
         self._saver: asyncio.Task[None] | None = None
 
     def now(self) -> str:
         return timestamp(self._clock)
 
     async def start(self) -> None:
-        """Load every tenant's subscriptions, resend pending notifications, start saving."""
+        """Load every tenant's subscriptions, notify what was owed at the last stop, start
+        saving status members."""
         tenants = ["", *await self._store.tenants()]
         for tenant in tenants:
             store = await self._store.tenant(tenant, create=tenant == "")
@@ -73,9 +73,7 @@ class SubscriptionService:
                     await self._hold(tenant, sub)
                 except Exception:  # one broken record must not stop the broker
                     _log.exception("subscription %s of tenant %r not loaded", sub.id, tenant)
-        if self._outbox is not None:
-            await self._outbox.start()
-        await self.notifier.resend_pending(tenants)
+        await self.notifier.start(tenants)
         self._saver = asyncio.create_task(self._save_loop(), name="subscription-status")
 
     async def close(self) -> None:
@@ -85,14 +83,9 @@ class SubscriptionService:
         self._registry.close()
         await self._save_dirty()
 
-    async def close_outbox(self) -> None:
+    async def close_journal(self) -> None:
         """Forget what was delivered (call after the dispatcher has closed)."""
-        if self._outbox is not None:
-            await self._outbox.close()
-
-    def publish(self, change: Change) -> Awaitable[None] | None:
-        """The entity service's listener: see ``Notifier.publish``."""
-        return self.notifier.publish(change)
+        await self.notifier.journal.close()
 
     async def create(self, tenant: str, sub: Subscription) -> Subscription:
         """Create Subscription (§5.8.1); a taken id is AlreadyExists."""
@@ -128,6 +121,8 @@ class SubscriptionService:
         sub = apply_patch(held.sub, fragment, terms, now=self.now())
         store = await self._store.tenant(tenant)
         await self._hold(tenant, sub)
+        if status(sub, self.now()) != "active":  # paused: what it owed ends too, for good
+            self.notifier.forget(tenant, sub.id)
         await store.save_record(SUBSCRIPTION, sub.id, to_doc(sub))
         return sub
 
@@ -135,6 +130,7 @@ class SubscriptionService:
         """Delete Subscription (§5.8.5)."""
         if self._registry.remove(tenant, subscription_id) is None:
             raise ResourceNotFound(f"subscription {subscription_id} does not exist")
+        self.notifier.forget(tenant, subscription_id)
         store = await self._store.tenant(tenant)
         await store.delete_record(SUBSCRIPTION, subscription_id)
 

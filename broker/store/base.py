@@ -9,6 +9,9 @@ Updates are an atomic read-modify-write: the service passes a pure ``Mutation`` 
 ``broker.ngsild.patch`` function bound to the request's fragment); the store runs it against the
 current document and writes the result in the same transaction. A mutation that returns its input
 unchanged (``after is before``) writes nothing.
+
+Every write takes an optional ``Journal``: a record derived from the change, committed in the same
+transaction. It is how a change and the notifications it owes can never be separated by a crash.
 """
 
 from __future__ import annotations
@@ -25,6 +28,14 @@ T = TypeVar("T")
 
 Mutation = Callable[[EntityDoc], tuple[EntityDoc, T]]
 """Current document → (new document, outcome). Raising aborts the update and is re-raised."""
+JournalRecord = tuple[str, str, dict[str, Any]]
+"""(kind, key, document) of a record to save in the same transaction as an entity write."""
+Journal = Callable[[EntityDoc | None, EntityDoc | None], JournalRecord | None]
+"""Called inside a write's transaction with the document before and after it (``None`` for a
+creation or a deletion), only when the write changes something; the record it returns, if any,
+commits or vanishes together with the entity. It must be quick, pure and must not raise: it runs
+in the store's writer (a thread, for SQLite). The notification engine's change journal uses it.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +63,18 @@ class QueryPage:
 class EntityStore(Protocol):
     """The entities of one tenant."""
 
-    async def create(self, doc: EntityDoc) -> None:
+    async def create(self, doc: EntityDoc, *, journal: Journal | None = None) -> None:
         """Insert a new entity. Raises ``AlreadyExists`` if the id is taken."""
 
     async def get(self, entity_id: str) -> EntityDoc | None:
         """The entity with this id, or ``None``."""
 
-    async def update(self, entity_id: str, mutate: Mutation[T]) -> Committed[T]:
+    async def update(
+        self, entity_id: str, mutate: Mutation[T], *, journal: Journal | None = None
+    ) -> Committed[T]:
         """Atomically apply ``mutate``. Raises ``ResourceNotFound`` if there is no such entity."""
 
-    async def delete(self, entity_id: str) -> EntityDoc:
+    async def delete(self, entity_id: str, *, journal: Journal | None = None) -> EntityDoc:
         """Remove an entity and return it. Raises ``ResourceNotFound`` if there is none."""
 
     async def query(self, query: EntityQuery) -> QueryPage:

@@ -22,13 +22,17 @@ The base database also has ``tenants``: one ``{_id: <tenant name>}`` per tenant 
 which is what ``tenant(name)`` and ``tenants()`` consult (several brokers may share one MongoDB,
 so a tenant another broker created is found, and an unknown name is never cached as missing).
 
+Journal. A write that owes notifications (a ``Journal`` record, see ``broker.store.base``) saves
+the entity and the record in one multi-document transaction, which needs a replica set; on a
+standalone ``mongod`` the broker logs an error once and saves the record right after the write.
+
 Concurrency. ``update`` is an optimistic read-modify-write: read the document and its
 ``version``, run the pure mutation in Python, and write only if ``version`` is still the one that
 was read (``update_one({_id, version}, ...)`` is atomic on one document). If another writer got
 in between, nothing was written and the whole read-modify-write is retried, with a little random
 back-off; a writer only loses a round when another one won it, so every update completes. Deletes
-are a single ``find_one_and_delete``. This works on a standalone ``mongod`` too: no transactions
-(which need a replica set) are used.
+are a single ``find_one_and_delete``. Apart from the journal, this works on a standalone ``mongod``
+too: only writes that owe notifications use transactions.
 
 Durability. Unless the URL says otherwise (``w=`` / ``journal=``), writes use the write concern
 ``{w: "majority", j: true}``: a write is acknowledged once it is in the journal of a majority of
@@ -57,15 +61,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from broker.ngsild.catalogue import CatalogueRow, catalogue_delta
 from broker.ngsild.entity import EntityDoc
@@ -79,12 +86,13 @@ from broker.ngsild.query import EntityQuery
 from broker.ngsild.query.page import PageCollector
 from broker.ngsild.tenants import DEFAULT_TENANT
 from broker.retry import full_jitter
-from broker.store.base import Committed, Mutation, QueryPage, TenantStore
+from broker.store.base import Committed, Journal, JournalRecord, Mutation, QueryPage, TenantStore
 from broker.store.tenant_cache import TenantCache
 
 T = TypeVar("T")
 Document = dict[str, Any]
 
+_log = logging.getLogger(__name__)
 DEFAULT_DATABASE: Final = "toshi"
 TENANT_INFIX: Final = "-t-"
 """Tenant databases are named ``<base>-t-<tenant>``."""
@@ -132,13 +140,17 @@ class MongoEntityStore(TenantStore):
                 {"_id": _SEQ_COUNTER}, {"$setOnInsert": {"seq": 0}}, upsert=True
             )
 
-    async def create(self, doc: EntityDoc) -> None:
+    async def create(self, doc: EntityDoc, *, journal: Journal | None = None) -> None:
         # A seq taken by an insert that then fails is simply never used: gaps do not matter,
         # only the order does.
         seq = await self._next_seq()
         record = {**_searchable(doc), "_id": doc["id"], "seq": seq, "version": 0}
+        noted = None if journal is None else journal(None, doc)
         try:
-            await self._entities.insert_one(record)
+            if noted is None:
+                await self._entities.insert_one(record)
+            else:
+                await self._in_transaction(noted, partial(self._entities.insert_one, record))
         except DuplicateKeyError:
             raise AlreadyExists(f"entity {doc['id']} already exists") from None
         await self._recount(None, doc)
@@ -147,7 +159,9 @@ class MongoEntityStore(TenantStore):
         record = await self._entities.find_one({"_id": entity_id}, {"doc": 1})
         return None if record is None else _load(record)
 
-    async def update(self, entity_id: str, mutate: Mutation[T]) -> Committed[T]:
+    async def update(
+        self, entity_id: str, mutate: Mutation[T], *, journal: Journal | None = None
+    ) -> Committed[T]:
         for attempt in range(MAX_UPDATE_ATTEMPTS):
             record = await self._entities.find_one({"_id": entity_id}, {"doc": 1, "version": 1})
             if record is None:
@@ -156,11 +170,21 @@ class MongoEntityStore(TenantStore):
             after, result = mutate(before)
             if after is before:
                 return Committed(before, after, result)
-            written = await self._entities.update_one(
+            write = partial(
+                self._entities.update_one,
                 {"_id": entity_id, "version": record["version"]},
                 {"$set": _searchable(after), "$inc": {"version": 1}},
             )
-            if written.matched_count == 1:
+            noted = None if journal is None else journal(before, after)
+            try:
+                if noted is None:
+                    written = await write()
+                    won = written.matched_count == 1
+                else:
+                    won = await self._in_transaction(noted, write)
+            except _LostRace:
+                won = False
+            if won:
                 await self._recount(before, after)
                 return Committed(before, after, result)
             await _back_off(attempt)
@@ -168,13 +192,73 @@ class MongoEntityStore(TenantStore):
             f"entity {entity_id} kept changing: gave up after {MAX_UPDATE_ATTEMPTS} attempts"
         )
 
-    async def delete(self, entity_id: str) -> EntityDoc:
-        record = await self._entities.find_one_and_delete({"_id": entity_id}, {"doc": 1})
+    async def delete(self, entity_id: str, *, journal: Journal | None = None) -> EntityDoc:
+        if journal is None:
+            record = await self._entities.find_one_and_delete({"_id": entity_id}, {"doc": 1})
+        else:
+            record = await self._delete_journaled(entity_id, journal)
         if record is None:
             raise ResourceNotFound(f"entity {entity_id} does not exist")
         doc = _load(record)
         await self._recount(doc, None)
         return doc
+
+    async def _delete_journaled(self, entity_id: str, journal: Journal) -> Document | None:
+        seq = await self._next_seq()
+        if not _TRANSACTIONS.available:
+            record = await self._entities.find_one_and_delete({"_id": entity_id}, {"doc": 1})
+            noted = None if record is None else journal(_load(record), None)
+            if noted is not None:
+                await self._save_noted(noted, seq, None)
+            return record
+        try:
+            client = self.database.client
+            async with client.start_session() as session, await session.start_transaction():
+                record = await self._entities.find_one_and_delete(
+                    {"_id": entity_id}, {"doc": 1}, session=session
+                )
+                noted = None if record is None else journal(_load(record), None)
+                if noted is not None:
+                    await self._save_noted(noted, seq, session)
+                return record
+        except OperationFailure as exc:
+            _TRANSACTIONS.refused(exc)
+            return await self._delete_journaled(entity_id, journal)
+
+    async def _in_transaction(
+        self, noted: JournalRecord, write: Callable[..., Awaitable[Any]]
+    ) -> bool:
+        """Run ``write`` and save the journal record ``noted`` in one transaction (a replica
+        set is needed for transactions); False when ``write`` matched nothing."""
+        seq = await self._next_seq()
+        if not _TRANSACTIONS.available:  # a standalone mongod: the record follows the write
+            written = await write()
+            if getattr(written, "matched_count", 1) != 1:
+                return False
+            await self._save_noted(noted, seq, None)
+            return True
+        try:
+            client = self.database.client
+            async with client.start_session() as session, await session.start_transaction():
+                written = await write(session=session)
+                if getattr(written, "matched_count", 1) != 1:
+                    raise _LostRace  # aborts the transaction: the record is not saved
+                await self._save_noted(noted, seq, session)
+        except OperationFailure as exc:
+            _TRANSACTIONS.refused(exc)
+            return await self._in_transaction(noted, write)
+        return True
+
+    async def _save_noted(
+        self, noted: JournalRecord, seq: int, session: AsyncClientSession | None
+    ) -> None:
+        kind, key, doc = noted
+        await self._records.update_one(
+            {"_id": _record_id(kind, key)},
+            {"$set": {"doc": orjson.dumps(doc)}, "$setOnInsert": {"seq": seq}},
+            upsert=True,
+            session=session,
+        )
 
     async def query(self, query: EntityQuery) -> QueryPage:
         where = _filter(query)
@@ -388,6 +472,30 @@ def _filter(query: EntityQuery) -> Document:
     if attr_filters:
         where["$and"] = attr_filters
     return where
+
+
+class _Transactions:
+    """Whether the server runs transactions; a standalone ``mongod`` refuses them (code 20)."""
+
+    available = True
+
+    def refused(self, exc: OperationFailure) -> None:
+        if exc.code != _ILLEGAL_OPERATION or not self.available:
+            raise exc
+        self.available = False
+        _log.error(
+            "MongoDB refuses transactions (a standalone server, not a replica set): a change "
+            "and the notifications it owes are now saved in two steps, and a crash between "
+            "them can lose those notifications. Run MongoDB as a replica set."
+        )
+
+
+_ILLEGAL_OPERATION: Final = 20
+_TRANSACTIONS = _Transactions()
+
+
+class _LostRace(Exception):
+    """Another writer changed the entity first; the transaction is aborted and retried."""
 
 
 async def _back_off(attempt: int) -> None:

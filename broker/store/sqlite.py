@@ -26,7 +26,7 @@ from broker.ngsild.errors import AlreadyExists, NonexistentTenant, ResourceNotFo
 from broker.ngsild.query import EntityQuery
 from broker.ngsild.query.page import PageCollector, select_page
 from broker.ngsild.tenants import DEFAULT_TENANT
-from broker.store.base import Committed, Mutation, QueryPage, TenantStore
+from broker.store.base import Committed, Journal, Mutation, QueryPage, TenantStore
 from broker.store.sqlite_index import INDEX_SCHEMA, SCHEMA_VERSION, rebuild, reindex
 from broker.store.sqlite_queries import candidates
 from broker.store.sqlite_worker import SqliteWorker
@@ -74,17 +74,19 @@ class SqliteEntityStore(TenantStore):
         self._reader.stop()
         self._writer.stop()
 
-    async def create(self, doc: EntityDoc) -> None:
-        await self._writer.submit(lambda db: _insert(db, doc))
+    async def create(self, doc: EntityDoc, *, journal: Journal | None = None) -> None:
+        await self._writer.submit(lambda db: _insert(db, doc, journal))
 
     async def get(self, entity_id: str) -> EntityDoc | None:
         return await self._reader.submit(lambda db: _load(db, entity_id))
 
-    async def update(self, entity_id: str, mutate: Mutation[T]) -> Committed[T]:
-        return await self._writer.submit(lambda db: _update(db, entity_id, mutate))
+    async def update(
+        self, entity_id: str, mutate: Mutation[T], *, journal: Journal | None = None
+    ) -> Committed[T]:
+        return await self._writer.submit(lambda db: _update(db, entity_id, mutate, journal))
 
-    async def delete(self, entity_id: str) -> EntityDoc:
-        return await self._writer.submit(lambda db: _delete(db, entity_id))
+    async def delete(self, entity_id: str, *, journal: Journal | None = None) -> EntityDoc:
+        return await self._writer.submit(lambda db: _delete(db, entity_id, journal))
 
     async def query(self, query: EntityQuery) -> QueryPage:
         return await self._reader.submit(lambda db: _query(db, query))
@@ -172,13 +174,26 @@ def _dump(doc: EntityDoc) -> bytes:
     return orjson.dumps(doc)
 
 
-def _insert(db: sqlite3.Connection, doc: EntityDoc) -> None:
+def _insert(db: sqlite3.Connection, doc: EntityDoc, journal: Journal | None) -> None:
     try:
         cursor = db.execute("INSERT INTO entities (id, doc) VALUES (?, ?)", (doc["id"], _dump(doc)))
     except sqlite3.IntegrityError:
         raise AlreadyExists(f"entity {doc['id']} already exists") from None
     assert cursor.lastrowid is not None  # an INSERT into a rowid table sets it
     reindex(db, cursor.lastrowid, None, doc)
+    _journal(db, journal, None, doc)
+
+
+def _journal(
+    db: sqlite3.Connection,
+    journal: Journal | None,
+    before: EntityDoc | None,
+    after: EntityDoc | None,
+) -> None:
+    record = None if journal is None else journal(before, after)
+    if record is not None:
+        kind, key, doc = record
+        _save_records(db, kind, [(key, doc)])
 
 
 def _load(db: sqlite3.Connection, entity_id: str) -> EntityDoc | None:
@@ -193,19 +208,23 @@ def _load_for_write(db: sqlite3.Connection, entity_id: str) -> tuple[int, Entity
     return row[0], orjson.loads(row[1])
 
 
-def _update(db: sqlite3.Connection, entity_id: str, mutate: Mutation[T]) -> Committed[T]:
+def _update(
+    db: sqlite3.Connection, entity_id: str, mutate: Mutation[T], journal: Journal | None
+) -> Committed[T]:
     pk, before = _load_for_write(db, entity_id)
     after, result = mutate(before)
     if after is not before:
         db.execute("UPDATE entities SET doc = ? WHERE pk = ?", (_dump(after), pk))
         reindex(db, pk, before, after)
+        _journal(db, journal, before, after)
     return Committed(before, after, result)
 
 
-def _delete(db: sqlite3.Connection, entity_id: str) -> EntityDoc:
+def _delete(db: sqlite3.Connection, entity_id: str, journal: Journal | None) -> EntityDoc:
     pk, doc = _load_for_write(db, entity_id)
     db.execute("DELETE FROM entities WHERE pk = ?", (pk,))
     reindex(db, pk, doc, None)
+    _journal(db, journal, doc, None)
     return doc
 
 

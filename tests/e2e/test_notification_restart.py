@@ -2,53 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.e2e.broker_process import Broker, free_port
+from tests.e2e.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 API = "/ngsi-ld/v1"
 JSON = {"Content-Type": "application/json"}
-
-
-class Receiver:
-    """A real HTTP receiver that can come up after the broker tried to reach it."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.bodies: list[dict] = []
-        self.arrived = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-
-    def start(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                receiver.bodies.append(json.loads(self.rfile.read(length)))
-                receiver.arrived.set()
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
 
 @pytest.fixture
@@ -99,3 +65,36 @@ def test_a_notification_pending_at_a_stop_is_delivered_after_the_restart(
         assert len(receiver.bodies) == 1
     finally:
         broker.stop()
+
+
+def test_a_state_held_back_by_throttling_is_sent_after_a_kill(tmp_path: Path) -> None:
+    up = Receiver()
+    up.start()
+    broker = Broker(tmp_path / "data")
+    broker.start()
+    subscription = {
+        "type": "Subscription",
+        "entities": [{"type": "RiverGauge"}],
+        "throttling": 3600,  # the second change is held for an hour
+        "notification": {"endpoint": {"uri": up.url}},
+    }
+    gauge = "urn:ngsi-ld:RiverGauge:throttled"
+    try:
+        with httpx.Client(base_url=broker.url) as http:
+            assert http.post(f"{API}/subscriptions", json=subscription, headers=JSON).is_success
+            body = {"id": gauge, "type": "RiverGauge", "level": 1.0}
+            assert http.post(f"{API}/entities", json=body, headers=JSON).status_code == 201
+            assert up.wait_for(1, 10)
+            patched = http.patch(
+                f"{API}/entities/{gauge}/attrs/level", json={"value": 3.5}, headers=JSON
+            )
+            assert patched.status_code == 204
+        assert not up.wait_for(2, 1)  # held back by the throttle
+        broker.stop(signal.SIGKILL)
+        broker.start()
+        assert up.wait_for(2, 15), "the held-back state was lost with the process"
+        (entity,) = up.bodies[1]["data"]
+        assert entity["level"]["value"] == 3.5
+    finally:
+        broker.stop()
+        up.stop()

@@ -399,3 +399,42 @@ async def test_pluggable_sender_per_scheme() -> None:
     [outcome] = await done.wait(1)
     await dispatcher.close(1.0)
     assert outcome.ok and mqtt.urls == ["mqtt://127.0.0.1/city/alerts"] and mqtt.closed
+
+
+async def test_cancel_ends_queued_retrying_and_in_flight_deliveries_of_one_subscription(
+    serve: Serve,
+) -> None:
+    hole = await serve(black_hole)  # holds the 4 in flight forever
+    failing = await serve(answer(500))  # keeps the other subscription's delivery retrying
+    dispatcher = await started(NotificationSettings(queue_size=50, request_timeout=30.0))
+    ended, other = Outcomes(), Outcomes()
+    for _ in range(10):
+        dispatcher.submit(delivery(hole.url, ended))
+    dispatcher.submit(delivery(failing.url, ended))
+    dispatcher.submit(Delivery(hole.url, b"{}", {}, "urn:sub:other", other, tenant="", wanted=None))
+    await asyncio.sleep(0.2)
+    assert dispatcher.cancel("", "urn:sub:1") == 11
+    outcomes = await ended.wait(11, within=1.0)
+    assert all(o.cancelled and not o.ok for o in outcomes)
+    assert other.seen == []  # another subscription's delivery is untouched
+    assert dispatcher.origin_counters()[hole.url.removesuffix("/notify")].queued == 1
+    await dispatcher.close(0.1)
+
+
+async def test_an_unwanted_delivery_is_not_attempted_again(serve: Serve) -> None:
+    failing = await serve(answer(500))
+    dispatcher = await started()
+    done = Outcomes()
+    attempts_allowed = [2]
+
+    def wanted() -> bool:
+        attempts_allowed[0] -= 1
+        return attempts_allowed[0] >= 0
+
+    dispatcher.submit(
+        Delivery(failing.url, b"{}", {}, "urn:sub:1", done, tenant="t", wanted=wanted)
+    )
+    [outcome] = await done.wait(1)
+    await dispatcher.close(0.1)
+    assert outcome.cancelled and outcome.attempts == 2
+    assert len(failing.bodies) == 2
