@@ -4,8 +4,9 @@ services together, and the lifespan starts and stops them."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 
 import orjson
 from adapters.ingest import IngestService
@@ -45,48 +46,23 @@ API_PREFIX = "/ngsi-ld/v1"
 _log = logging.getLogger("broker")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the broker's ASGI application (nothing is opened until its lifespan starts)."""
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """Build the broker's ASGI application.
+
+    Without ``runtime``, its lifespan starts the broker's parts (``open_runtime``) and stops
+    them; ``toshi serve`` starts them itself first, so that a failure is one clear message.
+    """
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = open_store(settings)
-        await store.start()
-        contexts = ContextLoader(settings.contexts)
-        dispatcher = open_dispatcher(settings.notifications)
-        await dispatcher.start()
-        subscriptions = SubscriptionService(
-            store, contexts, dispatcher, durable=settings.notifications.durable
-        )
-        entities = EntityService(store, notifier=subscriptions.notifier)
-        await subscriptions.start()
-        provisioning = ProvisioningService(store)
-        await provisioning.start()
-        ingest, runner = await open_ingest(settings, entities, provisioning, contexts)
-        app.state.runtime = Runtime(
-            settings,
-            store,
-            contexts,
-            entities,
-            EntityMapService(),
-            subscriptions,
-            dispatcher,
-            metric_sources=[ingest.metric_families, runner.metric_families],
-            provisioning=provisioning,
-            dead_letters=ingest.dead_letters,
-        )
-        _log.info("Toshi %s ready; store %s", __version__, store.describe())
-        try:
+        if runtime is not None:
+            app.state.runtime = runtime
             yield
-        finally:
-            await runner.close()  # stop taking device messages before anything else closes
-            await subscriptions.close()
-            await dispatcher.close()
-            await subscriptions.close_journal()
-            await contexts.close()
-            await store.close()
-            _log.info("Toshi stopped")
+            return
+        async with open_runtime(settings) as started:
+            app.state.runtime = started
+            yield
 
     app = FastAPI(
         title="Toshi NGSI-LD broker",
@@ -109,11 +85,58 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """Start every part of the broker, in order, as one stack; stop them in reverse.
+
+    Each part's stop is registered before it starts, so a start that fails half-way (a store
+    that cannot be opened, an MQTT URL that cannot be used) unwinds everything started before
+    it, and the failure reaches the caller. Stopping drains deliveries in flight for at most
+    ``TOSHI_NOTIFICATIONS__DRAIN_TIMEOUT`` seconds; what is left is sent after the restart.
+    """
+    notify = settings.notifications
+    async with AsyncExitStack() as stack:
+        store = open_store(settings)
+        await _start(stack, store.start, store.close)
+        contexts = ContextLoader(settings.contexts)
+        stack.push_async_callback(contexts.close)
+        dispatcher = open_dispatcher(notify)
+        subscriptions = SubscriptionService(store, contexts, dispatcher, durable=notify.durable)
+        stack.push_async_callback(subscriptions.close_journal)  # after the dispatcher's drain
+        await _start(stack, dispatcher.start, partial(dispatcher.close, notify.drain_timeout))
+        entities = EntityService(store, notifier=subscriptions.notifier)
+        await _start(stack, subscriptions.start, subscriptions.close)
+        provisioning = ProvisioningService(store)
+        await provisioning.start()
+        ingest, runner = await open_ingest(settings, entities, provisioning, contexts, stack)
+        stack.callback(_log.info, "Toshi stopped")
+        yield Runtime(
+            settings,
+            store,
+            contexts,
+            entities,
+            EntityMapService(),
+            subscriptions,
+            dispatcher,
+            metric_sources=[ingest.metric_families, runner.metric_families],
+            provisioning=provisioning,
+            dead_letters=ingest.dead_letters,
+        )
+
+
+async def _start(
+    stack: AsyncExitStack, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
+) -> None:
+    stack.push_async_callback(stop)
+    await start()
+
+
 async def open_ingest(
     settings: Settings,
     entities: EntityService,
     provisioning: ProvisioningService,
     contexts: ContextLoader,
+    stack: AsyncExitStack,
 ) -> tuple[IngestService, IngestRunner]:
     """The ingest path and its MQTT connections (none without TOSHI_MQTT__URL or LoRaWAN
     groups: the HTTP broker runs without them)."""
@@ -132,7 +155,8 @@ async def open_ingest(
         ingest,
         provisioning,
     )
-    await runner.start()
+    # Stopped first of all: no device message is taken while the rest closes.
+    await _start(stack, runner.start, runner.close)
     return ingest, runner
 
 
