@@ -103,7 +103,22 @@ async def json_request(
 
 async def json_body(request: Request) -> Any:
     """The request body parsed as JSON; anything else is an InvalidRequest."""
+    body = await request.body()
     try:
-        return orjson.loads(await request.body())
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+        raise InvalidRequest(not_json(body, exc)) from None
+
+
+def not_json(body: bytes, exc: orjson.JSONDecodeError) -> str:
+    """Where a body stops being JSON, with the text around that place quoted: a bare parser
+    message ("no digit after sign") does not tell a person what to fix."""
+    reason = str(exc).split(": line ")[0]
+    text = body.decode("utf-8", "replace")
+    near = text[max(0, exc.pos - 30) : exc.pos + 30].replace("\n", " ")
+    detail = f"the body is not valid JSON at line {exc.lineno}, column {exc.colno} ({reason})"
+    if near.strip():
+        detail += f", near {near!r}"
+    if "..." in text:
+        detail += "; replace the '...' placeholder with real content"
+    return detail

@@ -40,11 +40,13 @@ async def query_subscriptions(
     options: Annotated[str | None, Query()] = None,
     limit: Number = None,
     offset: Number = None,
+    count: Annotated[bool, Query()] = False,
 ) -> Response:
     media = negotiate(request.headers.get("accept"), _OFFERED)
     terms = await terms_of(request)
     service = runtime(request).subscriptions
-    opts = parse_options(options)
+    # ``count=true`` (v1.8 §6.3.13) and ``options=count`` both ask for the total, as on /entities.
+    opts = parse_options(options) | ({"count"} if count else set())
     limits = runtime(request).settings.limits
     size = limits.default_page_size if limit is None else limit
     start = offset or 0

@@ -26,6 +26,26 @@ async def test_malformed_json_is_invalid_request(client: httpx.AsyncClient) -> N
     problem(response, 400, "InvalidRequest")
 
 
+async def test_a_documentation_placeholder_body_says_what_is_wrong(
+    client: httpx.AsyncClient,
+) -> None:
+    batch = f"{API}/entityOperations/update"
+    response = await client.post(batch, content=b"[...]", headers=JSON)
+    detail = problem(response, 400, "InvalidRequest")["detail"]
+    assert "line 1, column 2" in detail
+    assert "'[...]'" in detail  # the text around the position is quoted
+    assert "placeholder" in detail
+
+
+async def test_a_json_error_quotes_where_it_is(client: httpx.AsyncClient) -> None:
+    body = b'{"id": "urn:ngsi-ld:RiverGauge:1", "type": "RiverGauge", "level": 1.5,}'
+    response = await client.post(f"{API}/entities", content=body, headers=JSON)
+    detail = problem(response, 400, "InvalidRequest")["detail"]
+    assert "line 1, column 70 (trailing comma is not allowed)" in detail
+    assert '"level": 1.5,}' in detail
+    assert "placeholder" not in detail
+
+
 async def test_invalid_entity_is_bad_request_data(client: httpx.AsyncClient) -> None:
     response = await client.post(f"{API}/entities", json={"id": "nope", "type": "T"}, headers=JSON)
     assert "URI" in problem(response, 400, "BadRequestData")["detail"]

@@ -6,6 +6,7 @@ import asyncio
 import socket
 
 import httpx
+import pytest
 
 from tests.conftest import API, gauge
 from tests.http_sink import Sink
@@ -289,3 +290,21 @@ async def test_a_q_through_a_relationship_is_refused_rather_than_never_notifying
     refused = await client.post(f"{API}/subscriptions", json=linked, headers=JSON)
     assert refused.status_code == 400
     assert "Relationship" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize("ask", [{"count": "true"}, {"options": "count"}])
+async def test_query_subscriptions_counts_with_either_spelling(
+    client: httpx.AsyncClient, sink: Sink, ask: dict[str, str]
+) -> None:
+    for n in range(3):
+        body = {
+            "id": f"urn:ngsi-ld:Subscription:count-{n}",
+            "type": "Subscription",
+            "entities": [{"type": "RiverGauge"}],
+            "notification": {"endpoint": {"uri": sink.url}},
+        }
+        assert (await client.post(f"{API}/subscriptions", json=body)).status_code == 201
+    listed = await client.get(f"{API}/subscriptions", params={**ask, "limit": "2"})
+    assert listed.status_code == 200
+    assert listed.headers["NGSILD-Results-Count"] == "3"
+    assert len(listed.json()) == 2
