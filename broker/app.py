@@ -28,6 +28,7 @@ from broker.api import (
 from broker.api import (
     subscriptions as subscription_routes,
 )
+from broker.api.access import PUBLIC
 from broker.api.guard import RequestGuard
 from broker.contexts import ContextLoader
 from broker.notify.dispatcher import Dispatcher
@@ -80,7 +81,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(batch.router, prefix=API_PREFIX)
     app.include_router(metrics.router)
     app.include_router(iot.router)
-    app.add_api_route("/health", health, methods=["GET"], tags=["Operations"])
+    app.add_api_route(
+        "/health", health, methods=["GET"], tags=["Operations"], dependencies=[PUBLIC]
+    )
     app.add_middleware(RequestGuard, max_body_bytes=settings.limits.max_body_bytes)
     return app
 

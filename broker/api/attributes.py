@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 
+from broker.api.access import WRITE
 from broker.api.requests import (
     entity_id_of,
     read_json,
@@ -32,7 +33,10 @@ Text = Annotated[str | None, Query()]
 
 
 @router.post(
-    "/entities/{entityId}/attrs", status_code=204, summary="Append Entity Attributes (§5.6.3)"
+    "/entities/{entityId}/attrs",
+    status_code=204,
+    summary="Append Entity Attributes (§5.6.3)",
+    dependencies=[WRITE],
 )
 async def append_attributes(
     request: Request,
@@ -55,7 +59,10 @@ async def append_attributes(
 
 
 @router.patch(
-    "/entities/{entityId}/attrs", status_code=204, summary="Update Entity Attributes (§5.6.2)"
+    "/entities/{entityId}/attrs",
+    status_code=204,
+    summary="Update Entity Attributes (§5.6.2)",
+    dependencies=[WRITE],
 )
 async def update_attributes(
     request: Request,
@@ -77,6 +84,7 @@ async def update_attributes(
     "/entities/{entityId}/attrs/{attrId}",
     status_code=204,
     summary="Partial Attribute Update (§5.6.4)",
+    dependencies=[WRITE],
 )
 async def partial_attribute_update(
     request: Request,
@@ -102,7 +110,10 @@ async def partial_attribute_update(
 
 
 @router.put(
-    "/entities/{entityId}/attrs/{attrId}", status_code=204, summary="Replace Attribute (§5.6.19)"
+    "/entities/{entityId}/attrs/{attrId}",
+    status_code=204,
+    summary="Replace Attribute (§5.6.19)",
+    dependencies=[WRITE],
 )
 async def replace_attribute(
     request: Request,
@@ -128,7 +139,10 @@ async def replace_attribute(
 
 
 @router.delete(
-    "/entities/{entityId}/attrs/{attrId}", status_code=204, summary="Delete Attribute (§5.6.5)"
+    "/entities/{entityId}/attrs/{attrId}",
+    status_code=204,
+    summary="Delete Attribute (§5.6.5)",
+    dependencies=[WRITE],
 )
 async def delete_attribute(
     request: Request,

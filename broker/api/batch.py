@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 
+from broker.api.access import WRITE
 from broker.api.media import JSON, JSON_LD, content_type
 from broker.api.requests import json_body, json_request, runtime, tenant_of
 from broker.contexts import ContextLoader
@@ -45,7 +46,12 @@ Parser = Callable[[dict[str, Any], TermTable], tuple[str, T]]
 Text = Annotated[str | None, Query()]
 
 
-@router.post("/entityOperations/create", status_code=201, summary="Batch Entity Creation (§5.6.7)")
+@router.post(
+    "/entityOperations/create",
+    status_code=201,
+    summary="Batch Entity Creation (§5.6.7)",
+    dependencies=[WRITE],
+)
 async def batch_create(request: Request) -> Response:
     batch = await _read(request)
     members = await batch.entries(_entity)
@@ -53,7 +59,12 @@ async def batch_create(request: Request) -> Response:
     return _answer(result, report_created=True)
 
 
-@router.post("/entityOperations/upsert", status_code=201, summary="Batch Entity Upsert (§5.6.8)")
+@router.post(
+    "/entityOperations/upsert",
+    status_code=201,
+    summary="Batch Entity Upsert (§5.6.8)",
+    dependencies=[WRITE],
+)
 async def batch_upsert(request: Request, options: Text = None) -> Response:
     opts = parse_options(options)
     if {"replace", "update"} <= opts:
@@ -64,7 +75,12 @@ async def batch_upsert(request: Request, options: Text = None) -> Response:
     return _answer(result, report_created=True)
 
 
-@router.post("/entityOperations/update", status_code=204, summary="Batch Entity Update (§5.6.9)")
+@router.post(
+    "/entityOperations/update",
+    status_code=204,
+    summary="Batch Entity Update (§5.6.9)",
+    dependencies=[WRITE],
+)
 async def batch_update(request: Request, options: Text = None) -> Response:
     no_overwrite = "noOverwrite" in parse_options(options)
     batch = await _read(request)
@@ -73,7 +89,12 @@ async def batch_update(request: Request, options: Text = None) -> Response:
     return _answer(result)
 
 
-@router.post("/entityOperations/merge", status_code=204, summary="Batch Entity Merge (§5.6.20)")
+@router.post(
+    "/entityOperations/merge",
+    status_code=204,
+    summary="Batch Entity Merge (§5.6.20)",
+    dependencies=[WRITE],
+)
 async def batch_merge(request: Request) -> Response:
     batch = await _read(request)
     members = await batch.entries(_fragment(MERGE_NULLS))
@@ -81,7 +102,12 @@ async def batch_merge(request: Request) -> Response:
     return _answer(result)
 
 
-@router.post("/entityOperations/delete", status_code=204, summary="Batch Entity Delete (§5.6.10)")
+@router.post(
+    "/entityOperations/delete",
+    status_code=204,
+    summary="Batch Entity Delete (§5.6.10)",
+    dependencies=[WRITE],
+)
 async def batch_delete(request: Request) -> Response:
     content_type(request.headers.get("content-type"))
     members = batch_ids(await json_body(request))

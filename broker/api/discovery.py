@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from broker.api.access import READ
 from broker.api.media import JSON, JSON_LD, negotiate
 from broker.api.requests import runtime, tenant_of, terms_of
 from broker.api.responses import json_response
@@ -26,7 +27,9 @@ router = APIRouter(tags=["Discovery"])
 Flag = Annotated[bool, Query()]
 
 
-@router.get("/types", summary="Retrieve Available Entity Types (§5.7.5, §5.7.6)")
+@router.get(
+    "/types", summary="Retrieve Available Entity Types (§5.7.5, §5.7.6)", dependencies=[READ]
+)
 async def entity_types(request: Request, details: Flag = False, local: Flag = False) -> Response:
     _only(request, "details", "local")
     terms, rows = await _catalogue(request)
@@ -35,7 +38,9 @@ async def entity_types(request: Request, details: Flag = False, local: Flag = Fa
 
 
 @router.get(
-    "/types/{type_name:path}", summary="Retrieve Available Entity Type Information (§5.7.7)"
+    "/types/{type_name:path}",
+    summary="Retrieve Available Entity Type Information (§5.7.7)",
+    dependencies=[READ],
 )
 async def entity_type(request: Request, type_name: str, local: Flag = False) -> Response:
     _only(request, "local")
@@ -43,7 +48,9 @@ async def entity_type(request: Request, type_name: str, local: Flag = False) -> 
     return _one(request, terms, rows, type_name, "entity type", discovery.entity_type_info)
 
 
-@router.get("/attributes", summary="Retrieve Available Attributes (§5.7.8, §5.7.9)")
+@router.get(
+    "/attributes", summary="Retrieve Available Attributes (§5.7.8, §5.7.9)", dependencies=[READ]
+)
 async def attributes(request: Request, details: Flag = False, local: Flag = False) -> Response:
     _only(request, "details", "local")
     terms, rows = await _catalogue(request)
@@ -52,7 +59,9 @@ async def attributes(request: Request, details: Flag = False, local: Flag = Fals
 
 
 @router.get(
-    "/attributes/{attr_name:path}", summary="Retrieve Available Attribute Information (§5.7.10)"
+    "/attributes/{attr_name:path}",
+    summary="Retrieve Available Attribute Information (§5.7.10)",
+    dependencies=[READ],
 )
 async def attribute(request: Request, attr_name: str, local: Flag = False) -> Response:
     _only(request, "local")

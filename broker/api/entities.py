@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 
+from broker.api.access import READ, WRITE
 from broker.api.entity_maps import ENTITY_MAP_HEADER, map_id_of, map_location
 from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate
 from broker.api.requests import (
@@ -38,7 +39,7 @@ _OFFERED = (JSON, JSON_LD, GEO_JSON)
 Text = Annotated[str | None, Query()]
 
 
-@router.post("/entities", status_code=201, summary="Create Entity (§5.6.1)")
+@router.post("/entities", status_code=201, summary="Create Entity (§5.6.1)", dependencies=[WRITE])
 async def create_entity(request: Request) -> Response:
     incoming = await read_json(request)
     doc = parse_entity(incoming.body, incoming.terms)
@@ -46,7 +47,7 @@ async def create_entity(request: Request) -> Response:
     return Response(status_code=201, headers={"Location": _location(doc["id"])})
 
 
-@router.get("/entities/{entityId}", summary="Retrieve Entity (§5.7.1)")
+@router.get("/entities/{entityId}", summary="Retrieve Entity (§5.7.1)", dependencies=[READ])
 async def retrieve_entity(
     request: Request,
     entityId: str,
@@ -96,7 +97,9 @@ async def retrieve_entity(
     return json_response(flat if len(flat) > 1 else flat[0], media, terms)
 
 
-@router.delete("/entities/{entityId}", status_code=204, summary="Delete Entity (§5.6.6)")
+@router.delete(
+    "/entities/{entityId}", status_code=204, summary="Delete Entity (§5.6.6)", dependencies=[WRITE]
+)
 async def delete_entity(
     request: Request,
     entityId: str,
@@ -108,7 +111,12 @@ async def delete_entity(
     return Response(status_code=204)
 
 
-@router.put("/entities/{entityId}", status_code=204, summary="Replace Entity (§5.6.18)")
+@router.put(
+    "/entities/{entityId}",
+    status_code=204,
+    summary="Replace Entity (§5.6.18)",
+    dependencies=[WRITE],
+)
 async def replace_entity(request: Request, entityId: str) -> Response:
     entity_id = entity_id_of(entityId)
     incoming = await read_json(request)
@@ -117,7 +125,9 @@ async def replace_entity(request: Request, entityId: str) -> Response:
     return Response(status_code=204)
 
 
-@router.patch("/entities/{entityId}", status_code=204, summary="Merge Entity (§5.6.17)")
+@router.patch(
+    "/entities/{entityId}", status_code=204, summary="Merge Entity (§5.6.17)", dependencies=[WRITE]
+)
 async def merge_entity(
     request: Request,
     entityId: str,
@@ -132,7 +142,9 @@ async def merge_entity(
     return Response(status_code=204)
 
 
-@router.api_route("/entities", methods=["PUT", "PATCH"], include_in_schema=False)
+@router.api_route(
+    "/entities", methods=["PUT", "PATCH"], include_in_schema=False, dependencies=[WRITE]
+)
 async def entity_without_id(request: Request) -> Response:
     raise BadRequestData(f"{request.method} needs an entity id: /entities/{{entityId}}")
 

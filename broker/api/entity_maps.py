@@ -7,6 +7,7 @@ from urllib.parse import quote
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from broker.api.access import READ
 from broker.api.requests import runtime, tenant_of
 from broker.ngsild.errors import ResourceNotFound
 
@@ -24,7 +25,9 @@ def map_id_of(header: str | None) -> str | None:
     return None if not header else header.rsplit("/", 1)[-1]
 
 
-@router.get("/entityMaps/{entityMapId}", summary="Retrieve EntityMap (§5.14.1)")
+@router.get(
+    "/entityMaps/{entityMapId}", summary="Retrieve EntityMap (§5.14.1)", dependencies=[READ]
+)
 async def retrieve_entity_map(request: Request, entityMapId: str) -> Response:
     found = runtime(request).entity_maps.get(tenant_of(request), entityMapId)
     if found is None:
@@ -32,7 +35,9 @@ async def retrieve_entity_map(request: Request, entityMapId: str) -> Response:
     return Response(orjson.dumps(found.as_json()), media_type="application/json")
 
 
-@router.delete("/entityMaps/{entityMapId}", status_code=204, summary="Delete EntityMap")
+@router.delete(
+    "/entityMaps/{entityMapId}", status_code=204, summary="Delete EntityMap", dependencies=[READ]
+)
 async def delete_entity_map(request: Request, entityMapId: str) -> Response:
     if not runtime(request).entity_maps.delete(tenant_of(request), entityMapId):
         raise ResourceNotFound(f"EntityMap {entityMapId} does not exist or has expired")

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 
+from broker.api.access import ADMIN
 from broker.api.requests import json_body, runtime
 from broker.ngsild.errors import BadRequestData, OperationNotSupported
 from broker.ngsild.tenants import tenant_from_header
@@ -90,49 +91,63 @@ def _add_group_routes(collection: str) -> None:
         return Response(status_code=204)
 
     path = f"/{collection}"
-    router.add_api_route(path, create_groups, methods=["POST"], status_code=201)
-    router.add_api_route(path, list_groups, methods=["GET"])
-    router.add_api_route(path, update_group, methods=["PUT"], status_code=204)
-    router.add_api_route(path, delete_group, methods=["DELETE"], status_code=204)
+    router.add_api_route(
+        path, create_groups, methods=["POST"], status_code=201, dependencies=[ADMIN]
+    )
+    router.add_api_route(path, list_groups, methods=["GET"], dependencies=[ADMIN])
+    router.add_api_route(path, update_group, methods=["PUT"], status_code=204, dependencies=[ADMIN])
+    router.add_api_route(
+        path, delete_group, methods=["DELETE"], status_code=204, dependencies=[ADMIN]
+    )
 
 
 for _collection in ("groups", "services"):
     _add_group_routes(_collection)
 
 
-@router.post("/devices", status_code=201, summary="Provision devices")
+@router.post("/devices", status_code=201, summary="Provision devices", dependencies=[ADMIN])
 async def create_devices(request: Request) -> Response:
     devices = parse_devices(await json_body(request))
     await _service(request).create_devices(provisioning_tenant(request), devices)
     return Response(status_code=201)
 
 
-@router.get("/devices", summary="List provisioned devices")
+@router.get("/devices", summary="List provisioned devices", dependencies=[ADMIN])
 async def list_devices(request: Request, limit: Page = None, offset: Page = None) -> Response:
     devices = _service(request).devices(provisioning_tenant(request))
     return _listing("devices", [device.raw for device in devices], limit, offset)
 
 
-@router.get("/devices/{device_id}", summary="Retrieve a provisioned device")
+@router.get("/devices/{device_id}", summary="Retrieve a provisioned device", dependencies=[ADMIN])
 async def retrieve_device(request: Request, device_id: str) -> Response:
     device = _service(request).device(provisioning_tenant(request), device_id)
     return Response(orjson.dumps(_without_secrets(device.raw)), media_type="application/json")
 
 
-@router.put("/devices/{device_id}", status_code=204, summary="Change a provisioned device")
+@router.put(
+    "/devices/{device_id}",
+    status_code=204,
+    summary="Change a provisioned device",
+    dependencies=[ADMIN],
+)
 async def update_device(request: Request, device_id: str) -> Response:
     fragment = await json_body(request)
     await _service(request).update_device(provisioning_tenant(request), device_id, fragment)
     return Response(status_code=204)
 
 
-@router.delete("/devices/{device_id}", status_code=204, summary="Remove a provisioned device")
+@router.delete(
+    "/devices/{device_id}",
+    status_code=204,
+    summary="Remove a provisioned device",
+    dependencies=[ADMIN],
+)
 async def delete_device(request: Request, device_id: str) -> Response:
     await _service(request).delete_device(provisioning_tenant(request), device_id)
     return Response(status_code=204)
 
 
-@router.get("/dead-letters", summary="Device messages set aside, newest last")
+@router.get("/dead-letters", summary="Device messages set aside, newest last", dependencies=[ADMIN])
 async def dead_letters(request: Request, limit: Page = None, offset: Page = None) -> Response:
     """What the ingest adapter could not use for this tenant, and why (see ``/metrics``)."""
     kept = runtime(request).dead_letters

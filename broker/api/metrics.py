@@ -12,6 +12,7 @@ from itertools import accumulate
 
 from fastapi import APIRouter, Request, Response
 
+from broker.api.access import OPERATOR
 from broker.api.requests import runtime
 from broker.notify.dispatcher import LAG_BUCKETS, Dispatcher
 from broker.prometheus import CONTENT_TYPE, Family, render
@@ -19,7 +20,7 @@ from broker.prometheus import CONTENT_TYPE, Family, render
 router = APIRouter(tags=["Operations"])
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", dependencies=[OPERATOR])
 async def metrics(request: Request) -> Response:
     state = runtime(request)
     families = [*_delivery(state.dispatcher), _subscriptions(state.subscriptions.count_by_tenant())]

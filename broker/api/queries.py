@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from broker.api.access import READ, WRITE
 from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate
 from broker.api.requests import read_json, runtime, tenant_of, terms_of
 from broker.api.responses import count_headers, feature_collection, json_response, page_links
@@ -66,7 +67,7 @@ def _filters(
     )
 
 
-@router.get("/entities", summary="Query Entities (§5.7.2)")
+@router.get("/entities", summary="Query Entities (§5.7.2)", dependencies=[READ])
 async def query_entities(
     request: Request,
     filters: Annotated[Filters, Depends(_filters)],
@@ -126,7 +127,11 @@ async def query_entities(
     )
 
 
-@router.post("/entityOperations/query", summary="Query Entities via POST (§5.7.2, §6.23)")
+@router.post(
+    "/entityOperations/query",
+    summary="Query Entities via POST (§5.7.2, §6.23)",
+    dependencies=[READ],
+)
 async def query_entities_by_post(
     request: Request,
     options: Text = None,
@@ -177,7 +182,9 @@ async def query_entities_by_post(
     return await _page_response(request, page, query, media, terms, view, None, join_mode, levels)
 
 
-@router.delete("/entities", status_code=204, summary="Purge Entities (§5.6.21, v1.9)")
+@router.delete(
+    "/entities", status_code=204, summary="Purge Entities (§5.6.21, v1.9)", dependencies=[WRITE]
+)
 async def purge_entities(
     request: Request,
     filters: Annotated[Filters, Depends(_filters)],

@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 
+from broker.api.access import SUBSCRIBE
 from broker.api.media import JSON, JSON_LD, negotiate
 from broker.api.requests import read_json, runtime, tenant_of, terms_of
 from broker.api.responses import json_response, page_links
@@ -22,7 +23,12 @@ _OFFERED = (JSON, JSON_LD)
 Number = Annotated[int | None, Query()]
 
 
-@router.post("/subscriptions", status_code=201, summary="Create Subscription (§5.8.1)")
+@router.post(
+    "/subscriptions",
+    status_code=201,
+    summary="Create Subscription (§5.8.1)",
+    dependencies=[SUBSCRIBE],
+)
 async def create_subscription(request: Request) -> Response:
     incoming = await read_json(request)
     service = runtime(request).subscriptions
@@ -34,7 +40,7 @@ async def create_subscription(request: Request) -> Response:
     return Response(status_code=201, headers={"Location": location})
 
 
-@router.get("/subscriptions", summary="Query Subscriptions (§5.8.4)")
+@router.get("/subscriptions", summary="Query Subscriptions (§5.8.4)", dependencies=[SUBSCRIBE])
 async def query_subscriptions(
     request: Request,
     options: Annotated[str | None, Query()] = None,
@@ -63,7 +69,11 @@ async def query_subscriptions(
     return json_response(page, media, terms, headers=headers)
 
 
-@router.get("/subscriptions/{subscriptionId}", summary="Retrieve Subscription (§5.8.3)")
+@router.get(
+    "/subscriptions/{subscriptionId}",
+    summary="Retrieve Subscription (§5.8.3)",
+    dependencies=[SUBSCRIBE],
+)
 async def retrieve_subscription(
     request: Request, subscriptionId: str, options: Annotated[str | None, Query()] = None
 ) -> Response:
@@ -81,7 +91,10 @@ async def retrieve_subscription(
 
 
 @router.patch(
-    "/subscriptions/{subscriptionId}", status_code=204, summary="Update Subscription (§5.8.2)"
+    "/subscriptions/{subscriptionId}",
+    status_code=204,
+    summary="Update Subscription (§5.8.2)",
+    dependencies=[SUBSCRIBE],
 )
 async def update_subscription(request: Request, subscriptionId: str) -> Response:
     subscription_id = _subscription_id(subscriptionId)
@@ -93,7 +106,10 @@ async def update_subscription(request: Request, subscriptionId: str) -> Response
 
 
 @router.delete(
-    "/subscriptions/{subscriptionId}", status_code=204, summary="Delete Subscription (§5.8.5)"
+    "/subscriptions/{subscriptionId}",
+    status_code=204,
+    summary="Delete Subscription (§5.8.5)",
+    dependencies=[SUBSCRIBE],
 )
 async def delete_subscription(request: Request, subscriptionId: str) -> Response:
     await runtime(request).subscriptions.delete(
