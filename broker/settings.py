@@ -143,3 +143,117 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    auth: AuthSettings = Field(default_factory=lambda: AuthSettings())
+
+
+SignatureAlgorithm = Literal[
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+    "Ed25519",
+]
+"""JWS algorithms a token may be signed with: public-key ones only, so no configuration can
+accept ``none`` or an HMAC keyed with a public key (RFC 8725 §2.1, §3.1)."""
+
+
+class IssuerSettings(BaseModel):
+    """One trusted OpenID Connect issuer (a town's Keycloak, Entra ID, a prefecture's own)."""
+
+    issuer: str = Field(description="The exact 'iss' of its tokens, e.g. https://id.town.example")
+    audiences: list[str] = Field(
+        min_length=1, description="Accepted 'aud' values; a token must name one of them."
+    )
+    jwks_url: str | None = Field(
+        None, description="Its JWKS URL; unset: found by OIDC discovery below the issuer."
+    )
+    keys_file: str | None = Field(
+        None, description="A JWKS file to use instead of fetching (issuer not reachable)."
+    )
+    algorithms: list[SignatureAlgorithm] = Field(
+        ["RS256", "PS256", "ES256"],
+        min_length=1,
+        description="Accepted signature algorithms (public-key only: RS*, PS*, ES*, EdDSA).",
+    )
+    roles_claim: str = Field(
+        "toshi_roles", description="Dotted path of the roles claim, e.g. realm_access.roles."
+    )
+    roles_format: Literal["prefixed", "map"] = Field(
+        "prefixed",
+        description="prefixed: a list (or space-separated string) of 'tenant:role', plain "
+        "'role' for default_tenant, 'operator' for the platform; map: {tenant: role(s)}, "
+        "'*': 'operator' for the platform.",
+    )
+    default_tenant: str | None = Field(
+        None, description="Tenant that plain role names refer to ('' is the default tenant)."
+    )
+
+
+class EgressRuleSettings(BaseModel):
+    """Where notifications may go: networks (CIDR) and host names (exact or *.suffix)."""
+
+    allow: list[str] = Field(
+        [], description="If not empty, only these destinations are allowed (deny still wins)."
+    )
+    deny: list[str] = Field([], description="Destinations refused.")
+
+
+class EgressSettings(EgressRuleSettings):
+    """The platform's notification egress policy, and each tenant's narrowing of it."""
+
+    default_deny: bool = Field(
+        True,
+        description="Also refuse link-local networks (169.254.0.0/16, fe80::/10) and cloud "
+        "metadata endpoints (169.254.169.254, fd00:ec2::254, 100.100.100.200, "
+        "metadata.google.internal, metadata).",
+    )
+    tenants: dict[str, EgressRuleSettings] = Field(
+        {},
+        description='Per-tenant rules, JSON {"town": {"allow": [...], "deny": [...]}}; they '
+        "can only narrow the platform's.",
+    )
+    resolve_timeout: float = Field(
+        2.0, gt=0, description="Seconds to wait for DNS when a subscription is created."
+    )
+
+
+class AuthSettings(BaseModel):
+    """Who may do what: bearer tokens, API keys, and where notifications may be sent."""
+
+    enabled: bool = Field(False, description="Require credentials on every request.")
+    issuers: list[IssuerSettings] = Field(
+        [],
+        description="Trusted token issuers, JSON [{issuer, audiences, jwks_url?, keys_file?, "
+        "algorithms?, roles_claim?, roles_format?, default_tenant?}].",
+    )
+    leeway: int = Field(30, ge=0, le=300, description="Seconds of clock skew allowed (exp, nbf).")
+    token_cache_size: int = Field(
+        10_000, ge=0, description="Verified tokens remembered until they expire (0: none)."
+    )
+    jwks_refetch_interval: float = Field(
+        30.0,
+        gt=0,
+        description="Least seconds between two JWKS fetches of one issuer (unknown key ids, "
+        "failures).",
+    )
+    jwks_max_age: float = Field(
+        3600.0, gt=0, description="Seconds after which an issuer's keys are fetched again."
+    )
+    jwks_timeout: float = Field(
+        3.0, gt=0, description="Seconds to wait for an issuer's discovery document and JWKS."
+    )
+    jwks_max_bytes: int = Field(
+        262_144, gt=0, description="Largest discovery document or JWKS accepted."
+    )
+    api_keys: bool = Field(True, description="Accept API keys (Bearer toshi_...) too.")
+    egress: EgressSettings = Field(default_factory=EgressSettings)
+
+
+# Settings names AuthSettings before it is defined (it is added last); resolve that now.
+Settings.model_rebuild()

@@ -1,0 +1,103 @@
+"""Sharing grants kept: create, list, show, revoke, and find those that apply to a principal.
+
+Grants are records of kind ``grant`` in the owner tenant's store (so they go with the tenant),
+held in memory by owner while the broker runs: ``applicable`` is what every shared read asks,
+and it does no I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from typing import Final
+
+from broker.auth import grant_docs
+from broker.auth.grants import Grant, Grantee, Permission, Selection, applicable
+from broker.auth.principal import Principal
+from broker.clock import Clock, timestamp, utc_now
+from broker.ngsild.errors import BadRequestData, NgsiLdError, ResourceNotFound
+from broker.store.base import Store
+
+_log = logging.getLogger(__name__)
+GRANT: Final = "grant"
+"""Record kind of grants in the owner tenant's store."""
+
+
+class GrantService:
+    """The grants of every tenant."""
+
+    def __init__(self, store: Store, clock: Clock = utc_now) -> None:
+        self._store = store
+        self._clock = clock
+        self._by_owner: defaultdict[str, dict[str, Grant]] = defaultdict(dict)
+
+    async def start(self) -> None:
+        """Load every tenant's grants."""
+        for tenant in ["", *await self._store.tenants()]:
+            store = await self._store.tenant(tenant, create=tenant == "")
+            for doc in await store.records(GRANT):
+                try:
+                    grant = grant_docs.from_doc(doc)
+                except (KeyError, TypeError, ValueError, NgsiLdError):  # one broken record
+                    _log.exception("grant %r of tenant %r not loaded", doc.get("id"), tenant)
+                    continue
+                self._by_owner[grant.owner][grant.id] = grant
+
+    async def create(
+        self,
+        owner: str,
+        grantee: Grantee,
+        permissions: frozenset[Permission],
+        selection: Selection,
+        created_by: str,
+    ) -> Grant:
+        """A new grant of ``owner`` (parse the request with ``grant_docs.parse_request``).
+
+        Raises:
+            BadRequestData: the grantee is the owner tenant itself.
+        """
+        if grantee.tenant == owner:
+            raise BadRequestData("a tenant cannot share its entities with itself")
+        grant = Grant(
+            f"urn:toshi:grant:{uuid.uuid4()}",
+            owner,
+            grantee,
+            permissions,
+            selection,
+            created_by,
+            timestamp(self._clock),
+        )
+        store = await self._store.tenant(owner, create=True)
+        await store.save_record(GRANT, grant.id, grant_docs.to_doc(grant))
+        self._by_owner[owner][grant.id] = grant
+        return grant
+
+    def get(self, owner: str, grant_id: str) -> Grant:
+        """One grant of ``owner``."""
+        grant = self._by_owner.get(owner, {}).get(grant_id)
+        if grant is None:
+            raise ResourceNotFound(f"there is no grant {grant_id!r}")
+        return grant
+
+    async def revoke(self, owner: str, grant_id: str) -> None:
+        """Delete a grant of ``owner``; its grantee sees nothing more through it."""
+        grant = self.get(owner, grant_id)
+        del self._by_owner[owner][grant.id]
+        await (await self._store.tenant(owner)).delete_record(GRANT, grant.id)
+
+    def applicable(self, owner: str, principal: Principal, permission: Permission) -> list[Grant]:
+        """The grants of ``owner`` that let ``principal`` use ``permission`` (empty: none)."""
+        return applicable(self._by_owner.get(owner, {}).values(), owner, principal, permission)
+
+    def received(self, principal: Principal) -> list[Grant]:
+        """Every grant ``principal`` may read through, whoever the owner (for "shared with me")."""
+        return [
+            grant
+            for owner, grants in self._by_owner.items()
+            for grant in applicable(grants.values(), owner, principal, Permission.READ)
+        ]
+
+    def list(self, owner: str) -> list[Grant]:
+        """The grants ``owner`` made, oldest first."""
+        return [*self._by_owner.get(owner, {}).values()]
