@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request, Response
 
 from broker import __version__
 from broker.api import (
+    admin,
     attributes,
     batch,
     discovery,
@@ -29,9 +30,11 @@ from broker.api import (
     subscriptions as subscription_routes,
 )
 from broker.api.access import PUBLIC
+from broker.api.audit import AuditLog
 from broker.api.guard import RequestGuard
+from broker.auth.assembly import build_auth
 from broker.contexts import ContextLoader
-from broker.notify.dispatcher import Dispatcher
+from broker.notify.dispatcher import Dispatcher, Egress
 from broker.notify.http_sender import HttpSender
 from broker.notify.mqtt_sender import MqttSender
 from broker.runtime import Runtime
@@ -40,6 +43,7 @@ from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
 from broker.services.provisioning.service import ProvisioningService
 from broker.services.subscriptions import SubscriptionService
+from broker.services.tenants import TenantService
 from broker.settings import NotificationSettings, Settings
 from broker.store import open_store
 
@@ -81,9 +85,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(batch.router, prefix=API_PREFIX)
     app.include_router(metrics.router)
     app.include_router(iot.router)
+    app.include_router(admin.router)
     app.add_api_route(
         "/health", health, methods=["GET"], tags=["Operations"], dependencies=[PUBLIC]
     )
+    if settings.audited:
+        app.add_middleware(AuditLog)
     app.add_middleware(RequestGuard, max_body_bytes=settings.limits.max_body_bytes)
     return app
 
@@ -101,13 +108,23 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     async with AsyncExitStack() as stack:
         store = open_store(settings)
         await _start(stack, store.start, store.close)
+        tenants = TenantService(store, settings.tenants, explicit=settings.explicit_tenants)
+        await tenants.start()
+        auth = build_auth(settings.auth, store)
+        await _start(stack, auth.start, auth.close)
         contexts = ContextLoader(settings.contexts)
         stack.push_async_callback(contexts.close)
-        dispatcher = open_dispatcher(notify)
-        subscriptions = SubscriptionService(store, contexts, dispatcher, durable=notify.durable)
+        dispatcher = open_dispatcher(notify, auth.egress_refusal)
+        subscriptions = SubscriptionService(
+            store, contexts, dispatcher, durable=notify.durable, grants=auth.subscribable
+        )
         stack.push_async_callback(subscriptions.close_journal)  # after the dispatcher's drain
         await _start(stack, dispatcher.start, partial(dispatcher.close, notify.drain_timeout))
-        entities = EntityService(store, notifier=subscriptions.notifier)
+        entities = EntityService(
+            store,
+            notifier=subscriptions.notifier,
+            quota=lambda tenant: tenants.quotas(tenant).max_entities,
+        )
         await _start(stack, subscriptions.start, subscriptions.close)
         provisioning = ProvisioningService(store)
         await provisioning.start()
@@ -121,6 +138,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             EntityMapService(),
             subscriptions,
             dispatcher,
+            auth,
+            tenants,
             metric_sources=[ingest.metric_families, runner.metric_families],
             provisioning=provisioning,
             dead_letters=ingest.dead_letters,
@@ -163,11 +182,13 @@ async def open_ingest(
     return ingest, runner
 
 
-def open_dispatcher(settings: NotificationSettings) -> Dispatcher:
+def open_dispatcher(settings: NotificationSettings, egress: Egress | None = None) -> Dispatcher:
     """The dispatcher with its senders: raw-asyncio HTTP(S) and MQTT(S)."""
     http = HttpSender(max_connections=settings.concurrency)
     mqtt = MqttSender()
-    return Dispatcher(settings, {"http": http, "https": http, "mqtt": mqtt, "mqtts": mqtt})
+    return Dispatcher(
+        settings, egress=egress, senders={"http": http, "https": http, "mqtt": mqtt, "mqtts": mqtt}
+    )
 
 
 async def health(request: Request) -> Response:

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import logging
-import signal
-import socket
 import sys
 from collections.abc import Iterator, Sequence
-from types import FrameType
 from typing import Any
 
-import uvicorn
 from pydantic import BaseModel, ValidationError
 
 from broker import __version__
+from broker.server import serve
 from broker.settings import Settings
 
 
@@ -49,7 +44,10 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=settings_help,
     )
-    serve.add_argument("--host", help="interface to listen on (TOSHI_HOST, default 0.0.0.0)")
+    serve.add_argument(
+        "--host",
+        help="interface to listen on (TOSHI_HOST; default 127.0.0.1, 0.0.0.0 with authentication)",
+    )
     serve.add_argument("--port", type=int, help="HTTP port (TOSHI_PORT, default 1026)")
     serve.add_argument(
         "--store",
@@ -60,6 +58,18 @@ def _parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="log verbosity (TOSHI_LOG_LEVEL, default info)",
     )
+    keys = commands.add_parser(
+        "keys",
+        help="create an API key directly in the store (e.g. the first operator's)",
+        description="Create an API key without the HTTP API: how the first operator gets in.",
+    )
+    keys_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    create = keys_commands.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", required=True, help="what the key is for")
+    create.add_argument("--tenant", help="tenant the key belongs to (default: the default one)")
+    create.add_argument("--role", help="reader, subscriber, editor or admin in that tenant")
+    create.add_argument("--operator", action="store_true", help="a platform operator key")
+    create.add_argument("--store", help="the store, as for toshi serve (TOSHI_STORE)")
     return parser
 
 
@@ -73,10 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides: dict[str, Any] = {
         key: value
         for key, value in (
-            ("host", args.host),
-            ("port", args.port),
+            ("host", getattr(args, "host", None)),
+            ("port", getattr(args, "port", None)),
             ("store", args.store),
-            ("log_level", args.log_level),
+            ("log_level", getattr(args, "log_level", None)),
         )
         if value is not None
     }
@@ -85,121 +95,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"toshi: invalid settings:\n{exc}", file=sys.stderr)
         return 2
+    if args.command == "keys":
+        return create_key(settings, args)
     return serve(settings)
 
 
-def serve(settings: Settings) -> int:
-    """Run the broker in this process until SIGINT/SIGTERM; the exit status.
+def create_key(settings: Settings, args: argparse.Namespace) -> int:
+    """``toshi keys create``: an API key made on the store directly (the first operator's)."""
+    from broker.auth.roles import parse_role
+    from broker.bootstrap import create_api_key
 
-    The port is bound and every part started before "ready" is logged, so a port in use or a
-    part that cannot start is one clear line and a non-zero status, with nothing left running.
-    On SIGTERM the HTTP server stops taking requests, the parts stop in order (deliveries in
-    flight get ``TOSHI_NOTIFICATIONS__DRAIN_TIMEOUT`` seconds), and then the signal is raised
-    again so that a supervisor sees why the process ended.
-    """
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    role = None if args.role is None else parse_role(args.role)
+    if (role is None) == (not args.operator):
+        print(
+            "toshi: give either --role reader|subscriber|editor|admin or --operator",
+            file=sys.stderr,
+        )
+        return 2
+    key_id, secret = asyncio.run(
+        create_api_key(settings, args.tenant or "", args.name, role, operator=args.operator)
     )
-    try:
-        import uvloop
-    except ImportError:  # e.g. Windows: asyncio's own loop works, only slower
-        run = asyncio.run
-    else:
-        run = uvloop.run
-    try:
-        listening = listen(settings.host, settings.port)
-    except OSError as exc:
-        where = f"{settings.host}:{settings.port}"
-        print(f"toshi: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
-        return 1
-    stop = _Stop()
-    previous = {number: signal.signal(number, stop) for number in _SIGNALS}
-    try:
-        with listening:
-            status = run(_serve(settings, listening, stop))
-    finally:
-        for known, handler in previous.items():
-            signal.signal(known, handler)
-    for number in stop.signals:  # the parts are stopped: now end the way the signal asks
-        signal.raise_signal(number)
-    return status
-
-
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server without its own signal handling (``serve`` installs ``_Stop``).
-
-    uvicorn's would raise the signal again as soon as HTTP has stopped, which ends the process
-    before the broker's parts have stopped.
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-class _Stop:
-    """The signal handler: remembers the signal and tells the server to stop."""
-
-    def __init__(self) -> None:
-        self.signals: list[int] = []
-        self.server: _Server | None = None
-
-    def __call__(self, number: int, frame: FrameType | None) -> None:
-        self.signals.append(number)
-        if self.server is not None:
-            self.server.should_exit = True
-
-
-async def _serve(settings: Settings, listening: socket.socket, stop: _Stop) -> int:
-    from broker.app import create_app, open_runtime
-
-    log = logging.getLogger("broker")
-    try:
-        async with open_runtime(settings) as runtime:
-            config = uvicorn.Config(
-                create_app(settings, runtime),
-                http="httptools",
-                lifespan="on",
-                log_level=settings.log_level,
-                access_log=settings.access_log,
-                timeout_graceful_shutdown=10,
-                server_header=False,
-            )
-            stop.server = _Server(config)
-            if stop.signals:  # asked to stop while starting
-                return 0
-            host, port = listening.getsockname()[:2]
-            log.info(
-                "Toshi %s ready on http://%s:%d; store %s",
-                __version__,
-                host,
-                port,
-                runtime.store.describe(),
-            )
-            await stop.server.serve(sockets=[listening])
-    except Exception as exc:
-        log.debug("start-up failed", exc_info=exc)
-        print(f"toshi: cannot start: {exc}", file=sys.stderr)
-        return 1
+    print(f"API key {key_id} ({args.name}); shown only now, keep it safe:\n{secret}")
     return 0
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host``:``port`` (IPv6 when ``host`` is an IPv6 address)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from broker.auth.assembly import AuthServices
 from broker.contexts import ContextLoader
 from broker.notify.dispatcher import Dispatcher
 from broker.prometheus import Family
@@ -13,6 +14,7 @@ from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
 from broker.services.provisioning.service import ProvisioningService
 from broker.services.subscriptions import SubscriptionService
+from broker.services.tenants import TenantService
 from broker.settings import Settings
 from broker.store.base import Store
 
@@ -28,9 +30,20 @@ class Runtime:
     entity_maps: EntityMapService
     subscriptions: SubscriptionService
     dispatcher: Dispatcher
+    auth: AuthServices
+    tenants: TenantService
     metric_sources: list[Callable[[], Iterable[Family]]] = field(default_factory=list)
     """More metric families for ``/metrics`` (the ingest adapter adds its own)."""
     provisioning: ProvisioningService | None = None
     """IoT Agent groups and devices (``/iot/...``) and the ingest path's device lookups."""
     dead_letters: DeadLetters | None = None
     """Device messages the ingest adapters set aside (shown under ``/iot/dead-letters``)."""
+
+    async def delete_tenant(self, name: str) -> None:
+        """Delete tenant ``name``: what every part holds of it, then its data, for good."""
+        await self.tenants.forget(name)
+        await self.subscriptions.drop_tenant(name)
+        if self.provisioning is not None:
+            await self.provisioning.drop_tenant(name)
+        await self.auth.drop_tenant(name)
+        await self.store.drop_tenant(name)

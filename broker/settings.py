@@ -120,32 +120,6 @@ class MqttSettings(BaseModel):
     )
 
 
-class Settings(BaseSettings):
-    """Toshi's configuration."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="TOSHI_", env_nested_delimiter="__", extra="ignore"
-    )
-
-    host: str = Field("0.0.0.0", description="Interface to listen on.")  # noqa: S104
-    port: int = Field(1026, ge=0, le=65535, description="HTTP port (1026 is NGSI's usual port).")
-    store: str = Field(
-        "sqlite:///./toshi-data",
-        description="Where entities live: sqlite:///RELATIVE/DIR, sqlite:////ABSOLUTE/DIR, "
-        "or mongodb://HOST:PORT/DBPREFIX.",
-    )
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="Log verbosity."
-    )
-    access_log: bool = Field(False, description="Log every HTTP request (costly at high rates).")
-    contexts: ContextSettings = Field(default_factory=ContextSettings)
-    sqlite: SqliteSettings = Field(default_factory=SqliteSettings)
-    limits: LimitSettings = Field(default_factory=LimitSettings)
-    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
-    mqtt: MqttSettings = Field(default_factory=MqttSettings)
-    auth: AuthSettings = Field(default_factory=lambda: AuthSettings())
-
-
 SignatureAlgorithm = Literal[
     "RS256",
     "RS384",
@@ -252,8 +226,83 @@ class AuthSettings(BaseModel):
         262_144, gt=0, description="Largest discovery document or JWKS accepted."
     )
     api_keys: bool = Field(True, description="Accept API keys (Bearer toshi_...) too.")
+    open_network: bool = Field(
+        False,
+        description="Allow listening on an interface other than loopback with authentication "
+        "off (anyone who reaches the port may then read and change every tenant).",
+    )
     egress: EgressSettings = Field(default_factory=EgressSettings)
 
 
-# Settings names AuthSettings before it is defined (it is added last); resolve that now.
-Settings.model_rebuild()
+class TenantSettings(BaseModel):
+    """How tenants come to exist, and what each may use."""
+
+    explicit: bool | None = Field(
+        None,
+        description="Tenants exist only once an operator created them (POST /admin/tenants); "
+        "false: a write to a new tenant creates it (development, the conformance suite); "
+        "unset: explicit when authentication is on.",
+    )
+    max_entities: int = Field(
+        0, ge=0, description="Default quota of entities per tenant (0: no limit)."
+    )
+    max_subscriptions: int = Field(
+        0, ge=0, description="Default quota of subscriptions per tenant (0: no limit)."
+    )
+    requests_per_second: float = Field(
+        0.0, ge=0, description="Default request rate per tenant, with bursts of 2 s (0: no limit)."
+    )
+
+
+class Settings(BaseSettings):
+    """Toshi's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TOSHI_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    host: str | None = Field(
+        None,
+        description="Interface to listen on; unset: 0.0.0.0 with authentication on, 127.0.0.1 "
+        "(this machine only) without it.",
+    )
+    port: int = Field(1026, ge=0, le=65535, description="HTTP port (1026 is NGSI's usual port).")
+    store: str = Field(
+        "sqlite:///./toshi-data",
+        description="Where entities live: sqlite:///RELATIVE/DIR, sqlite:////ABSOLUTE/DIR, "
+        "or mongodb://HOST:PORT/DBPREFIX.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log verbosity."
+    )
+    access_log: bool = Field(False, description="Log every HTTP request (costly at high rates).")
+    audit_log: bool | None = Field(
+        None,
+        description="One JSON line per write and admin action on logger toshi.audit (who, "
+        "tenant, operation, ids, status); unset: on when authentication is on.",
+    )
+    contexts: ContextSettings = Field(default_factory=ContextSettings)
+    sqlite: SqliteSettings = Field(default_factory=SqliteSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    tenants: TenantSettings = Field(default_factory=TenantSettings)
+
+    @property
+    def listen_host(self) -> str:
+        """The interface to listen on: ``host``, else what authentication makes safe."""
+        if self.host is not None:
+            return self.host
+        return "0.0.0.0" if self.auth.enabled else "127.0.0.1"  # noqa: S104
+
+    @property
+    def audited(self) -> bool:
+        """Whether writes and admin actions are written to the audit log."""
+        return self.auth.enabled if self.audit_log is None else self.audit_log
+
+    @property
+    def explicit_tenants(self) -> bool:
+        """Whether tenants must be created before use."""
+        explicit = self.tenants.explicit
+        return self.auth.enabled if explicit is None else explicit

@@ -3,55 +3,94 @@
 Every route of the application declares what it needs in its decorator, for example
 ``@router.get("/entities", dependencies=[READ])``; nothing else decides who may call it, and a
 test enumerates the application's routes so that a route without a policy cannot be added.
-The needs, from least to most:
+The levels are ``broker.auth.access.Need``.
 
-- ``PUBLIC``: anyone (health, the OpenAPI document).
-- ``READ``: retrieve, query and discovery in a tenant — a ``reader`` of it, or a town it
-  granted read access to, which then sees only what the grant covers.
-- ``SUBSCRIBE``: create and change one's own subscriptions (``subscriber``).
-- ``WRITE``: every entity write (``editor``).
-- ``ADMIN``: the tenant's settings, devices, dead letters, keys and grants (``admin``).
-- ``OPERATOR``: the platform: tenants and metrics of all of them (``operator``).
+The policy is a FastAPI dependency, so it runs before the handler and before the body is read:
 
-The policy is a FastAPI dependency, so it runs before the handler and before the body is read.
+1. the tenant the request names (``NGSILD-Tenant``; for ``/iot``, else ``Fiware-Service``);
+2. with authentication on, the caller (``Authorization: Bearer`` JWT or API key) and what it
+   may do there (``broker.auth.access.decide``): 401 or 403 otherwise;
+3. the tenant must exist (when tenants are explicit) and have request budget left (429);
+4. the ``Access`` is kept on the request, where ``tenant_of`` and the handlers find it.
+
+Authorization comes before the existence check, so a caller without rights in a tenant learns
+nothing about whether it exists.
 """
 
 from __future__ import annotations
 
-from enum import IntEnum
+import math
+from collections.abc import Callable
 
 from fastapi import Request
 from fastapi.params import Depends
 
+from broker.auth.access import Access, Need, decide
+from broker.ngsild.errors import TooManyRequests
+from broker.ngsild.tenants import tenant_from_header
+from broker.runtime import Runtime
 
-class Need(IntEnum):
-    """What a route needs, ordered: each includes those below it (except ``OPERATOR``,
-    which is platform-wide rather than per tenant)."""
+__all__ = ["ADMIN", "OPERATOR", "PUBLIC", "READ", "SUBSCRIBE", "WRITE", "Need", "Policy"]
 
-    PUBLIC = 0
-    READ = 1
-    SUBSCRIBE = 2
-    WRITE = 3
-    ADMIN = 4
-    OPERATOR = 5
+
+def header_tenant(request: Request) -> str:
+    """``NGSILD-Tenant`` (§6.3.14), the default tenant when absent."""
+    return tenant_from_header(request.headers.get("ngsild-tenant"))
 
 
 class Policy:
-    """The dependency a route declares; checks the caller before the handler runs."""
+    """The dependency a route declares; decides the request's ``Access`` before the handler.
 
-    def __init__(self, need: Need) -> None:
+    Args:
+        need: What the route needs.
+        tenant: How the route names its tenant (``NGSILD-Tenant`` unless said otherwise).
+        or_admin: On an ``OPERATOR`` route, let a tenant admin see its own part.
+    """
+
+    def __init__(
+        self,
+        need: Need,
+        tenant: Callable[[Request], str] = header_tenant,
+        *,
+        or_admin: bool = False,
+    ) -> None:
         self.need = need
+        self.tenant = tenant
+        self.or_admin = or_admin
 
     def __repr__(self) -> str:
         return f"Policy({self.need.name})"
 
     async def __call__(self, request: Request) -> None:
-        request.state.need = self.need
+        runtime: Runtime = request.app.state.runtime
+        tenant = self.tenant(request)
+        access = Access(tenant)
+        auth = runtime.auth
+        if auth.enabled and self.need is not Need.PUBLIC:
+            principal = await auth.authenticator.authenticate(request.headers.get("authorization"))
+            access = decide(
+                principal,
+                tenant,
+                self.need,
+                lambda permission: auth.grants.applicable(tenant, principal, permission),
+                or_admin=self.or_admin,
+            )
+        if self.need not in (Need.PUBLIC, Need.OPERATOR):
+            runtime.tenants.require(tenant)
+            wait = runtime.tenants.admit(tenant)
+            if wait is not None:
+                raise TooManyRequests("the tenant's request rate quota is spent", math.ceil(wait))
+        request.state.access = access
 
 
-def policy(need: Need) -> Depends:
+def policy(need: Need, tenant: Callable[[Request], str] = header_tenant) -> Depends:
     """The ``Depends`` a route lists in ``dependencies=[...]``."""
-    return Depends(Policy(need))
+    return Depends(Policy(need, tenant))
+
+
+def access_of(request: Request) -> Access:
+    """The request's ``Access``, as its route's policy decided it."""
+    return request.state.access  # type: ignore[no-any-return]
 
 
 PUBLIC = policy(Need.PUBLIC)

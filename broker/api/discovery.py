@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from broker.api.access import READ
 from broker.api.media import JSON, JSON_LD, negotiate
-from broker.api.requests import runtime, tenant_of, terms_of
+from broker.api.requests import reads_of, tenant_of, terms_of
 from broker.api.responses import json_response
 from broker.ngsild import discovery
 from broker.ngsild.catalogue import CatalogueRow
@@ -71,7 +71,7 @@ async def attribute(request: Request, attr_name: str, local: Flag = False) -> Re
 
 async def _catalogue(request: Request) -> tuple[TermTable, list[CatalogueRow]]:
     terms = await terms_of(request)
-    return terms, await runtime(request).entities.catalogue(tenant_of(request))
+    return terms, await reads_of(request).catalogue(tenant_of(request))
 
 
 def _one(

@@ -13,11 +13,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request, Response
 
 from broker.api.access import READ, WRITE
-from broker.api.entity_maps import ENTITY_MAP_HEADER, map_id_of, map_location
+from broker.api.entity_maps import ENTITY_MAP_HEADER, map_id_of, map_location, map_space
 from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate
 from broker.api.requests import (
     entity_id_of,
     read_json,
+    reads_of,
     runtime,
     selected_types,
     tenant_of,
@@ -65,7 +66,6 @@ async def retrieve_entity(
 ) -> Response:
     entity_id = entity_id_of(entityId)
     media = negotiate(request.headers.get("accept"), _OFFERED)
-    parts = runtime(request)
     terms = await terms_of(request)
     if geometryProperty is not None and media != GEO_JSON:
         raise BadRequestData(
@@ -81,7 +81,8 @@ async def retrieve_entity(
         lang=lang,
     )
     join_mode = check_join(view, join, joinLevel)
-    doc = await parts.entities.retrieve(tenant_of(request), entity_id, selected_types(type, terms))
+    reads = reads_of(request)
+    doc = await reads.retrieve(tenant_of(request), entity_id, selected_types(type, terms))
     if not shows_anything(doc, view):
         raise ResourceNotFound(f"entity {entity_id} has none of the attributes asked for")
     headers = _entity_map_headers(request, entityMap, [entity_id])
@@ -90,7 +91,7 @@ async def retrieve_entity(
         return json_response(payload, media, terms)
     if join_mode is None:
         return _versioned(render_entity(doc, terms, view), media, terms, request, headers)
-    linked = await parts.entities.linked_entities(tenant_of(request), [doc], view, joinLevel)
+    linked = await reads.linked_entities(tenant_of(request), [doc], view, joinLevel)
     if join_mode == "inline":
         return json_response(render_inline(doc, terms, view, linked, joinLevel), media, terms)
     flat = [render_entity(d, terms, v) for d, v in flatten(doc, view, linked, joinLevel)]
@@ -169,7 +170,7 @@ def _entity_map_headers(request: Request, asked: bool, entity_ids: list[str]) ->
     referenced = map_id_of(request.headers.get(ENTITY_MAP_HEADER))
     if not asked and referenced is None:
         return {}
-    used = runtime(request).entity_maps.record(tenant_of(request), referenced, entity_ids)
+    used = runtime(request).entity_maps.record(map_space(request), referenced, entity_ids)
     return {ENTITY_MAP_HEADER: map_location(used.id)}
 
 

@@ -14,8 +14,8 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 
-from broker.api.access import ADMIN
-from broker.api.requests import json_body, runtime
+from broker.api.access import Need, policy
+from broker.api.requests import json_body, runtime, tenant_of
 from broker.ngsild.errors import BadRequestData, OperationNotSupported
 from broker.ngsild.tenants import tenant_from_header
 from broker.services.provisioning.parse import parse_devices, parse_groups
@@ -36,6 +36,10 @@ def provisioning_tenant(request: Request) -> str:
     if service_path:
         _log.debug("Fiware-ServicePath %r ignored: NGSI-LD has no service paths", service_path)
     return tenant_from_header(header)
+
+
+ADMIN = policy(Need.ADMIN, provisioning_tenant)
+"""Provisioning is the tenant admin's, in the tenant the IoT Agent's headers name."""
 
 
 def _service(request: Request) -> ProvisioningService:
@@ -73,21 +77,21 @@ def _add_group_routes(collection: str) -> None:
 
     async def create_groups(request: Request) -> Response:
         groups = parse_groups(await json_body(request))
-        await _service(request).create_groups(provisioning_tenant(request), groups)
+        await _service(request).create_groups(tenant_of(request), groups)
         return Response(status_code=201)
 
     async def list_groups(request: Request, limit: Page = None, offset: Page = None) -> Response:
-        groups = _service(request).groups(provisioning_tenant(request))
+        groups = _service(request).groups(tenant_of(request))
         return _listing(collection, [group.raw for group in groups], limit, offset)
 
     async def update_group(request: Request, resource: Key, apikey: Key) -> Response:
         fragment = await json_body(request)
-        tenant = provisioning_tenant(request)
+        tenant = tenant_of(request)
         await _service(request).update_group(tenant, resource, apikey, fragment)
         return Response(status_code=204)
 
     async def delete_group(request: Request, resource: Key, apikey: Key) -> Response:
-        await _service(request).delete_group(provisioning_tenant(request), resource, apikey)
+        await _service(request).delete_group(tenant_of(request), resource, apikey)
         return Response(status_code=204)
 
     path = f"/{collection}"
@@ -108,19 +112,19 @@ for _collection in ("groups", "services"):
 @router.post("/devices", status_code=201, summary="Provision devices", dependencies=[ADMIN])
 async def create_devices(request: Request) -> Response:
     devices = parse_devices(await json_body(request))
-    await _service(request).create_devices(provisioning_tenant(request), devices)
+    await _service(request).create_devices(tenant_of(request), devices)
     return Response(status_code=201)
 
 
 @router.get("/devices", summary="List provisioned devices", dependencies=[ADMIN])
 async def list_devices(request: Request, limit: Page = None, offset: Page = None) -> Response:
-    devices = _service(request).devices(provisioning_tenant(request))
+    devices = _service(request).devices(tenant_of(request))
     return _listing("devices", [device.raw for device in devices], limit, offset)
 
 
 @router.get("/devices/{device_id}", summary="Retrieve a provisioned device", dependencies=[ADMIN])
 async def retrieve_device(request: Request, device_id: str) -> Response:
-    device = _service(request).device(provisioning_tenant(request), device_id)
+    device = _service(request).device(tenant_of(request), device_id)
     return Response(orjson.dumps(_without_secrets(device.raw)), media_type="application/json")
 
 
@@ -132,7 +136,7 @@ async def retrieve_device(request: Request, device_id: str) -> Response:
 )
 async def update_device(request: Request, device_id: str) -> Response:
     fragment = await json_body(request)
-    await _service(request).update_device(provisioning_tenant(request), device_id, fragment)
+    await _service(request).update_device(tenant_of(request), device_id, fragment)
     return Response(status_code=204)
 
 
@@ -143,7 +147,7 @@ async def update_device(request: Request, device_id: str) -> Response:
     dependencies=[ADMIN],
 )
 async def delete_device(request: Request, device_id: str) -> Response:
-    await _service(request).delete_device(provisioning_tenant(request), device_id)
+    await _service(request).delete_device(tenant_of(request), device_id)
     return Response(status_code=204)
 
 
@@ -153,5 +157,5 @@ async def dead_letters(request: Request, limit: Page = None, offset: Page = None
     kept = runtime(request).dead_letters
     if kept is None:
         raise OperationNotSupported("the ingest adapter is not enabled on this broker")
-    letters = kept.for_tenant(provisioning_tenant(request))
+    letters = kept.for_tenant(tenant_of(request))
     return _listing("deadLetters", [letter.as_json() for letter in letters], limit, offset)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from itertools import accumulate
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
-from broker.api.access import OPERATOR
+from broker.api.access import Need, Policy
 from broker.api.requests import runtime
 from broker.notify.dispatcher import LAG_BUCKETS, Dispatcher
 from broker.prometheus import CONTENT_TYPE, Family, render
@@ -20,7 +20,11 @@ from broker.prometheus import CONTENT_TYPE, Family, render
 router = APIRouter(tags=["Operations"])
 
 
-@router.get("/metrics", summary="Prometheus metrics", dependencies=[OPERATOR])
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    dependencies=[Depends(Policy(Need.OPERATOR, or_admin=True))],
+)
 async def metrics(request: Request) -> Response:
     state = runtime(request)
     families = [*_delivery(state.dispatcher), _subscriptions(state.subscriptions.count_by_tenant())]

@@ -29,7 +29,12 @@ PROBLEM_JSON = "application/json"
 
 def problem_response(error: NgsiLdError) -> Response:
     """The HTTP response for an NGSI-LD error."""
-    return Response(orjson.dumps(error.problem()), error.status, media_type=PROBLEM_JSON)
+    return Response(
+        orjson.dumps(error.problem()),
+        error.status,
+        media_type=PROBLEM_JSON,
+        headers=error.headers() or None,
+    )
 
 
 async def _ngsild_error(request: Request, exc: Exception) -> Response:

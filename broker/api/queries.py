@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from broker.api.access import READ, WRITE
 from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate
-from broker.api.requests import read_json, runtime, tenant_of, terms_of
+from broker.api.requests import read_json, reads_of, runtime, tenant_of, terms_of
 from broker.api.responses import count_headers, feature_collection, json_response, page_links
 from broker.ngsild.errors import BadRequestData, InvalidRequest
 from broker.ngsild.linked import check_join, render_joined
@@ -121,7 +121,7 @@ async def query_entities(
         joinLevel or 1,
     )
     _check_linked_q(query, join_mode, levels)
-    page = await runtime(request).entities.query(tenant_of(request), _picked(query, view))
+    page = await reads_of(request).query(tenant_of(request), _picked(query, view))
     return await _page_response(
         request, page, query, media, terms, view, geometryProperty, join_mode, levels
     )
@@ -178,7 +178,7 @@ async def query_entities_by_post(
         raise BadRequestData("joinLevel must be a positive integer")
     join_mode = check_join(view, _text(body.get("join"), "join"), levels)
     _check_linked_q(query, join_mode, levels)
-    page = await runtime(request).entities.query(incoming.tenant, _picked(query, view))
+    page = await reads_of(request).query(incoming.tenant, _picked(query, view))
     return await _page_response(request, page, query, media, terms, view, None, join_mode, levels)
 
 
@@ -248,7 +248,7 @@ async def _page_response(
     if join_mode is None:
         rendered = [render_entity(doc, terms, view) for doc in page.entities]
     else:
-        linked = await runtime(request).entities.linked_entities(
+        linked = await reads_of(request).linked_entities(
             tenant_of(request), page.entities, view, levels
         )
         rendered = render_joined(page.entities, terms, view, linked, levels, join_mode)

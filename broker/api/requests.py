@@ -17,9 +17,9 @@ from broker.api.media import JSON_LD, content_type, context_link
 from broker.ngsild.errors import BadRequestData, InvalidRequest
 from broker.ngsild.names import is_uri
 from broker.ngsild.params import expand_names, split_list
-from broker.ngsild.tenants import tenant_from_header
 from broker.ngsild.terms import TermTable
 from broker.runtime import Runtime
+from broker.services.shared_reads import EntityReads, SharedReads
 
 
 @dataclass(slots=True)
@@ -37,8 +37,17 @@ def runtime(request: Request) -> Runtime:
 
 
 def tenant_of(request: Request) -> str:
-    """The tenant the request targets ('' for the default tenant)."""
-    return tenant_from_header(request.headers.get("ngsild-tenant"))
+    """The tenant the request targets ('' for the default tenant), as its route's policy
+    resolved it (``broker.api.access``)."""
+    return request.state.access.tenant  # type: ignore[no-any-return]
+
+
+def reads_of(request: Request) -> EntityReads:
+    """What the request reads entities through: the tenant's entities, or, for a caller that
+    sees the tenant through grants only, what those grants share."""
+    access = request.state.access
+    entities = runtime(request).entities
+    return entities if access.grants is None else SharedReads(entities, access.grants)
 
 
 def entity_id_of(path_value: str) -> str:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 
-from broker.api.access import SUBSCRIBE
+from broker.api.access import SUBSCRIBE, access_of
 from broker.api.media import JSON, JSON_LD, negotiate
 from broker.api.requests import read_json, runtime, tenant_of, terms_of
 from broker.api.responses import json_response, page_links
-from broker.ngsild.errors import BadRequestData
+from broker.auth.principal import principal_doc
+from broker.auth.roles import Role
+from broker.ngsild.errors import BadRequestData, ResourceNotFound
 from broker.ngsild.names import check_uri
 from broker.ngsild.params import parse_options
 from broker.ngsild.subscriptions.documents import render_subscription
-from broker.ngsild.subscriptions.subscription import parse_subscription
+from broker.ngsild.subscriptions.subscription import Subscription, parse_subscription
 from broker.ngsild.versions import preference_applied, preferred_version
 
 router = APIRouter(tags=["Subscriptions"])
@@ -31,11 +35,17 @@ Number = Annotated[int | None, Query()]
 )
 async def create_subscription(request: Request) -> Response:
     incoming = await read_json(request)
-    service = runtime(request).subscriptions
+    parts = runtime(request)
+    service = parts.subscriptions
     sub = parse_subscription(
         incoming.body, incoming.terms, now=service.now(), context=incoming.terms.source
     )
-    await service.create(incoming.tenant, sub)
+    access = access_of(request)
+    shared_by = principal_doc(access.principal) if access.shared and access.principal else None
+    sub = replace(sub, owner=access.who, shared_by=shared_by)
+    await _check_egress(request, sub)
+    quota = parts.tenants.quotas(incoming.tenant).max_subscriptions
+    await service.create(incoming.tenant, sub, quota=quota)
     location = "/ngsi-ld/v1/subscriptions/" + quote(sub.id, safe=":")
     return Response(status_code=201, headers={"Location": location})
 
@@ -58,7 +68,7 @@ async def query_subscriptions(
     start = offset or 0
     if size < 0 or start < 0 or size > limits.max_page_size:
         raise BadRequestData(f"limit must be 0..{limits.max_page_size} and offset not negative")
-    subs = service.list(tenant_of(request))
+    subs = [sub for sub in service.list(tenant_of(request)) if _visible(request, sub)]
     now = service.now()
     page = [
         render_subscription(sub, terms, now=now, sys_attrs="sysAttrs" in opts)
@@ -80,7 +90,7 @@ async def retrieve_subscription(
     media = negotiate(request.headers.get("accept"), _OFFERED)
     terms = await terms_of(request)
     service = runtime(request).subscriptions
-    sub = service.get(tenant_of(request), _subscription_id(subscriptionId))
+    sub = _own(request, _subscription_id(subscriptionId))
     body = render_subscription(
         sub, terms, now=service.now(), sys_attrs="sysAttrs" in parse_options(options)
     )
@@ -97,10 +107,12 @@ async def retrieve_subscription(
     dependencies=[SUBSCRIBE],
 )
 async def update_subscription(request: Request, subscriptionId: str) -> Response:
-    subscription_id = _subscription_id(subscriptionId)
+    subscription_id = _own(request, _subscription_id(subscriptionId)).id
     incoming = await read_json(request, merge_patch=True)
-    await runtime(request).subscriptions.update(
-        incoming.tenant, subscription_id, incoming.body, incoming.terms
+    service = runtime(request).subscriptions
+    check = partial(_check_egress, request)
+    await service.update(
+        incoming.tenant, subscription_id, incoming.body, incoming.terms, check=check
     )
     return Response(status_code=204)
 
@@ -112,11 +124,34 @@ async def update_subscription(request: Request, subscriptionId: str) -> Response
     dependencies=[SUBSCRIBE],
 )
 async def delete_subscription(request: Request, subscriptionId: str) -> Response:
-    await runtime(request).subscriptions.delete(
-        tenant_of(request), _subscription_id(subscriptionId)
-    )
+    subscription_id = _own(request, _subscription_id(subscriptionId)).id
+    await runtime(request).subscriptions.delete(tenant_of(request), subscription_id)
     return Response(status_code=204)
 
 
 def _subscription_id(value: str) -> str:
     return check_uri(value, "subscription id")
+
+
+def _visible(request: Request, sub: Subscription) -> bool:
+    """Subscribers see their own subscriptions; editors and admins the tenant's."""
+    access = access_of(request)
+    if access.principal is None:
+        return True
+    return sub.owner == access.who or (not access.shared and access.may(Role.EDITOR))
+
+
+def _own(request: Request, subscription_id: str) -> Subscription:
+    """A subscription the caller may see; another's is as if it did not exist."""
+    sub = runtime(request).subscriptions.get(tenant_of(request), subscription_id)
+    if not _visible(request, sub):
+        raise ResourceNotFound(f"subscription {subscription_id} does not exist")
+    return sub
+
+
+async def _check_egress(request: Request, sub: Subscription) -> None:
+    """A notification endpoint the platform's or tenant's egress policy refuses is a 400."""
+    uri = sub.notification.endpoint.uri
+    refusal = await runtime(request).auth.egress.check_endpoint(uri, tenant_of(request))
+    if refusal is not None:
+        raise BadRequestData(f"notification endpoint refused: {refusal.message}")

@@ -163,6 +163,10 @@ class ApiKeyService:
         store = await self._store.tenant(tenant)
         await store.delete_record(API_KEY, key.id)
 
+    def forget_tenant(self, tenant: str) -> None:
+        """Drop the keys of a deleted tenant (their records go with its store)."""
+        self._keys = {key_id: key for key_id, key in self._keys.items() if key.tenant != tenant}
+
     def verify(self, secret: str) -> Principal:
         """The principal the API key ``secret`` authenticates.
 

@@ -17,7 +17,9 @@ from broker.auth.bindings import RoleBindings
 from broker.auth.claims import RoleRule
 from broker.auth.egress import EgressGuard
 from broker.auth.grant_service import GrantService
+from broker.auth.grants import Grant, Permission
 from broker.auth.jwks import KeySource, RemoteKeys, StaticKeys
+from broker.auth.principal import Principal
 from broker.auth.tokens import TokenVerifier, TrustedIssuer
 from broker.clock import Clock, utc_now
 from broker.ngsild.tenants import tenant_from_header
@@ -54,6 +56,23 @@ class AuthServices:
             await self.api_keys.start()
         await self.bindings.start()
         await self.grants.start()
+
+    async def drop_tenant(self, tenant: str) -> None:
+        """Forget a deleted tenant's keys, role bindings and grants, and the grants others
+        made to it (a new tenant of the same name inherits nothing)."""
+        if self.api_keys is not None:
+            self.api_keys.forget_tenant(tenant)
+        self.bindings.forget_tenant(tenant)
+        await self.grants.forget_tenant(tenant)
+
+    def egress_refusal(self, ip: str, host: str, tenant: str) -> str | None:
+        """Why a notification may not go to ``ip`` (reached for ``host``), or None."""
+        refusal = self.egress.check_address(ip, host, tenant)
+        return None if refusal is None else refusal.message
+
+    def subscribable(self, owner: str, grantee: Principal) -> list[Grant]:
+        """The grants of ``owner`` that let ``grantee`` subscribe there now."""
+        return self.grants.applicable(owner, grantee, Permission.SUBSCRIBE)
 
     async def close(self) -> None:
         """Release the HTTP client that fetches issuers' keys."""

@@ -99,6 +99,11 @@ class RoleBindings:
         del self._by_principal[key][tenant]
         await (await self._store.tenant(tenant)).delete_record(ROLE_BINDING, key)
 
+    def forget_tenant(self, tenant: str) -> None:
+        """Drop the bindings of a deleted tenant (their records go with its store)."""
+        for held in self._by_principal.values():
+            held.pop(tenant, None)
+
     def list(self, tenant: str) -> list[RoleBinding]:
         """The bindings of ``tenant``, oldest first."""
         found = [held[tenant] for held in self._by_principal.values() if tenant in held]

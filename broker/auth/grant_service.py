@@ -2,7 +2,8 @@
 
 Grants are records of kind ``grant`` in the owner tenant's store (so they go with the tenant),
 held in memory by owner while the broker runs: ``applicable`` is what every shared read asks,
-and it does no I/O.
+and it does no I/O. The grants of one owner are replaced as a whole on every change, so
+``applicable`` may be called from any thread.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ class GrantService:
         )
         store = await self._store.tenant(owner, create=True)
         await store.save_record(GRANT, grant.id, grant_docs.to_doc(grant))
-        self._by_owner[owner][grant.id] = grant
+        # Replaced, never changed in place: notification matching reads grants from the store's
+        # writer thread while requests change them on the event loop.
+        self._by_owner[owner] = {**self._by_owner.get(owner, {}), grant.id: grant}
         return grant
 
     def get(self, owner: str, grant_id: str) -> Grant:
@@ -83,7 +86,8 @@ class GrantService:
     async def revoke(self, owner: str, grant_id: str) -> None:
         """Delete a grant of ``owner``; its grantee sees nothing more through it."""
         grant = self.get(owner, grant_id)
-        del self._by_owner[owner][grant.id]
+        kept = {key: value for key, value in self._by_owner[owner].items() if key != grant.id}
+        self._by_owner[owner] = kept
         await (await self._store.tenant(owner)).delete_record(GRANT, grant.id)
 
     def applicable(self, owner: str, principal: Principal, permission: Permission) -> list[Grant]:
@@ -97,6 +101,14 @@ class GrantService:
             for owner, grants in self._by_owner.items()
             for grant in applicable(grants.values(), owner, principal, Permission.READ)
         ]
+
+    async def forget_tenant(self, tenant: str) -> None:
+        """A tenant was deleted: forget its grants, and revoke those made to it."""
+        self._by_owner.pop(tenant, None)
+        for owner, grants in list(self._by_owner.items()):
+            for grant in grants.values():
+                if grant.grantee.tenant == tenant:
+                    await self.revoke(owner, grant.id)
 
     def list(self, owner: str) -> list[Grant]:
         """The grants ``owner`` made, oldest first."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Any
 
 from broker.auth.roles import Role
 from broker.ngsild.errors import Forbidden
@@ -89,6 +90,22 @@ class Principal:
         return Principal(
             self.subject, self.issuer, merged, self.operator, self.expires_at, self.method
         )
+
+
+def principal_doc(principal: Principal) -> dict[str, Any]:
+    """``principal`` as plain JSON (kept with what it created through a grant)."""
+    return {
+        "subject": principal.subject,
+        "issuer": principal.issuer,
+        "roles": {tenant: role.label for tenant, role in principal.roles.items()},
+        "method": principal.method.value,
+    }
+
+
+def principal_of(doc: dict[str, Any]) -> Principal:
+    """The principal ``principal_doc`` kept (not an operator, whatever it was)."""
+    roles = {tenant: Role[label.upper()] for tenant, label in doc["roles"].items()}
+    return Principal(doc["subject"], doc["issuer"], roles, method=AuthMethod(doc["method"]))
 
 
 def require(principal: Principal, tenant: str, needed: Role) -> None:

@@ -34,13 +34,15 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from broker.mqtt_url import MQTT_DEFAULT_PORTS
-from broker.notify.http_sender import HTTP_DEFAULT_PORTS, HttpSender, SendError
+from broker.notify.http_sender import HTTP_DEFAULT_PORTS, HttpSender, PeerCheck, SendError
 from broker.retry import full_jitter
 from broker.settings import NotificationSettings
 
 logger = logging.getLogger(__name__)
 
 _DEFAULT_PORTS = {**HTTP_DEFAULT_PORTS, **MQTT_DEFAULT_PORTS}
+Egress = Callable[[str, str, str], str | None]
+"""(IP address reached, host name, tenant) → why a delivery may not go there, or None."""
 
 
 class Sender(Protocol):
@@ -52,8 +54,12 @@ class Sender(Protocol):
         body: bytes,
         headers: dict[str, str],
         timeout: float,  # noqa: ASYNC109
+        check: PeerCheck | None = None,
     ) -> int:
-        """Deliver ``body``; return an HTTP-like status (2xx success, 5xx/429 transient)."""
+        """Deliver ``body``; return an HTTP-like status (2xx success, 5xx/429 transient).
+
+        ``check`` is asked about the address actually connected to before sending.
+        """
         ...
 
     async def close(self) -> None:
@@ -219,6 +225,8 @@ class Dispatcher:
         senders: Sender per URL scheme. Defaults to one ``HttpSender`` for http and https.
             The dispatcher closes its senders when it closes.
         rng: Source of backoff jitter (tests pass a seeded one).
+        egress: Whether a delivery may go to the address its connection reached (the egress
+            policy); a refusal is a failure that is not retried.
     """
 
     def __init__(
@@ -227,6 +235,7 @@ class Dispatcher:
         senders: Mapping[str, Sender] | None = None,
         *,
         rng: random.Random | None = None,
+        egress: Egress | None = None,
     ) -> None:
         self.config = config or NotificationSettings()
         if senders is None:
@@ -236,6 +245,7 @@ class Dispatcher:
         self._origins: dict[str, _Origin] = {}
         self._counters: dict[str, Counters] = {}
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
+        self._egress = egress
         self._running = False
         self._closing = False
         self.lag = LagHistogram()
@@ -400,6 +410,7 @@ class Dispatcher:
     async def _attempt_until_done(self, state: _Origin, item: _Pending) -> int:
         cfg, loop, delivery = self.config, asyncio.get_running_loop(), item.delivery
         first_try = loop.time()
+        check = self._peer_check(delivery)
         attempts = 0
         while True:
             if delivery.wanted is not None and not delivery.wanted():
@@ -410,7 +421,7 @@ class Dispatcher:
             error: str | None = None
             try:
                 status = await state.sender.post(
-                    delivery.endpoint, delivery.body, delivery.headers, cfg.request_timeout
+                    delivery.endpoint, delivery.body, delivery.headers, cfg.request_timeout, check
                 )
             except SendError as exc:
                 error, retryable = str(exc), exc.retryable
@@ -437,6 +448,13 @@ class Dispatcher:
                     Outcome(ok=False, attempts=attempts, status=status, error=error),
                 )
             await asyncio.sleep(delay)
+
+    def _peer_check(self, delivery: Delivery) -> PeerCheck | None:
+        egress = self._egress
+        if egress is None:
+            return None
+        host = urlsplit(delivery.endpoint).hostname or ""
+        return lambda ip: egress(ip, host, delivery.tenant)
 
     def _backoff(self, attempts: int) -> float:
         return full_jitter(

@@ -157,7 +157,10 @@ class Notifier:
                 held = self._registry.get(entry.tenant, subscription_id)
                 if held is None or not held.active(now):
                     continue
-                doc = notified_entity(held.sub, change, fired, now)
+                seen = self._registry.seen(held, change, fired)
+                if seen is None:  # a grant was revoked since the write
+                    continue
+                doc = notified_entity(held.sub, *seen, now)
                 self.journal.hold(entry)
                 if held.throttle is not None:
                     held.throttle.offer(doc, entry)
@@ -232,7 +235,11 @@ class Notifier:
 
         def wanted() -> bool:
             current = self._registry.get(tenant, subscription_id)
-            return current is not None and current.active(self._now())
+            return (
+                current is not None
+                and current.active(self._now())
+                and self._registry.still_shared(tenant, current)
+            )
 
         delivery = Delivery(
             endpoint, body, headers, subscription_id, done, retried, tenant=tenant, wanted=wanted
@@ -251,7 +258,7 @@ class Notifier:
             if not held.active(self._now()):
                 continue
             try:
-                docs = await self._current_matches(tenant, held)
+                docs = self._registry.shown(tenant, held, await self._current_matches(tenant, held))
             except Exception:  # the store being unavailable must not end the schedule
                 _log.exception("periodic notification of %s failed", subscription_id)
                 continue

@@ -21,12 +21,16 @@ Theory of operation:
   have read the first copy, so this can duplicate a notification; delivery is at-least-once
   anyway, since any retry after a lost response has the same effect (RFC 9112 §9.3.1).
 - ``timeout`` covers waiting for a slot, connecting and the whole response.
+- ``check`` is asked, before each request, about the address the connection actually reached
+  (egress policy, issue 12): a host name that resolves somewhere refused is caught at delivery
+  time, not only when the subscription was created.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -53,12 +57,21 @@ class _StaleConnection(Exception):
     """A reused connection ended before any response byte: resend once on a fresh one."""
 
 
+PeerCheck = Callable[[str], str | None]
+"""The IP address a connection reached → why not to send there, or None."""
+
+
 @dataclass(eq=False, slots=True)
 class _Connection:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     reused: bool = False
     idle_since: float = 0.0
+
+    @property
+    def peer(self) -> str:
+        """The IP address this connection reached."""
+        return str(self.writer.get_extra_info("peername")[0])
 
     def close(self) -> None:
         self.writer.close()
@@ -110,6 +123,7 @@ class HttpSender:
         body: bytes,
         headers: dict[str, str],
         timeout: float,  # noqa: ASYNC109
+        check: PeerCheck | None = None,
     ) -> int:
         """Send ``body`` to ``url`` and return the response status.
 
@@ -127,7 +141,7 @@ class HttpSender:
         try:
             async with asyncio.timeout(timeout):
                 async with pool.slots:
-                    return await self._exchange(target.origin, pool, request)
+                    return await self._exchange(target.origin, pool, request, check)
         except TimeoutError as exc:
             raise SendError(f"no response from {url} within {timeout} s") from exc
 
@@ -139,15 +153,19 @@ class HttpSender:
         self._open.clear()
         self._pools.clear()
 
-    async def _exchange(self, origin: Origin, pool: _Pool, request: bytes) -> int:
+    async def _exchange(
+        self, origin: Origin, pool: _Pool, request: bytes, check: PeerCheck | None
+    ) -> int:
         conn = await self._checkout(origin, pool)
         reusable = False
         try:
             try:
+                _allowed(conn, check)
                 status, reusable = await _roundtrip(conn, request)
             except _StaleConnection:
                 self._discard(conn)
                 conn = await self._connect(origin)
+                _allowed(conn, check)
                 status, reusable = await _roundtrip(conn, request)
         except (OSError, EOFError, asyncio.LimitOverrunError) as exc:
             raise SendError(f"{type(exc).__name__}: {exc}") from exc
@@ -201,6 +219,12 @@ class HttpSender:
     def _discard(self, conn: _Connection) -> None:
         conn.close()
         self._open.discard(conn)
+
+
+def _allowed(conn: _Connection, check: PeerCheck | None) -> None:
+    refusal = None if check is None else check(conn.peer)
+    if refusal is not None:
+        raise SendError(f"not sent: {refusal}", retryable=False)
 
 
 def _parse_url(url: str) -> _Target:

@@ -42,7 +42,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from broker.notify.http_sender import SendError
+from broker.notify.http_sender import PeerCheck, SendError
 from broker.notify.mqtt_message import (
     EndpointError,
     MqttTarget,
@@ -68,6 +68,8 @@ class _Connection:
     exit_stack: AsyncExitStack
     watcher: asyncio.Task[None]
     properties: Properties | None
+    peer: str | None
+    """The IP address the connection reached, for the egress check (None if unknown)."""
 
     @property
     def alive(self) -> bool:
@@ -120,6 +122,7 @@ class MqttSender:
         body: bytes,
         headers: dict[str, str],
         timeout: float,  # noqa: ASYNC109 - the Sender protocol passes it
+        check: PeerCheck | None = None,
     ) -> int:
         """Publish ``body`` as the ``body`` of an MQTT notification message; 200 when delivered.
 
@@ -136,6 +139,9 @@ class MqttSender:
         try:
             async with asyncio.timeout(timeout):
                 connection = await self._connection(target, options.version, timeout)
+                refusal = None if check is None else check(connection.peer or target.host)
+                if refusal is not None:
+                    raise SendError(f"not sent: {refusal}", retryable=False)
                 await connection.publish(target.topic, payload, options.qos)
         except TimeoutError as exc:
             raise SendError(f"{broker} did not answer within {timeout}s") from exc
@@ -205,7 +211,8 @@ class MqttSender:
         self.connections_opened += 1
         logger.debug("connected to MQTT broker %s:%d", target.host, target.port)
         watcher = asyncio.create_task(_until_disconnected(client, target))
-        return _Connection(client, exit_stack, watcher, _v5_properties() if v5 else None)
+        properties = _v5_properties() if v5 else None
+        return _Connection(client, exit_stack, watcher, properties, _peer(client))
 
     async def _tls(self) -> ssl.SSLContext:
         if self._tls_context is None:
@@ -235,6 +242,18 @@ async def _until_disconnected(client: aiomqtt.Client, target: MqttTarget) -> Non
     except aiomqtt.MqttError as exc:
         if exc.__cause__ is not None:  # None after our own DISCONNECT
             logger.info("lost MQTT broker %s:%d: %s", target.host, target.port, exc.__cause__)
+
+
+def _peer(client: aiomqtt.Client) -> str | None:
+    """The address paho's socket reached. aiomqtt does not expose its paho client; reading it
+    is what lets the egress check see where the connection really went (a host name resolving
+    elsewhere since the subscription was created). Unknown → the check uses the host name."""
+    paho_client = getattr(client, "_client", None)
+    sock = None if paho_client is None else paho_client.socket()
+    try:
+        return None if sock is None else str(sock.getpeername()[0])
+    except (OSError, AttributeError):
+        return None
 
 
 def _v5_properties() -> Properties:

@@ -5,6 +5,10 @@ term table its notifications are compacted with, and its timers. The registry al
 index that finds candidate subscriptions for a change, and which subscriptions' status members
 changed since they were last saved.
 
+Subscriptions of another town, made through a sharing grant, see each change as the grantee
+sees the entity: its projection under the grants that apply now (``seen``), so they match and
+notify only what is shared, and nothing once the grant is revoked.
+
 Threads. Matching runs inside each write's transaction, in the store's writer thread (see
 ``broker.notify.journal``), while subscriptions are created and deleted on the event loop. The
 index's sets are therefore changed and read under one lock; a ``Held`` is replaced whole, never
@@ -15,8 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from broker.auth.grants import Grant, shared_view
+from broker.auth.principal import Principal
+from broker.ngsild.entity import EntityDoc
 from broker.ngsild.subscriptions.changes import Change, Fired, triggers
 from broker.ngsild.subscriptions.index import SubscriptionIndex
 from broker.ngsild.subscriptions.matching import index_keys, notifies
@@ -28,6 +36,8 @@ from broker.notify.throttle import Throttle
 Key = tuple[str, str]
 """(tenant, subscription id)."""
 _NOTHING = Fired(frozenset(), {})
+GrantLookup = Callable[[str, Principal], Sequence[Grant]]
+"""(owner tenant, grantee) → the grants that let the grantee subscribe there now."""
 
 
 @dataclass(slots=True)
@@ -40,6 +50,8 @@ class Held:
     """Names in notifications: the subscription's ``jsonldContext``, else its own @context."""
     throttle: Throttle | None = None
     periodic: asyncio.Task[None] | None = None
+    shared_by: Principal | None = None
+    """The grantee, for a subscription made through a sharing grant."""
 
     def stop_timers(self) -> None:
         if self.throttle is not None:
@@ -54,7 +66,8 @@ class Held:
 class Registry:
     """Held subscriptions by (tenant, id), their matching index, and unsaved status changes."""
 
-    def __init__(self) -> None:
+    def __init__(self, grants: GrantLookup | None = None) -> None:
+        self._grants = grants
         self.items: dict[Key, Held] = {}
         self.dirty: set[Key] = set()
         self._index = SubscriptionIndex()
@@ -108,9 +121,49 @@ class Registry:
         found = []
         for subscription_id in sorted(candidates):
             held = self.items.get((tenant, subscription_id))
-            if held is not None and notifies(held.sub, held.filters, change, fired, now):
+            if held is None:
+                continue
+            seen = self.seen(held, change, fired)
+            if seen is not None and notifies(held.sub, held.filters, *seen, now):
                 found.append(subscription_id)
         return fired, found
+
+    def seen(self, held: Held, change: Change, fired: Fired) -> tuple[Change, Fired] | None:
+        """``change`` as ``held``'s subscriber sees it; None when it sees nothing of it."""
+        if held.shared_by is None:
+            return change, fired
+        return self.seen_through_grants(held.shared_by, change)
+
+    def seen_through_grants(
+        self, grantee: Principal, change: Change
+    ) -> tuple[Change, Fired] | None:
+        """``change`` projected to what the grants of its tenant show ``grantee`` now."""
+        grants = () if self._grants is None else self._grants(change.tenant, grantee)
+        if not grants:
+            return None
+        before = None if change.before is None else shared_view(change.before, grants)
+        after = None if change.after is None else shared_view(change.after, grants)
+        if before is None and after is None:
+            return None
+        seen = Change(change.tenant, before, after)
+        return seen, triggers(seen)
+
+    def shown(self, tenant: str, held: Held, docs: list[EntityDoc]) -> list[EntityDoc]:
+        """What ``held``'s subscriber may see of ``docs`` (periodic notifications)."""
+        if held.shared_by is None:
+            return docs
+        grants = () if self._grants is None else self._grants(tenant, held.shared_by)
+        return [view for doc in docs if (view := shared_view(doc, grants)) is not None]
+
+    def still_shared(self, tenant: str, held: Held) -> bool:
+        """Whether a grant still lets ``held``'s subscriber subscribe (always for others)."""
+        if held.shared_by is None:
+            return True
+        return bool(self._grants and self._grants(tenant, held.shared_by))
+
+    def count(self, tenant: str) -> int:
+        """How many subscriptions ``tenant`` has."""
+        return self._tenants.get(tenant, 0)
 
     def of_tenant(self, tenant: str) -> list[Subscription]:
         """The tenant's subscriptions in creation order."""

@@ -22,6 +22,7 @@ from broker.ngsild.errors import (
     AlreadyExists,
     NonexistentTenant,
     ResourceNotFound,
+    TooManyRequests,
     TooManyResults,
 )
 from broker.ngsild.patch import UpdateResult
@@ -36,6 +37,8 @@ from broker.store.base import Committed, EntityStore, Mutation, QueryPage, Store
 from broker.store.linked import linked_entities
 
 _PURGE_PAGE = 500
+_QUOTA_RETRY = 60
+"""Seconds a client over its entity quota is told to wait (something must be deleted first)."""
 _LINKED_CHUNK = 500
 _LINKED_MAX_CANDIDATES = 10_000
 
@@ -44,11 +47,18 @@ class EntityService:
     """Create, read, change and delete entities in a tenant's store."""
 
     def __init__(
-        self, store: Store, clock: Clock = utc_now, *, notifier: Notifier | None = None
+        self,
+        store: Store,
+        clock: Clock = utc_now,
+        *,
+        notifier: Notifier | None = None,
+        quota: Callable[[str], int] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._notifier = notifier
+        self._quota = quota
+        """Tenant → most entities it may hold (0: no limit)."""
 
     def _entry(self, tenant: str) -> Entry | None:
         return None if self._notifier is None else self._notifier.entry(tenant)
@@ -63,6 +73,9 @@ class EntityService:
     async def create(self, tenant: str, doc: EntityDoc) -> EntityDoc:
         """Create Entity (§5.6.1); creating in a new tenant creates the tenant."""
         store = await self._store.tenant(tenant, create=True)
+        limit = 0 if self._quota is None else self._quota(tenant)
+        if limit and await store.count() >= limit:
+            raise TooManyRequests(f"the tenant has its quota of {limit} entities", _QUOTA_RETRY)
         stored = patch.new_entity(doc, now=self._now())
         entry = self._entry(tenant)
         await store.create(stored, journal=entry)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from broker.auth.principal import principal_of
 from broker.clock import Clock, timestamp, utc_now
 from broker.contexts import ContextLoader
-from broker.ngsild.errors import AlreadyExists, BadRequestData, ResourceNotFound
+from broker.ngsild.errors import AlreadyExists, BadRequestData, ResourceNotFound, TooManyRequests
 from broker.ngsild.query.qlang import link_depth
 from broker.ngsild.subscriptions.documents import from_doc, to_doc
 from broker.ngsild.subscriptions.subscription import (
@@ -29,11 +31,13 @@ from broker.ngsild.terms import TermTable
 from broker.notify.dispatcher import Dispatcher
 from broker.notify.engine import Notifier
 from broker.notify.mqtt_message import EndpointError, parse_endpoint, split_notifier_info
-from broker.notify.registry import Held, Registry
+from broker.notify.registry import GrantLookup, Held, Registry
 from broker.store.base import Store
 
 _log = logging.getLogger(__name__)
 _SAVE_EVERY = 1.0
+QUOTA_RETRY_AFTER = 60
+"""Seconds a client over a count quota is told to wait (something must be deleted first)."""
 SUBSCRIPTION = "subscription"
 """Record kind of subscriptions in the tenant store."""
 
@@ -49,11 +53,12 @@ class SubscriptionService:
         clock: Clock = utc_now,
         *,
         durable: bool = True,
+        grants: GrantLookup | None = None,
     ) -> None:
         self._store = store
         self._contexts = contexts
         self._clock = clock
-        self._registry = Registry()
+        self._registry = Registry(grants)
         self.notifier = Notifier(self._registry, dispatcher, store, clock, durable=durable)
         """The engine; the entity service hands it every write."""
         self._saver: asyncio.Task[None] | None = None
@@ -83,14 +88,33 @@ class SubscriptionService:
         self._registry.close()
         await self._save_dirty()
 
+    async def drop_tenant(self, tenant: str) -> None:
+        """Forget every subscription of a deleted tenant (its store is dropped after this)."""
+        for key_tenant, subscription_id in list(self._registry.items):
+            if key_tenant == tenant:
+                self._registry.remove(tenant, subscription_id)
+                self.notifier.forget(tenant, subscription_id)
+
+    def grants_changed(self, owner: str) -> None:
+        """Grants of ``owner`` were revoked: subscriptions no grant covers any more stop at
+        once (what they had queued or was retrying included)."""
+        for (tenant, subscription_id), held in list(self._registry.items.items()):
+            if tenant == owner and not self._registry.still_shared(tenant, held):
+                self.notifier.forget(tenant, subscription_id)
+
     async def close_journal(self) -> None:
         """Forget what was delivered (call after the dispatcher has closed)."""
         await self.notifier.journal.close()
 
-    async def create(self, tenant: str, sub: Subscription) -> Subscription:
-        """Create Subscription (§5.8.1); a taken id is AlreadyExists."""
+    async def create(self, tenant: str, sub: Subscription, *, quota: int = 0) -> Subscription:
+        """Create Subscription (§5.8.1); a taken id is AlreadyExists, more than ``quota``
+        subscriptions in the tenant (0: no limit) TooManyRequests."""
         if self._registry.get(tenant, sub.id) is not None:
             raise AlreadyExists(f"subscription {sub.id} already exists")
+        if quota and self._registry.count(tenant) >= quota:
+            raise TooManyRequests(
+                f"the tenant has its quota of {quota} subscriptions", QUOTA_RETRY_AFTER
+            )
         store = await self._store.tenant(tenant, create=True)
         await self._hold(tenant, sub)
         await store.save_record(SUBSCRIPTION, sub.id, to_doc(sub))
@@ -112,13 +136,21 @@ class SubscriptionService:
         return Counter(tenant for tenant, _ in self._registry.items)
 
     async def update(
-        self, tenant: str, subscription_id: str, fragment: Any, terms: TermTable
+        self,
+        tenant: str,
+        subscription_id: str,
+        fragment: Any,
+        terms: TermTable,
+        *,
+        check: Callable[[Subscription], Awaitable[None]] | None = None,
     ) -> Subscription:
-        """Update Subscription (§5.8.2)."""
+        """Update Subscription (§5.8.2); ``check`` may refuse the result before it is kept."""
         held = self._registry.get(tenant, subscription_id)
         if held is None:
             raise ResourceNotFound(f"subscription {subscription_id} does not exist")
         sub = apply_patch(held.sub, fragment, terms, now=self.now())
+        if check is not None:
+            await check(sub)
         store = await self._store.tenant(tenant)
         await self._hold(tenant, sub)
         if status(sub, self.now()) != "active":  # paused: what it owed ends too, for good
@@ -150,7 +182,8 @@ class SubscriptionService:
                 "q terms that follow a Relationship (rel{Type:attr}) are not supported in "
                 "subscriptions yet"
             )
-        held = Held(sub, filters, shown)
+        shared_by = None if sub.shared_by is None else principal_of(sub.shared_by)
+        held = Held(sub, filters, shown, shared_by=shared_by)
         self._registry.put(tenant, held)
         self.notifier.start_timers(tenant, held)
 

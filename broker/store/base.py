@@ -86,6 +86,9 @@ class EntityStore(Protocol):
     async def catalogue(self) -> list[CatalogueRow]:
         """Counts of entities per type and per (type, attribute, attribute type), for discovery."""
 
+    async def count(self) -> int:
+        """How many entities the tenant has (for its quota)."""
+
 
 class RecordStore(Protocol):
     """Small JSON documents of one tenant, filed by kind and key.
@@ -133,6 +136,9 @@ class Store(Protocol):
 
     async def tenants(self) -> list[str]:
         """The names of all existing tenants other than the default one."""
+
+    async def drop_tenant(self, name: str) -> None:
+        """Delete tenant ``name`` and everything it holds, for good (not the default one)."""
 
     def describe(self) -> dict[str, Any]:
         """A short description for logs and the health endpoint (never credentials)."""

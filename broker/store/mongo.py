@@ -328,6 +328,9 @@ class MongoEntityStore(TenantStore):
             await self.save_record("subscription", str(record["_id"]), _load(record))
             await old.delete_one({"_id": record["_id"]})
 
+    async def count(self) -> int:
+        return await self._entities.count_documents({})
+
     async def catalogue(self) -> list[CatalogueRow]:
         rows = self._catalogue.find({"n": {"$gt": 0}})
         found = [
@@ -405,6 +408,13 @@ class MongoStore:
             return store
 
         return await self._tenants.get(name, open_tenant)
+
+    async def drop_tenant(self, name: str) -> None:
+        if name == DEFAULT_TENANT:
+            raise ValueError("the default tenant cannot be dropped")
+        self._tenants.pop(name)
+        await self._registry.delete_one({"_id": name})
+        await self._client.drop_database(self.database_name(name))
 
     async def tenants(self) -> list[str]:
         names = [

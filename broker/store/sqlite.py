@@ -94,6 +94,11 @@ class SqliteEntityStore(TenantStore):
     async def catalogue(self) -> list[CatalogueRow]:
         return await self._reader.submit(_catalogue)
 
+    async def count(self) -> int:
+        return await self._reader.submit(
+            lambda db: int(db.execute("SELECT count(*) FROM entities").fetchone()[0])
+        )
+
     async def save_record(self, kind: str, key: str, doc: dict[str, Any]) -> None:
         await self.save_records(kind, [(key, doc)])
 
@@ -151,6 +156,16 @@ class SqliteStore:
             return store
 
         return await self._tenants.get(name, open_tenant)
+
+    async def drop_tenant(self, name: str) -> None:
+        if name == DEFAULT_TENANT:
+            raise ValueError("the default tenant cannot be dropped")
+        store = self._tenants.pop(name)
+        if store is not None:
+            await asyncio.to_thread(store.close)
+        path = self._path(name)
+        for suffix in ("", "-wal", "-shm"):
+            await asyncio.to_thread(Path(f"{path}{suffix}").unlink, missing_ok=True)
 
     async def tenants(self) -> list[str]:
         folder = self.directory / "tenants"

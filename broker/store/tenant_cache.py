@@ -28,6 +28,10 @@ class TenantCache(Generic[S]):
                 self._open[name] = store
         return store
 
+    def pop(self, name: str) -> S | None:
+        """Forget the open store of ``name`` and return it, for closing."""
+        return self._open.pop(name, None)
+
     def drain(self) -> list[S]:
         """Forget every open store and return them, for closing."""
         stores, self._open = list(self._open.values()), {}

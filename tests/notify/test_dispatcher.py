@@ -384,6 +384,7 @@ async def test_pluggable_sender_per_scheme() -> None:
             body: bytes,
             headers: dict[str, str],
             timeout: float,  # noqa: ASYNC109
+            check: object = None,
         ) -> int:
             self.urls.append(url)
             return 200

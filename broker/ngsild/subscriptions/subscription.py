@@ -81,6 +81,9 @@ class Subscription:
         defaulted: wire names of members that took their default (not shown on retrieval).
         times_sent, times_failed, last_notification, last_success, last_failure: delivery
             status kept by the notification engine.
+        owner: the principal that created it (with authentication on).
+        shared_by: for a subscription of another town made through a sharing grant, that
+            principal as it was at creation; its notifications show only what is shared.
     """
 
     id: str
@@ -110,6 +113,8 @@ class Subscription:
     last_notification: str | None = None
     last_success: str | None = None
     last_failure: str | None = None
+    owner: str | None = None
+    shared_by: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

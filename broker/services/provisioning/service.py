@@ -149,6 +149,14 @@ class ProvisioningService:
         self._registry.remove_device(tenant, device)
         self._changed()
 
+    async def drop_tenant(self, tenant: str) -> None:
+        """Forget the groups and devices of a deleted tenant (its store is dropped after)."""
+        for device in self.devices(tenant):
+            self._registry.remove_device(tenant, device)
+        for group in self.groups(tenant):
+            self._registry.remove_group(tenant, group)
+        self._changed()
+
     def for_iota(self, apikey: str, device_id: str) -> Effective | None:
         """The device an IoT Agent JSON message on ``…/<apikey>/<device_id>/…`` comes from.
 
