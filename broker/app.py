@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import orjson
 from adapters.ingest import IngestService
-from adapters.mqtt.runner import IngestRunner, IngestSettings
+from adapters.mqtt.runner import IngestRunner, SessionNames
 from fastapi import FastAPI, Request, Response
 
 from broker import __version__
@@ -125,18 +125,8 @@ async def open_ingest(
     mqtt = settings.mqtt
     terms = contexts.core if mqtt.context is None else await contexts.from_link(mqtt.context)
     ingest = IngestService(entities, provisioning, terms, DeadLetters(mqtt.dead_letters))
-    runner = IngestRunner(
-        IngestSettings(
-            url=mqtt.url,
-            client_id=mqtt.client_id,
-            shared_group=mqtt.shared_group or None,
-            max_inflight=mqtt.max_inflight,
-            session_expiry=mqtt.session_expiry,
-            tls_ca_file=mqtt.tls_ca_file,
-        ),
-        ingest,
-        provisioning,
-    )
+    names = SessionNames(mqtt.client_id, mqtt.shared_group or None)
+    runner = IngestRunner(mqtt, names, ingest, provisioning)
     await runner.start()
     return ingest, runner
 

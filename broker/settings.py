@@ -101,7 +101,10 @@ class MqttSettings(BaseModel):
         "empty for brokers without shared subscriptions.",
     )
     max_inflight: int = Field(
-        1000, gt=0, description="Messages being ingested at once per broker (back-pressure)."
+        1000,
+        gt=0,
+        le=65535,  # MQTT 5.0 §3.1.2.11.3: the broker is told it as Receive Maximum
+        description="Messages being ingested at once per broker (back-pressure).",
     )
     session_expiry: int = Field(
         3600,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from broker.prometheus import Family
 from broker.services.provisioning.model import ApplicationServer
 from broker.services.provisioning.service import ProvisioningService
+from broker.settings import MqttSettings
 
 from adapters.ingest import IngestService
 from adapters.mqtt.source import Handler, MqttSource, SourceConfig, redact
@@ -43,15 +44,17 @@ IOTA_TOPICS = (
 
 
 @dataclass(frozen=True, slots=True)
-class IngestSettings:
-    """What the runner needs from ``broker.settings.MqttSettings``."""
+class SessionNames:
+    """What this installation's MQTT sessions are called on the brokers.
 
-    url: str | None
+    Attributes:
+        client_id: The city broker's session; network servers' sessions add a suffix to it.
+        shared_group: The shared-subscription group of every connection; None for plain
+            subscriptions.
+    """
+
     client_id: str
     shared_group: str | None
-    max_inflight: int
-    session_expiry: int = 3600
-    tls_ca_file: str | None = None
 
 
 def uplink_topics(server: ApplicationServer, applications: frozenset[str]) -> tuple[str, ...]:
@@ -65,9 +68,14 @@ class IngestRunner:
     """Runs one ``MqttSource`` per broker and keeps their topics matching provisioning."""
 
     def __init__(
-        self, settings: IngestSettings, ingest: IngestService, provisioning: ProvisioningService
+        self,
+        settings: MqttSettings,
+        names: SessionNames,
+        ingest: IngestService,
+        provisioning: ProvisioningService,
     ) -> None:
         self._settings = settings
+        self._names = names
         self._ingest = ingest
         self._provisioning = provisioning
         self._sources: dict[str, tuple[MqttSource, asyncio.Task[None]]] = {}
@@ -80,7 +88,7 @@ class IngestRunner:
                 CITY,
                 self._settings.url,
                 IOTA_TOPICS,
-                self._settings.client_id,
+                self._names.client_id,
                 self._ingest.handle_iota,
             )
         await self._reconcile()
@@ -136,7 +144,7 @@ class IngestRunner:
             ) -> None:
                 await self._ingest.handle_lorawan(topic, payload, server)
 
-            client_id = f"{self._settings.client_id}-{_short_hash(url)}"
+            client_id = f"{self._names.client_id}-{_short_hash(url)}"
             self._open(url, url, topics, client_id, handle)
 
     def _open(
@@ -146,10 +154,8 @@ class IngestRunner:
             url=url,
             client_id=client_id,
             topics=topics,
-            shared_group=self._settings.shared_group,
-            max_inflight=self._settings.max_inflight,
-            session_expiry=self._settings.session_expiry,
-            tls_ca_file=self._settings.tls_ca_file,
+            shared_group=self._names.shared_group,
+            settings=self._settings,
         )
         source = MqttSource(config, handler)
         task = asyncio.get_running_loop().create_task(source.run(), name=f"ingest {redact(url)}")

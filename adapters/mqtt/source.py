@@ -192,8 +192,8 @@ class MqttSource:
             username=broker.username,
             password=broker.password,
             keepalive=self.config.keepalive,
-            session_expiry=self.config.session_expiry,
-            receive_maximum=self.config.max_inflight,
+            session_expiry=self.config.settings.session_expiry,
+            receive_maximum=self.config.settings.max_inflight,
         )
         self._connection = connection
         self._acks = AckOrder(partial(self._send_ack, connection))
@@ -265,7 +265,7 @@ class MqttSource:
         self._throttle()
 
     def _throttle(self) -> None:
-        full = self.stats.inflight >= self.config.max_inflight
+        full = self.stats.inflight >= self.config.settings.max_inflight
         if full:
             self._room.clear()
         else:
@@ -309,7 +309,7 @@ class MqttSource:
         if self._tls is None:
             # Loading CA files reads the disk: keep that off the event loop.
             self._tls = await asyncio.to_thread(
-                ssl.create_default_context, cafile=self.config.tls_ca_file
+                ssl.create_default_context, cafile=self.config.settings.tls_ca_file
             )
         return self._tls
 

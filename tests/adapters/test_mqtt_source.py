@@ -14,6 +14,7 @@ import aiomqtt
 import pytest
 from adapters.mqtt.acks import AckOrder
 from adapters.mqtt.source import MqttSource, SourceConfig, redact
+from broker.settings import MqttSettings
 
 from tests.mqtt_fixtures import MqttBroker, relay, unique_topic, unused_port
 
@@ -71,11 +72,23 @@ class Inbox:
             pytest.fail(f"expected {count} messages within {WITHIN}s, got {len(seen)}")
 
 
+TUNING = frozenset({"max_inflight", "session_expiry", "tls_ca_file"})
+"""What ``SourceConfig`` takes from ``MqttSettings``."""
+
+
 def config(url: str, *topics: str, **overrides: object) -> SourceConfig:
     client_id = f"toshi-test-{uuid.uuid4().hex[:12]}"
+    return source_config(url=url, client_id=client_id, topics=topics, **overrides)
+
+
+def source_config(**options: object) -> SourceConfig:
+    """A ``SourceConfig``; options named like ``MqttSettings`` fields go to its settings."""
     # Long enough for a restart inside a test; short, so the shared broker forgets it soon.
-    options: dict[str, object] = {"session_expiry": 30, **overrides}
-    return SourceConfig(url, client_id, topics, **options)  # type: ignore[arg-type]
+    tuning: dict[str, object] = {"session_expiry": 30}
+    tuning.update((name, options.pop(name)) for name in TUNING & set(options))
+    options.setdefault("shared_group", f"g{uuid.uuid4().hex[:12]}")
+    settings = MqttSettings(**tuning)  # type: ignore[arg-type]
+    return SourceConfig(settings=settings, **options)  # type: ignore[arg-type]
 
 
 def payloads(count: int, prefix: str = "reading") -> list[bytes]:
@@ -205,7 +218,7 @@ def test_unusable_settings_are_refused(overrides: dict[str, object], complaint: 
         **overrides,
     }
     with pytest.raises(ValueError, match=complaint) as refused:
-        SourceConfig(**settings)  # type: ignore[arg-type]
+        source_config(**settings)
     assert "s3cret" not in str(refused.value)
 
 
