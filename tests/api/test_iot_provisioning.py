@@ -210,9 +210,8 @@ async def test_lorawan_groups_and_devices(broker: Broker) -> None:
     same_eui = {"devices": [lorawan_device("gauge-99", "70b3d57ed0061a2b")]}
     assert (await http.post("/iot/devices", json=same_eui, headers=TOWN_A)).status_code == 409
 
-    servers = broker.provisioning.application_servers()
-    assert list(servers) == ["mqtt://mqtt.towna.local:1883"]
-    server, applications = servers["mqtt://mqtt.towna.local:1883"]
+    [(server, applications)] = broker.provisioning.application_servers().values()
+    assert server.url == "mqtt://mqtt.towna.local:1883"
     assert server.provider == "chirpstack" and applications == frozenset({"12"})
 
     secret = lorawan_group("14", resource="70B3D57ED0001299")
@@ -372,34 +371,36 @@ async def test_one_application_cannot_get_a_second_login_or_provider(broker: Bro
     same = with_server(lorawan_device("gauge-09", "70B3D57ED0061A2D"), **login)
     assert (await http.post("/iot/devices", json={"devices": [same]}, headers=TOWN_A)).is_success
     servers = broker.provisioning.application_servers().values()
-    logins = sorted((s.port, s.username, s.password, apps) for s, apps in servers)
+    logins = sorted((s.url, s.username, s.password, apps) for s, apps in servers)
     assert logins == [
-        (None, "towna-lns", "first-secret", frozenset({"12"})),
-        (1884, "towna-lns", "first-secret", frozenset({"12"})),
+        ("mqtt://mqtt.towna.local:1883", "towna-lns", "first-secret", frozenset({"12"})),
+        ("mqtt://mqtt.towna.local:1884", "towna-lns", "first-secret", frozenset({"12"})),
     ]
 
 
-async def test_the_groups_login_can_change_under_its_devices(broker: Broker) -> None:
-    http = broker.http
+async def test_the_groups_login_can_change_and_its_devices_follow(settings: Settings) -> None:
     login = {**CHIRPSTACK, "username": "towna-lns", "password": "old-secret"}
     group = with_server(lorawan_group(), **login)
     device = with_server(lorawan_device("gauge-07", "70B3D57ED0061A2B"), **login)
-    assert (await http.post("/iot/groups", json={"groups": [group]}, headers=TOWN_A)).is_success
-    assert (await http.post("/iot/devices", json={"devices": [device]}, headers=TOWN_A)).is_success
+    async with Broker(settings) as first:
+        http = first.http
+        assert (await http.post("/iot/groups", json={"groups": [group]}, headers=TOWN_A)).is_success
+        made = await http.post("/iot/devices", json={"devices": [device]}, headers=TOWN_A)
+        assert made.is_success
 
-    # Rotating the password is a PUT on the group; its devices' copies do not block it.
-    rotated = {
-        "internal_attributes": with_server(group, **{**login, "password": "new-secret"})[
-            "internal_attributes"
-        ]
-    }
-    key = {"resource": group["resource"], "apikey": ""}
-    changed = await http.put("/iot/groups", params=key, json=rotated, headers=TOWN_A)
-    assert changed.status_code == 204, changed.text
-    [(server, _)] = broker.provisioning.application_servers().values()
-    assert server.password == "new-secret"
+        # Rotating the password is a PUT on the group; its devices' copies follow it.
+        new_login = {**login, "password": "new-secret"}
+        rotated = {"internal_attributes": with_server(group, **new_login)["internal_attributes"]}
+        key = {"resource": group["resource"], "apikey": ""}
+        changed = await http.put("/iot/groups", params=key, json=rotated, headers=TOWN_A)
+        assert changed.status_code == 204, changed.text
 
-    # A device naming the old password now contradicts the group.
-    stale = with_server(lorawan_device("gauge-08", "70B3D57ED0061A2C"), **login)
-    refused = await http.post("/iot/devices", json={"devices": [stale]}, headers=TOWN_A)
-    assert refused.status_code == 409
+        # A device naming the old password now contradicts the application's login.
+        stale = with_server(lorawan_device("gauge-08", "70B3D57ED0061A2C"), **login)
+        refused = await http.post("/iot/devices", json={"devices": [stale]}, headers=TOWN_A)
+        assert refused.status_code == 409
+    async with Broker(settings) as second:  # and nothing disagrees after a restart
+        [(server, _)] = second.provisioning.application_servers().values()
+        assert server.password == "new-secret"
+        lorawan = second.provisioning.device("towna", "gauge-07").lorawan
+        assert lorawan is not None and lorawan.application_server.password == "new-secret"
