@@ -11,8 +11,8 @@ message shows the QoS it was *published* with and any MQTT 5.0 properties the pu
 
 ``relay`` (a TCP relay that records what clients send and can drop their connections) and
 ``fake_broker`` (answers CONNECT with given bytes, or never) cover what a healthy broker never does.
-``locked_mosquitto`` starts a private Mosquitto that admits only given logins, each limited by an
-ACL, as a LoRaWAN network server's broker is.
+``own_mosquitto`` starts a private Mosquitto for one test, and ``locked_mosquitto`` one that
+admits only given logins, each limited by an ACL, as a LoRaWAN network server's broker is.
 
 Registered for the whole suite by ``pytest_plugins`` in tests/conftest.py.
 """
@@ -77,6 +77,13 @@ def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttBroker
         return
     executable = _executable("mosquitto")
     yield from _private_mosquitto(executable, tmp_path_factory.mktemp("mosquitto"))
+
+
+@contextmanager
+def own_mosquitto(workdir: Path) -> Iterator[MqttBroker]:
+    """A private anonymous Mosquitto on a free port, which only the test's own clients use."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    yield from _private_mosquitto(_executable("mosquitto"), workdir)
 
 
 @contextmanager
