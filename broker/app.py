@@ -4,6 +4,7 @@ services together, and the lifespan starts and stops them."""
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -36,6 +37,7 @@ from broker.runtime import Runtime
 from broker.services.dead_letters import DeadLetters
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
+from broker.services.installation import installation_id
 from broker.services.provisioning.service import ProvisioningService
 from broker.services.subscriptions import SubscriptionService
 from broker.settings import NotificationSettings, Settings
@@ -125,7 +127,11 @@ async def open_ingest(
     mqtt = settings.mqtt
     terms = contexts.core if mqtt.context is None else await contexts.from_link(mqtt.context)
     ingest = IngestService(entities, provisioning, terms, DeadLetters(mqtt.dead_letters))
-    names = SessionNames(mqtt.client_id, mqtt.shared_group or None)
+    # A SQLite data directory has one process; a shared store (MongoDB) has replicas, each of
+    # which needs a session of its own, under a name that stays the same across its restarts.
+    replica = None if settings.store.startswith("sqlite:") else socket.gethostname()
+    installation = await installation_id(provisioning.store)
+    names = SessionNames.of(mqtt, installation, replica)
     runner = IngestRunner(mqtt, names, ingest, provisioning)
     await runner.start()
     return ingest, runner

@@ -60,6 +60,30 @@ class SessionNames:
     client_id: str
     shared_group: str | None
 
+    @classmethod
+    def of(
+        cls, settings: MqttSettings, installation: str, replica: str | None = None
+    ) -> SessionNames:
+        """The names ``settings`` give, with the installation's own where they give none.
+
+        Two installations on one broker must never share a client id (they would take the
+        session from each other) or a group (they would split each other's messages), while
+        the replicas of one installation share the group on purpose. Hence the defaults:
+        ``toshi-<installation>`` for both, plus ``-<replica>`` for the client id of a
+        replica of a shared store, since each replica needs a session of its own.
+
+        Args:
+            settings: ``client_id`` and ``shared_group`` win when set (an empty group means
+                plain subscriptions).
+            installation: The installation id (``broker.services.installation``).
+            replica: What tells this replica from the others of its installation and stays the
+                same across its restarts (its host name); None with a store of its own.
+        """
+        base = f"toshi-{installation}"
+        default_id = base if replica is None else f"{base}-{replica}"
+        group = base if settings.shared_group is None else settings.shared_group
+        return cls(settings.client_id or default_id, group or None)
+
 
 def uplink_topics(server: ApplicationServer, applications: frozenset[str]) -> tuple[str, ...]:
     """The uplink topic filters of ``applications`` on a network server's broker."""

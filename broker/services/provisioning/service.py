@@ -59,6 +59,11 @@ class ProvisioningService:
         self.listeners: list[Callable[[], None]] = []
         """Called after every change (the MQTT side re-subscribes)."""
 
+    @property
+    def store(self) -> Store:
+        """The store the records live in (the ingest side keeps its installation id there)."""
+        return self._store
+
     async def start(self) -> None:
         """Load every tenant's groups and devices; a record that no longer parses is skipped."""
         for tenant in ["", *await self._store.tenants()]:
