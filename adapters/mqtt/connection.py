@@ -90,9 +90,9 @@ class MqttConnection:
         *,
         username: str | None = None,
         password: str | None = None,
-        keepalive: int = 30,
-        session_expiry: int = 3600,
-        receive_maximum: int = 1000,
+        keepalive: int,
+        session_expiry: int,
+        receive_maximum: int,
     ) -> None:
         self._host, self._port, self._keepalive = host, port, keepalive
         self._loop = asyncio.get_running_loop()
