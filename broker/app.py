@@ -4,13 +4,14 @@ services together, and the lifespan starts and stops them."""
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 
 import orjson
 from adapters.ingest import IngestService
-from adapters.mqtt.runner import IngestRunner, IngestSettings
+from adapters.mqtt.runner import IngestRunner, SessionNames
 from fastapi import FastAPI, Request, Response
 
 from broker import __version__
@@ -41,6 +42,7 @@ from broker.runtime import Runtime
 from broker.services.dead_letters import DeadLetters
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
+from broker.services.installation import installation_id
 from broker.services.provisioning.service import ProvisioningService
 from broker.services.subscriptions import SubscriptionService
 from broker.services.tenants import TenantService
@@ -165,18 +167,12 @@ async def open_ingest(
     mqtt = settings.mqtt
     terms = contexts.core if mqtt.context is None else await contexts.from_link(mqtt.context)
     ingest = IngestService(entities, provisioning, terms, DeadLetters(mqtt.dead_letters))
-    runner = IngestRunner(
-        IngestSettings(
-            url=mqtt.url,
-            client_id=mqtt.client_id,
-            shared_group=mqtt.shared_group or None,
-            max_inflight=mqtt.max_inflight,
-            session_expiry=mqtt.session_expiry,
-            tls_ca_file=mqtt.tls_ca_file,
-        ),
-        ingest,
-        provisioning,
-    )
+    # A SQLite data directory has one process; a shared store (MongoDB) has replicas, each of
+    # which needs a session of its own, under a name that stays the same across its restarts.
+    replica = None if settings.store.startswith("sqlite:") else socket.gethostname()
+    installation = await installation_id(provisioning.store)
+    names = SessionNames.of(mqtt, installation, replica)
+    runner = IngestRunner(mqtt, names, ingest, provisioning)
     # Stopped first of all: no device message is taken while the rest closes.
     await _start(stack, runner.start, runner.close)
     return ingest, runner

@@ -90,18 +90,26 @@ class MqttSettings(BaseModel):
         description="The city's MQTT broker for IoT Agent JSON devices, e.g. "
         "mqtt://user:pass@127.0.0.1:1883 (mqtts:// for TLS). Unset: no connection to it.",
     )
-    client_id: str = Field(
-        "toshi",
-        description="MQTT client id; keep it stable, the broker keeps the session (QoS 1 "
-        "messages published while Toshi restarts) under it. Replicas need distinct ids.",
+    client_id: str | None = Field(
+        None,
+        description="MQTT client id: the broker keeps Toshi's session (QoS 1 messages "
+        "published while Toshi restarts) under it, so keep it stable, and never let two "
+        "installations share one. Unset: toshi-<installation id> (an id generated once and "
+        "kept in the store), plus -<host name> with a MongoDB store, whose replicas each need "
+        "their own.",
     )
     shared_group: str | None = Field(
-        "toshi",
-        description="Subscribe as $share/<group>/<topic> so replicas split the messages; "
-        "empty for brokers without shared subscriptions.",
+        None,
+        description="Subscribe as $share/<group>/<topic> so the replicas of one installation "
+        "split the messages. Unset: toshi-<installation id>, so another installation on the "
+        "same broker never takes this one's messages; empty for brokers without shared "
+        "subscriptions.",
     )
     max_inflight: int = Field(
-        1000, gt=0, description="Messages being ingested at once per broker (back-pressure)."
+        1000,
+        gt=0,
+        le=65535,  # MQTT 5.0 §3.1.2.11.3: the broker is told it as Receive Maximum
+        description="Messages being ingested at once per MQTT connection (back-pressure).",
     )
     session_expiry: int = Field(
         3600,

@@ -11,6 +11,8 @@ message shows the QoS it was *published* with and any MQTT 5.0 properties the pu
 
 ``relay`` (a TCP relay that records what clients send and can drop their connections) and
 ``fake_broker`` (answers CONNECT with given bytes, or never) cover what a healthy broker never does.
+``own_mosquitto`` starts a private Mosquitto for one test, and ``locked_mosquitto`` one that
+admits only given logins, each limited by an ACL, as a LoRaWAN network server's broker is.
 
 Registered for the whole suite by ``pytest_plugins`` in tests/conftest.py.
 """
@@ -18,6 +20,7 @@ Registered for the whole suite by ``pytest_plugins`` in tests/conftest.py.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 import shutil
 import socket
@@ -25,7 +28,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,7 @@ SHARED_BROKER = ("127.0.0.1", 1883)
 
 @dataclass(frozen=True)
 class MqttBroker:
-    """Where the test broker listens (anonymous access, no TLS)."""
+    """Where a test broker listens (no TLS; anonymous access unless it has ``logins``)."""
 
     host: str
     port: int
@@ -72,14 +75,56 @@ def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttBroker
     if _accepts(*SHARED_BROKER):
         yield MqttBroker(*SHARED_BROKER)
         return
+    executable = _executable("mosquitto")
+    yield from _private_mosquitto(executable, tmp_path_factory.mktemp("mosquitto"))
+
+
+@contextmanager
+def own_mosquitto(workdir: Path) -> Iterator[MqttBroker]:
+    """A private anonymous Mosquitto on a free port, which only the test's own clients use."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    yield from _private_mosquitto(_executable("mosquitto"), workdir)
+
+
+@contextmanager
+def locked_mosquitto(workdir: Path, logins: dict[str, str], acl: str) -> Iterator[MqttBroker]:
+    """A private Mosquitto on a free port that admits only ``logins`` (user -> password).
+
+    ``acl`` is the text of a Mosquitto ACL file (``user <name>`` then ``topic read|write
+    <filter>`` lines), e.g. each The Things Stack application's login reading only its own
+    ``v3/<application>/devices/+/up``.
+    """
+    executable = _executable("mosquitto")
+    workdir.mkdir(parents=True, exist_ok=True)
+    passwords = workdir / "passwords"
+    passwords.write_text("".join(f"{user}:{password}\n" for user, password in logins.items()))
+    passwords.chmod(0o600)
+    # Mosquitto reads only hashed password files; -U hashes the plain ones in place.
+    subprocess.run([_executable("mosquitto_passwd"), "-U", str(passwords)], check=True)
+    acl_file = workdir / "acl"
+    acl_file.write_text(acl)
+    acl_file.chmod(0o600)
+    # Started as root, Mosquitto would switch to its own user, who cannot read these files.
+    locks = (
+        f"user {getpass.getuser()}\nallow_anonymous false\n"
+        f"password_file {passwords}\nacl_file {acl_file}\n"
+    )
+    yield from _private_mosquitto(executable, workdir, locks)
+
+
+def _executable(name: str) -> str:
     search_path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
-    executable = shutil.which("mosquitto", path=search_path)
+    executable = shutil.which(name, path=search_path)
     if executable is None:
         pytest.fail(
-            "MQTT tests need a broker: nothing accepts connections on 127.0.0.1:1883 and no "
-            "`mosquitto` executable was found (install it, e.g. `apt-get install mosquitto`)."
+            f"MQTT tests need a broker: no `{name}` executable was found (install Mosquitto, "
+            "e.g. `apt-get install mosquitto`), and the shared one on 127.0.0.1:1883 cannot "
+            "have logins and ACLs of the test's own."
+            if name != "mosquitto" or _accepts(*SHARED_BROKER)
+            else "MQTT tests need a broker: nothing accepts connections on 127.0.0.1:1883 and "
+            "no `mosquitto` executable was found (install it, e.g. `apt-get install mosquitto`)."
         )
-    yield from _private_mosquitto(executable, tmp_path_factory.mktemp("mosquitto"))
+    return executable
 
 
 @dataclass
@@ -222,12 +267,12 @@ async def _close_all(writers: set[asyncio.StreamWriter]) -> None:
             await writer.wait_closed()
 
 
-def _private_mosquitto(executable: str, workdir: Path) -> Iterator[MqttBroker]:
+def _private_mosquitto(
+    executable: str, workdir: Path, access: str = "allow_anonymous true\n"
+) -> Iterator[MqttBroker]:
     port = unused_port()
     config = workdir / "mosquitto.conf"
-    config.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"
-    )
+    config.write_text(f"listener {port} 127.0.0.1\n{access}persistence false\nlog_dest stderr\n")
     log_path = workdir / "mosquitto.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([executable, "-c", str(config)], stdout=log, stderr=log)

@@ -31,7 +31,8 @@ Theory of operation:
   bytes already decrypted, which would never wake the selector again.
 - ``lost`` is set once, whatever ended the connection: the broker, the network, keep-alive,
   our DISCONNECT, or ``abort``. Requests still waiting for their answer fail with
-  ``ConnectionLost``.
+  ``ConnectionLost``. How it ended is kept for the caller to judge: the reason code of the
+  broker's DISCONNECT, if it sent one, or that the connection was closed with no reason given.
 """
 
 from __future__ import annotations
@@ -89,9 +90,9 @@ class MqttConnection:
         *,
         username: str | None = None,
         password: str | None = None,
-        keepalive: int = 30,
-        session_expiry: int = 3600,
-        receive_maximum: int = 1000,
+        keepalive: int,
+        session_expiry: int,
+        receive_maximum: int,
     ) -> None:
         self._host, self._port, self._keepalive = host, port, keepalive
         self._loop = asyncio.get_running_loop()
@@ -125,6 +126,11 @@ class MqttConnection:
         """Set once the connection has ended, for whatever reason."""
         self.lost_reason = ""
         """Why the connection ended, for logs."""
+        self.disconnect_reason: int | None = None
+        """The reason code of the broker's DISCONNECT (MQTT 5.0 §3.14.2.1), if it sent one."""
+        self.closed_without_reason = False
+        """The connection ended with no DISCONNECT from either side and no keep-alive timeout:
+        the broker or the network closed it (or failed) without saying why."""
 
     def use_tls(self, context: ssl.SSLContext) -> None:
         """Speak TLS with these settings (mqtts://); call before ``open``."""
@@ -325,11 +331,20 @@ class MqttConnection:
         self,
         _client: paho.Client,
         _userdata: Any,
-        _flags: paho.DisconnectFlags,
+        flags: paho.DisconnectFlags,
         reason: ReasonCode,
         _properties: Properties | None,
     ) -> None:
-        self._mark_lost(str(reason))
+        if flags.is_disconnect_packet_from_server:
+            self.disconnect_reason = reason.value
+            self._mark_lost(
+                f"the broker disconnected us: {reason} (reason code 0x{reason.value:02X})"
+            )
+        elif reason.getName() == "Unspecified error":  # what paho reports for a lost socket
+            self.closed_without_reason = True
+            self._mark_lost("the connection was closed without a reason code")
+        else:
+            self._mark_lost(str(reason))
 
     def _received(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         self._publishes_read += 1

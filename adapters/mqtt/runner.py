@@ -1,14 +1,19 @@
 """Which MQTT brokers the ingest adapter listens to, kept in step with provisioning.
 
 One connection to the city's own broker (``TOSHI_MQTT__URL``) for IoT Agent JSON topics, and
-one per distinct LoRaWAN network-server broker that provisioning names
-(``internal_attributes.lorawan.application_server``), subscribed to the uplinks of the
-provisioned applications: ``v3/<app>/devices/+/up`` (The Things Stack) or
-``application/<app>/device/+/event/up`` (ChirpStack). When groups or devices change, topics are
-added or dropped on the live connections and connections are opened or closed.
+one per distinct way provisioning names to reach a LoRaWAN network server's broker
+(``internal_attributes.lorawan.application_server``: URL, login and provider), subscribed to the
+uplinks of the applications reached that way: ``v3/<app>/devices/+/up`` (The Things Stack) or
+``application/<app>/device/+/event/up`` (ChirpStack). Two applications on one broker with their
+own logins thus get two connections, each reading only what its login may read; a ChirpStack
+and a TTN application on one broker get their own providers' topics. When groups or devices
+change, topics are added or dropped on the live connections and connections are opened or
+closed.
 
-Every connection uses QoS 1 and a persistent session under a stable client id, so what devices
-publish while Toshi restarts is delivered when it is back.
+Every connection uses QoS 1 and a persistent session under a client id of its own that stays
+the same across restarts (for network servers: the installation's client id and a hash of the
+URL, login and provider, which shows no password), so what devices publish while Toshi restarts
+is delivered when it is back.
 """
 
 from __future__ import annotations
@@ -18,17 +23,17 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
+import orjson
 from broker.prometheus import Family
 from broker.services.provisioning.model import ApplicationServer
 from broker.services.provisioning.service import ProvisioningService
+from broker.settings import MqttSettings
 
 from adapters.ingest import IngestService
 from adapters.mqtt.source import Handler, MqttSource, SourceConfig, redact
 
 _log = logging.getLogger(__name__)
 
-CITY = "city"
-"""Key of the connection to the city's own broker (``TOSHI_MQTT__URL``)."""
 IOTA_TOPICS = (
     "/json/+/+/attrs",
     "/json/+/+/attrs/+",
@@ -43,15 +48,41 @@ IOTA_TOPICS = (
 
 
 @dataclass(frozen=True, slots=True)
-class IngestSettings:
-    """What the runner needs from ``broker.settings.MqttSettings``."""
+class SessionNames:
+    """What this installation's MQTT sessions are called on the brokers.
 
-    url: str | None
+    Attributes:
+        client_id: The city broker's session; network servers' sessions add a suffix to it.
+        shared_group: The shared-subscription group of every connection; None for plain
+            subscriptions.
+    """
+
     client_id: str
     shared_group: str | None
-    max_inflight: int
-    session_expiry: int = 3600
-    tls_ca_file: str | None = None
+
+    @classmethod
+    def of(
+        cls, settings: MqttSettings, installation: str, replica: str | None = None
+    ) -> SessionNames:
+        """The names ``settings`` give, with the installation's own where they give none.
+
+        Two installations on one broker must never share a client id (they would take the
+        session from each other) or a group (they would split each other's messages), while
+        the replicas of one installation share the group on purpose. Hence the defaults:
+        ``toshi-<installation>`` for both, plus ``-<replica>`` for the client id of a
+        replica of a shared store, since each replica needs a session of its own.
+
+        Args:
+            settings: ``client_id`` and ``shared_group`` win when set (an empty group means
+                plain subscriptions).
+            installation: The installation id (``broker.services.installation``).
+            replica: What tells this replica from the others of its installation and stays the
+                same across its restarts (its host name); None with a store of its own.
+        """
+        base = f"toshi-{installation}"
+        default_id = base if replica is None else f"{base}-{replica}"
+        group = base if settings.shared_group is None else settings.shared_group
+        return cls(settings.client_id or default_id, group or None)
 
 
 def uplink_topics(server: ApplicationServer, applications: frozenset[str]) -> tuple[str, ...]:
@@ -65,23 +96,25 @@ class IngestRunner:
     """Runs one ``MqttSource`` per broker and keeps their topics matching provisioning."""
 
     def __init__(
-        self, settings: IngestSettings, ingest: IngestService, provisioning: ProvisioningService
+        self,
+        settings: MqttSettings,
+        names: SessionNames,
+        ingest: IngestService,
+        provisioning: ProvisioningService,
     ) -> None:
         self._settings = settings
+        self._names = names
         self._ingest = ingest
         self._provisioning = provisioning
         self._sources: dict[str, tuple[MqttSource, asyncio.Task[None]]] = {}
-        """By URL; the city's broker under ``CITY`` (it may also be a network server's)."""
+        """By client id; the city broker's is ``names.client_id`` (it may also be a network
+        server's broker: that is another connection, under another client id)."""
         self._reconciling: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self._settings.url:
             self._open(
-                CITY,
-                self._settings.url,
-                IOTA_TOPICS,
-                self._settings.client_id,
-                self._ingest.handle_iota,
+                self._settings.url, IOTA_TOPICS, self._names.client_id, self._ingest.handle_iota
             )
         await self._reconcile()
         self._provisioning.listeners.append(self._provisioning_changed)
@@ -95,7 +128,7 @@ class IngestRunner:
         self._sources.clear()
 
     def metric_families(self) -> list[Family]:
-        """Connection-level counters per broker (credentials never shown)."""
+        """Connection-level counters per connection (credentials never shown)."""
         received = Family(
             "toshi_ingest_mqtt_received_total", "counter", "MQTT messages received per broker."
         )
@@ -105,9 +138,8 @@ class IngestRunner:
         inflight = Family(
             "toshi_ingest_mqtt_inflight", "gauge", "Messages being ingested, not yet acknowledged."
         )
-        for key, (source, _) in sorted(self._sources.items()):
-            url = self._settings.url if key == CITY else key
-            labels = (("broker", redact(url or key)),)
+        for client_id, (source, _) in sorted(self._sources.items()):
+            labels = (("broker", redact(source.config.url)), ("client_id", client_id))
             received.add(source.stats.received, labels)
             reconnects.add(source.stats.reconnects, labels)
             inflight.add(source.stats.inflight, labels)
@@ -120,15 +152,20 @@ class IngestRunner:
     async def _reconcile(self) -> None:
         wanted: dict[str, tuple[ApplicationServer, tuple[str, ...]]] = {}
         for server, applications in self._provisioning.application_servers().values():
-            wanted[server.login_url] = (server, uplink_topics(server, applications))
-        for url in [u for u in self._sources if u != CITY and u not in wanted]:
-            source, task = self._sources.pop(url)
-            _log.info("ingest: no application listens on %s any more; disconnecting", redact(url))
+            wanted[self._client_id(server)] = (server, uplink_topics(server, applications))
+        city = self._names.client_id
+        for client_id in [c for c in self._sources if c != city and c not in wanted]:
+            source, task = self._sources.pop(client_id)
+            _log.info(
+                "ingest: no application is reached as %s on %s any more; disconnecting",
+                client_id,
+                redact(source.config.url),
+            )
             await source.close()
             task.cancel()
-        for url, (server, topics) in wanted.items():
-            if url in self._sources:
-                await self._sources[url][0].set_topics(topics)
+        for client_id, (server, topics) in wanted.items():
+            if client_id in self._sources:
+                await self._sources[client_id][0].set_topics(topics)
                 continue
 
             async def handle(
@@ -136,27 +173,28 @@ class IngestRunner:
             ) -> None:
                 await self._ingest.handle_lorawan(topic, payload, server)
 
-            client_id = f"{self._settings.client_id}-{_short_hash(url)}"
-            self._open(url, url, topics, client_id, handle)
+            self._open(server.login_url, topics, client_id, handle)
 
-    def _open(
-        self, key: str, url: str, topics: tuple[str, ...], client_id: str, handler: Handler
-    ) -> None:
+    def _client_id(self, server: ApplicationServer) -> str:
+        # Stable across restarts (unlike hash()), so the persistent session is found again;
+        # distinct per login and provider, and a digest, so it never shows the password.
+        identity = orjson.dumps(list(server.connection))
+        return f"{self._names.client_id}-{hashlib.sha256(identity).hexdigest()[:12]}"
+
+    def _open(self, url: str, topics: tuple[str, ...], client_id: str, handler: Handler) -> None:
         config = SourceConfig(
             url=url,
             client_id=client_id,
             topics=topics,
-            shared_group=self._settings.shared_group,
-            max_inflight=self._settings.max_inflight,
-            session_expiry=self._settings.session_expiry,
-            tls_ca_file=self._settings.tls_ca_file,
+            shared_group=self._names.shared_group,
+            settings=self._settings,
         )
         source = MqttSource(config, handler)
-        task = asyncio.get_running_loop().create_task(source.run(), name=f"ingest {redact(url)}")
-        self._sources[key] = (source, task)
-        _log.info("ingest: listening on %s (%d topic filters)", redact(url), len(topics))
-
-
-def _short_hash(text: str) -> str:
-    # Stable across restarts (unlike hash()), so the persistent session is found again.
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+        task = asyncio.get_running_loop().create_task(source.run(), name=f"ingest {client_id}")
+        self._sources[client_id] = (source, task)
+        _log.info(
+            "ingest: listening on %s as %s (%d topic filters)",
+            redact(url),
+            client_id,
+            len(topics),
+        )

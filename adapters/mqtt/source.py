@@ -11,8 +11,10 @@ Theory of operation:
 - ``run`` connects, (re)subscribes, serves until the connection is lost, and reconnects after a
   full-jitter backoff (``uniform(0, min(cap, base * 2**failures))``), so that replicas do not
   all reconnect at the same instant. Network failures are logged at WARNING with the password
-  redacted (``redact``) and never raised. ``close`` stops gracefully; cancelling ``run`` is a
-  crash: running handlers are cancelled and nothing more is acknowledged.
+  redacted (``redact``) and never raised. A session another client took over (same client id,
+  ``adapters.mqtt.takeover``) is logged at ERROR and left to it for ``backoff_cap`` seconds.
+  ``close`` stops gracefully; cancelling ``run`` is a crash: running handlers are cancelled and
+  nothing more is acknowledged.
 - Every PUBLISH becomes a task running the handler, so a burst turns into concurrent store
   writes that the store can group-commit. A message is *in flight* from its arrival until its
   PUBACK is sent (or given up); at ``max_inflight`` the socket is no longer read, so a slow store
@@ -46,6 +48,7 @@ from adapters.mqtt.acks import AckOrder, Delivery
 from adapters.mqtt.config import SourceConfig, broker_address, redact
 from adapters.mqtt.connection import ConnectionLost, ConnectionRefused, MqttConnection
 from adapters.mqtt.subscriptions import Subscriptions
+from adapters.mqtt.takeover import SessionWatch
 
 __all__ = ["Handler", "MqttSource", "SourceConfig", "SourceStats", "redact"]
 
@@ -97,6 +100,7 @@ class MqttSource:
             broker=redact(config.url),
             timeout=_REPLY_TIMEOUT,
         )
+        self._watch = SessionWatch(redact(config.url), config.client_id, config.backoff_cap)
         self._connection: MqttConnection | None = None
         self._acks = AckOrder(lambda mid, qos: None)
         self._handlers: set[asyncio.Task[None]] = set()
@@ -162,27 +166,34 @@ class MqttSource:
                 # redeliveries now would only pile up more of the same work.
                 await _first(self._room.wait(), self._closing.wait())
                 continue
-            connection = await self._connect()
+            connection, taken_over = await self._connect()
             if connection is not None:
                 since = asyncio.get_running_loop().time()
                 await _first(connection.lost.wait(), self._closing.wait())
                 if not connection.lost.is_set():
                     return  # closing: _drain finishes with this connection
-                logger.warning(
-                    "lost MQTT broker %s (%s); reconnecting",
-                    redact(self.config.url),
-                    connection.lost_reason,
-                )
+                lasted = asyncio.get_running_loop().time() - since
                 self._retire()
+                taken_over = self._watch.ended(connection, opened=True, lasted=lasted)
+                if not taken_over:
+                    logger.warning(
+                        "lost MQTT broker %s (%s); reconnecting",
+                        redact(self.config.url),
+                        connection.lost_reason,
+                    )
                 # Only a connection that lasted starts the backoff over; one the broker drops
-                # at once (a client id used twice, a broker restarting) backs off further.
-                if asyncio.get_running_loop().time() - since > self.config.backoff_cap:
+                # at once (a broker restarting, a proxy) backs off further.
+                if lasted > self.config.backoff_cap:
                     failures = 0
-            delay = full_jitter(failures, self.config.backoff_base, self.config.backoff_cap)
-            failures += 1
+            if taken_over:
+                delay = self._watch.hold_off
+            else:
+                delay = full_jitter(failures, self.config.backoff_base, self.config.backoff_cap)
+                failures += 1
             await _first(self._closing.wait(), asyncio.sleep(delay))
 
-    async def _connect(self) -> MqttConnection | None:
+    async def _connect(self) -> tuple[MqttConnection | None, bool]:
+        """The established connection, or None; and whether another client took the session."""
         broker = self._broker
         connection = MqttConnection(
             broker.host,
@@ -192,8 +203,8 @@ class MqttSource:
             username=broker.username,
             password=broker.password,
             keepalive=self.config.keepalive,
-            session_expiry=self.config.session_expiry,
-            receive_maximum=self.config.max_inflight,
+            session_expiry=self.config.settings.session_expiry,
+            receive_maximum=self.config.settings.max_inflight,
         )
         self._connection = connection
         self._acks = AckOrder(partial(self._send_ack, connection))
@@ -204,16 +215,19 @@ class MqttSource:
             opening.cancel()  # no-op once done
             (failure,) = await asyncio.gather(opening, return_exceptions=True)
         if failure is None:
-            return connection
+            return connection, False
         connection.abort()
         self._retire()
-        if isinstance(failure, OSError | ConnectionLost | ConnectionRefused):
-            logger.warning(
-                "cannot connect to MQTT broker %s: %s", redact(self.config.url), _describe(failure)
-            )
-        elif not isinstance(failure, asyncio.CancelledError):  # cancelled: we are closing
+        if isinstance(failure, asyncio.CancelledError):  # we are closing
+            return None, False
+        if not isinstance(failure, OSError | ConnectionLost | ConnectionRefused):
             raise failure
-        return None
+        if self._watch.ended(connection, opened=False):
+            return None, True
+        logger.warning(
+            "cannot connect to MQTT broker %s: %s", redact(self.config.url), _describe(failure)
+        )
+        return None, False
 
     async def _open(self, connection: MqttConnection) -> None:
         if self._broker.tls:
@@ -229,6 +243,7 @@ class MqttSource:
             self.config.client_id,
             "resumed" if resumed else "new",
         )
+        self._watch.opened()
         self.connected.set()
         self._throttle()
 
@@ -265,7 +280,7 @@ class MqttSource:
         self._throttle()
 
     def _throttle(self) -> None:
-        full = self.stats.inflight >= self.config.max_inflight
+        full = self.stats.inflight >= self.config.settings.max_inflight
         if full:
             self._room.clear()
         else:
@@ -309,7 +324,7 @@ class MqttSource:
         if self._tls is None:
             # Loading CA files reads the disk: keep that off the event loop.
             self._tls = await asyncio.to_thread(
-                ssl.create_default_context, cafile=self.config.tls_ca_file
+                ssl.create_default_context, cafile=self.config.settings.tls_ca_file
             )
         return self._tls
 

@@ -14,6 +14,7 @@ import aiomqtt
 import pytest
 from adapters.mqtt.acks import AckOrder
 from adapters.mqtt.source import MqttSource, SourceConfig, redact
+from broker.settings import MqttSettings
 
 from tests.mqtt_fixtures import MqttBroker, relay, unique_topic, unused_port
 
@@ -71,11 +72,23 @@ class Inbox:
             pytest.fail(f"expected {count} messages within {WITHIN}s, got {len(seen)}")
 
 
+TUNING = frozenset({"max_inflight", "session_expiry", "tls_ca_file"})
+"""What ``SourceConfig`` takes from ``MqttSettings``."""
+
+
 def config(url: str, *topics: str, **overrides: object) -> SourceConfig:
     client_id = f"toshi-test-{uuid.uuid4().hex[:12]}"
+    return source_config(url=url, client_id=client_id, topics=topics, **overrides)
+
+
+def source_config(**options: object) -> SourceConfig:
+    """A ``SourceConfig``; options named like ``MqttSettings`` fields go to its settings."""
     # Long enough for a restart inside a test; short, so the shared broker forgets it soon.
-    options: dict[str, object] = {"session_expiry": 30, **overrides}
-    return SourceConfig(url, client_id, topics, **options)  # type: ignore[arg-type]
+    tuning: dict[str, object] = {"session_expiry": 30}
+    tuning.update((name, options.pop(name)) for name in TUNING & set(options))
+    options.setdefault("shared_group", f"g{uuid.uuid4().hex[:12]}")
+    settings = MqttSettings(**tuning)  # type: ignore[arg-type]
+    return SourceConfig(settings=settings, **options)  # type: ignore[arg-type]
 
 
 def payloads(count: int, prefix: str = "reading") -> list[bytes]:
@@ -205,7 +218,7 @@ def test_unusable_settings_are_refused(overrides: dict[str, object], complaint: 
         **overrides,
     }
     with pytest.raises(ValueError, match=complaint) as refused:
-        SourceConfig(**settings)  # type: ignore[arg-type]
+        source_config(**settings)
     assert "s3cret" not in str(refused.value)
 
 
@@ -526,3 +539,139 @@ async def _until(warnings: Warnings, condition: Callable[[], bool]) -> None:
         while not condition():
             warnings.arrived.clear()
             await warnings.arrived.wait()
+
+
+class LogLines(logging.Handler):
+    """Every WARNING or worse line of the MQTT adapter (paho's own lines excepted)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.name.startswith("adapters.mqtt.connection.paho"):
+            self.lines.append((record.levelno, record.getMessage()))
+
+    def saying(self, text: str) -> list[str]:
+        return [line for _, line in self.lines if text in line]
+
+
+@pytest.fixture
+def adapter_log() -> Iterator[LogLines]:
+    watcher = LogLines()
+    adapter_logger = logging.getLogger("adapters.mqtt")
+    adapter_logger.addHandler(watcher)
+    try:
+        yield watcher
+    finally:
+        adapter_logger.removeHandler(watcher)
+
+
+class Intruder:
+    """Another client connecting under a given client id, as a second Toshi would (MQTT 5.0,
+    Clean Start 0); ``kicked`` is set when the broker closes its connection."""
+
+    def __init__(self, broker: MqttBroker, client_id: str) -> None:
+        self._broker, self._client_id = broker, client_id
+        self.kicked = asyncio.Event()
+        self._writer: asyncio.StreamWriter | None = None
+        self._watching: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        await self.close()  # the connection the broker closed, if any
+        reader, self._writer = await asyncio.open_connection(self._broker.host, self._broker.port)
+        identifier = self._client_id.encode()
+        # MQTT 5.0 §3.1: "MQTT" v5, flags 0 (Clean Start 0), keep-alive 60 s, Session Expiry
+        # Interval 30 s; the payload is the client id.
+        body = b"\x00\x04MQTT\x05\x00\x00\x3c\x05\x11\x00\x00\x00\x1e"
+        body += len(identifier).to_bytes(2, "big") + identifier
+        self._writer.write(bytes([0x10, len(body)]) + body)
+        connack = await reader.readexactly(4)
+        assert connack[0] == 0x20 and connack[3] == 0, connack  # CONNACK, Success
+        self.kicked.clear()
+        self._watching = asyncio.create_task(self._watch(reader))
+
+    async def _watch(self, reader: asyncio.StreamReader) -> None:
+        while await reader.read(65536):
+            pass
+        self.kicked.set()
+
+    async def close(self) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
+        if self._writer is not None:
+            self._writer.close()
+            with suppress(ConnectionError):
+                await self._writer.wait_closed()
+
+
+async def test_a_session_taken_over_by_another_client_is_said_so_and_left_to_it_a_while(
+    mqtt_broker: MqttBroker, adapter_log: LogLines
+) -> None:
+    url = f"mqtt://ingest:s3cret@{mqtt_broker.host}:{mqtt_broker.port}"
+    settings = config(url, unique_topic(), backoff_base=0.05, backoff_cap=4.0)
+    source = MqttSource(settings, Inbox().handler)
+    intruder = Intruder(mqtt_broker, settings.client_id)
+    try:
+        async with running(source):
+            # Mosquitto before 2.0.15 closes the older connection without reason code 0x8E.
+            await intruder.connect()
+            await eventually(lambda: source.stats.reconnects == 1, "the session taken back")
+            await asyncio.wait_for(intruder.kicked.wait(), WITHIN)
+
+            await intruder.connect()  # and again: now there is no doubt left
+            await eventually(lambda: not source.connected.is_set(), "the second takeover")
+            await asyncio.sleep(2.0)  # less than the backoff cap: no fight for the session
+            assert not intruder.kicked.is_set() and source.stats.reconnects == 1
+            await asyncio.wait_for(intruder.kicked.wait(), WITHIN)  # back after the cap
+            await eventually(lambda: source.connected.is_set(), "reconnected after the cap")
+    finally:
+        await intruder.close()
+    shown = redact(url)
+    taken_over = adapter_log.saying("taken over by another client with the same client id")
+    assert taken_over, adapter_log.lines
+    assert all(shown in line and settings.client_id in line for line in taken_over)
+    assert all("TOSHI_MQTT__CLIENT_ID" in line for line in taken_over)
+    assert any(level >= logging.ERROR for level, line in adapter_log.lines if line in taken_over)
+    assert not adapter_log.saying("Unspecified error")
+    assert not adapter_log.saying("s3cret")
+
+
+CONNACK = b"\x20\x03\x00\x00\x00"  # MQTT 5.0 §3.2: Success, no session, no properties
+SESSION_TAKEN_OVER = b"\xe0\x02\x8e\x00"  # §3.14: DISCONNECT, reason code 0x8E, no properties
+
+
+async def test_a_broker_saying_session_taken_over_is_believed_and_not_fought(
+    adapter_log: LogLines,
+) -> None:
+    loop = asyncio.get_running_loop()
+    connected_at: list[float] = []
+
+    async def takes_over_at_once(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        connected_at.append(loop.time())
+        await reader.read(65536)  # CONNECT
+        writer.write(CONNACK + SESSION_TAKEN_OVER)
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(takes_over_at_once, "127.0.0.1", 0)
+    url = f"mqtt://ingest:s3cret@127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    source = MqttSource(config(url, backoff_base=0.01, backoff_cap=2.0), Inbox().handler)
+    task = asyncio.create_task(source.run())
+    try:
+        await eventually(lambda: len(connected_at) >= 2, "a second attempt")
+    finally:
+        await source.close()
+        await task
+        server.close()
+    assert connected_at[1] - connected_at[0] >= 1.9  # the cap, not the 0.01 s first backoff
+    taken_over = adapter_log.saying("0x8E")
+    assert taken_over, adapter_log.lines
+    assert all(
+        "taken over by another client with the same client id" in line for line in taken_over
+    )
+    assert all(redact(url) in line and "TOSHI_MQTT__CLIENT_ID" in line for line in taken_over)
+    assert not adapter_log.saying("s3cret")

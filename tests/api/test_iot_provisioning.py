@@ -210,9 +210,8 @@ async def test_lorawan_groups_and_devices(broker: Broker) -> None:
     same_eui = {"devices": [lorawan_device("gauge-99", "70b3d57ed0061a2b")]}
     assert (await http.post("/iot/devices", json=same_eui, headers=TOWN_A)).status_code == 409
 
-    servers = broker.provisioning.application_servers()
-    assert list(servers) == ["mqtt://mqtt.towna.local:1883"]
-    server, applications = servers["mqtt://mqtt.towna.local:1883"]
+    [(server, applications)] = broker.provisioning.application_servers().values()
+    assert server.url == "mqtt://mqtt.towna.local:1883"
     assert server.provider == "chirpstack" and applications == frozenset({"12"})
 
     secret = lorawan_group("14", resource="70B3D57ED0001299")
@@ -332,3 +331,76 @@ async def test_provisioning_survives_a_restart(settings: Settings) -> None:
         # The apikey is still taken after the restart.
         stolen = await http.post("/iot/groups", json={"groups": [RIVER_GROUP]}, headers=TOWN_B)
         assert stolen.status_code == 409
+
+
+def with_server(document: dict[str, Any], **server: Any) -> dict[str, Any]:
+    """``document`` (a group or device) with other ``application_server`` settings."""
+    lorawan = {**document["internal_attributes"]["lorawan"], "application_server": server}
+    return {**document, "internal_attributes": {"lorawan": lorawan}}
+
+
+async def test_one_application_cannot_get_a_second_login_or_provider(broker: Broker) -> None:
+    http = broker.http
+    login = {**CHIRPSTACK, "username": "towna-lns", "password": "first-secret"}
+    group = with_server(lorawan_group(), **login)
+    assert (await http.post("/iot/groups", json={"groups": [group]}, headers=TOWN_A)).is_success
+
+    # The same application (same server, same id) under other settings would be subscribed
+    # with one login or the other, one provider's topics or the other: refused, not merged.
+    device = lorawan_device("gauge-07", "70B3D57ED0061A2B")
+    refusals = [
+        (TOWN_B, "groups", with_server(lorawan_group(), **{**login, "password": "second-secret"})),
+        (TOWN_B, "groups", with_server(lorawan_group(), **{**login, "provider": "TTN"})),
+        (TOWN_A, "devices", with_server(device, **{**login, "username": "someone-else"})),
+        (TOWN_A, "devices", with_server(device, **{**login, "provider": "TTN"})),
+    ]
+    for headers, kind, document in refusals:
+        refused = await http.post(f"/iot/{kind}", json={kind: [document]}, headers=headers)
+        assert refused.status_code == 409, (kind, refused.text)
+        problem = refused.json()
+        assert problem["type"] == "https://uri.etsi.org/ngsi-ld/errors/AlreadyExists"
+        assert "'12'" in problem["detail"]  # names the application...
+        shown = problem["detail"].replace(CHIRPSTACK["host"], "the server")
+        assert "towna" not in shown.lower()  # ...never the tenant that has it
+        assert "secret" not in problem["detail"]  # nor a password
+
+    # Port 1884 is another server, so another application: no conflict.
+    elsewhere = with_server(device, **{**login, "port": 1884})
+    made = await http.post("/iot/devices", json={"devices": [elsewhere]}, headers=TOWN_A)
+    assert made.is_success, made.text
+    same = with_server(lorawan_device("gauge-09", "70B3D57ED0061A2D"), **login)
+    assert (await http.post("/iot/devices", json={"devices": [same]}, headers=TOWN_A)).is_success
+    servers = broker.provisioning.application_servers().values()
+    logins = sorted((s.url, s.username, s.password, apps) for s, apps in servers)
+    assert logins == [
+        ("mqtt://mqtt.towna.local:1883", "towna-lns", "first-secret", frozenset({"12"})),
+        ("mqtt://mqtt.towna.local:1884", "towna-lns", "first-secret", frozenset({"12"})),
+    ]
+
+
+async def test_the_groups_login_can_change_and_its_devices_follow(settings: Settings) -> None:
+    login = {**CHIRPSTACK, "username": "towna-lns", "password": "old-secret"}
+    group = with_server(lorawan_group(), **login)
+    device = with_server(lorawan_device("gauge-07", "70B3D57ED0061A2B"), **login)
+    async with Broker(settings) as first:
+        http = first.http
+        assert (await http.post("/iot/groups", json={"groups": [group]}, headers=TOWN_A)).is_success
+        made = await http.post("/iot/devices", json={"devices": [device]}, headers=TOWN_A)
+        assert made.is_success
+
+        # Rotating the password is a PUT on the group; its devices' copies follow it.
+        new_login = {**login, "password": "new-secret"}
+        rotated = {"internal_attributes": with_server(group, **new_login)["internal_attributes"]}
+        key = {"resource": group["resource"], "apikey": ""}
+        changed = await http.put("/iot/groups", params=key, json=rotated, headers=TOWN_A)
+        assert changed.status_code == 204, changed.text
+
+        # A device naming the old password now contradicts the application's login.
+        stale = with_server(lorawan_device("gauge-08", "70B3D57ED0061A2C"), **login)
+        refused = await http.post("/iot/devices", json={"devices": [stale]}, headers=TOWN_A)
+        assert refused.status_code == 409
+    async with Broker(settings) as second:  # and nothing disagrees after a restart
+        [(server, _)] = second.provisioning.application_servers().values()
+        assert server.password == "new-secret"
+        lorawan = second.provisioning.device("towna", "gauge-07").lorawan
+        assert lorawan is not None and lorawan.application_server.password == "new-secret"

@@ -22,9 +22,13 @@ def free_port() -> int:
 class Broker:
     """One `toshi serve` child process on a private port and data directory."""
 
-    def __init__(self, data: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data: Path, env: dict[str, str] | None = None, *, log: Path | None = None
+    ) -> None:
         self.data = data
         self.env = env or {}
+        self.log = log
+        """Where its log (stderr) goes, kept across restarts; None: a pipe nobody reads."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -44,16 +48,19 @@ class Broker:
             "--log-level",
             "warning",
         ]
+        log = None if self.log is None else self.log.open("ab")
         self.process = subprocess.Popen(
             command,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.PIPE if log is None else log,
             env={**os.environ, **self.env},
         )
+        if log is not None:
+            log.close()  # the child has its own copy
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"toshi exited: {self.process.stderr.read().decode()}")  # type: ignore[union-attr]
+                raise RuntimeError(f"toshi exited: {self.log_text()}")
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return
@@ -65,6 +72,13 @@ class Broker:
         assert self.process is not None
         self.process.send_signal(sig)
         code = self.process.wait(timeout=30)
-        assert self.process.stderr is not None
-        self.process.stderr.close()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
         return code
+
+    def log_text(self) -> str:
+        """What it logged so far (with ``log``), or, once it has exited, its whole stderr."""
+        if self.log is not None:
+            return self.log.read_text(errors="replace")
+        assert self.process is not None and self.process.stderr is not None
+        return self.process.stderr.read().decode(errors="replace")

@@ -14,6 +14,8 @@ from urllib.parse import quote
 
 Provider = Literal["TTN", "chirpstack"]
 DataModel = Literal["cayennelpp", "application_server"]
+Connection = tuple[str, str | None, str | None, Provider]
+"""(broker URL, user name, password, provider): ``ApplicationServer.connection``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +57,19 @@ class ApplicationServer:
 
     @property
     def url(self) -> str:
-        """``mqtt[s]://host:port`` without credentials (what one connection is opened to)."""
+        """``mqtt[s]://host:port`` without credentials: the broker, as applications are filed."""
         port = self.port or (8883 if self.protocol == "mqtts" else 1883)
-        return f"{self.protocol}://{self.host}:{port}"
+        return f"{self.protocol}://{self.host.lower()}:{port}"
+
+    @property
+    def connection(self) -> Connection:
+        """What one ingest connection stands for: the broker, the login and the provider.
+
+        Applications on one broker whose logins or providers differ need connections of their
+        own: a broker lets a login read only its own applications' topics, and the provider
+        decides which topics those are.
+        """
+        return self.url, self.username, self.password, self.provider
 
     @property
     def login_url(self) -> str:

@@ -139,6 +139,20 @@ def autoprovisioned_doc(found: Effective) -> dict[str, Any]:
     return doc
 
 
+def following(device: Device, group: Group) -> Device:
+    """``device`` naming its group's ``application_server``, after a change of the group's.
+
+    One application is reached with one login and provider (``registry``), so when its group
+    changes them (a password rotated), its devices' copies change too.
+    """
+    server = group.raw["internal_attributes"]["lorawan"]["application_server"]
+    internal = device.raw["internal_attributes"]
+    lorawan = {**internal["lorawan"], "application_server": server}
+    return _device(
+        {**device.raw, "internal_attributes": {**internal, "lorawan": lorawan}}, "device"
+    )
+
+
 def with_dev_eui(found: Effective, dev_eui: str | None) -> Effective:
     """``found`` with its LoRaWAN settings naming ``dev_eui`` (for an autoprovisioned device)."""
     if found.lorawan is None or dev_eui is None:

@@ -7,7 +7,11 @@ another town's data. The registry keeps two invariants, checked before anything 
 
 - a non-empty apikey is used (by groups or devices) in one tenant only;
 - a LoRaWAN application ``(server URL, application id)`` belongs to one tenant and has at most
-  one group there; a dev_eui is provisioned once per application.
+  one group there; a dev_eui is provisioned once per application;
+- a LoRaWAN application is reached one way: its group and devices name the same login and
+  provider (``ApplicationServer.connection``), so it is subscribed to with that login and that
+  provider's topics. Only a change of the group itself may change them (its devices then
+  follow, see ``service``); anything else naming another login or provider is refused.
 
 Indexes: apikey → (tenant, how many groups and devices use it); (tenant, apikey) → the group
 the IoT Agent JSON path uses (``resource`` ``/iot/json`` first, as the IoT Agent looks there,
@@ -102,7 +106,7 @@ class Registry:
             )
         self._check_apikey(tenant, group.apikey)
         if group.lorawan is not None:
-            app = self._check_app(tenant, group.lorawan)
+            app = self._check_app(tenant, group.lorawan, same_connection=not replacing)
             if app is not None and app.group is not None:
                 raise AlreadyExists(
                     f"LoRaWAN application {group.lorawan.application_id!r} already has a group "
@@ -116,7 +120,7 @@ class Registry:
         if device.apikey is not None:
             self._check_apikey(tenant, device.apikey)
         if device.lorawan is not None:
-            app = self._check_app(tenant, device.lorawan)
+            app = self._check_app(tenant, device.lorawan, same_connection=True)
             eui = device.lorawan.dev_eui
             other = None if app is None or eui is None else app.by_eui.get(eui)
             if other is not None and other.device_id != device.device_id:
@@ -171,12 +175,23 @@ class Registry:
             # The other tenant stays unnamed: tenants must not learn about each other.
             raise AlreadyExists(f"apikey {apikey!r} is already used by another tenant")
 
-    def _check_app(self, tenant: str, settings: Lorawan) -> LorawanApp | None:
+    def _check_app(
+        self, tenant: str, settings: Lorawan, *, same_connection: bool
+    ) -> LorawanApp | None:
         app = self.apps.get(app_key(settings))
-        if app is not None and app.tenant != tenant:
+        if app is None:
+            return None
+        where = (
+            f"LoRaWAN application {settings.application_id!r} on {settings.application_server.url}"
+        )
+        if app.tenant != tenant:
+            raise AlreadyExists(f"{where} is provisioned by another tenant")
+        if same_connection and app.server.connection != settings.application_server.connection:
+            # Which login or provider differs stays unsaid: the message must not leak secrets.
             raise AlreadyExists(
-                f"LoRaWAN application {settings.application_id!r} on "
-                f"{settings.application_server.url} is provisioned by another tenant"
+                f"{where} is already provisioned with another login or provider; give its "
+                "application_server the same settings, or change them on its group "
+                "(PUT /iot/groups), which its devices follow"
             )
         return app
 

@@ -8,8 +8,10 @@ finds a message's device in O(1) without awaiting anything (``for_iota``, ``for_
 
 Every change is made in memory first and then committed; if the commit fails the memory is put
 back, so the two never disagree for longer than one write. A batch (several groups or devices in
-one POST) is all or nothing. After each change the ``listeners`` run, so the MQTT side can
-subscribe to new LoRaWAN applications and drop old ones.
+one POST) is all or nothing. A change of a LoRaWAN group's login or provider is written to its
+application's devices too (``following``), so all of one application's records keep naming one
+way to reach it. After each change the ``listeners`` run, so the MQTT side can subscribe to new
+LoRaWAN applications and drop old ones.
 """
 
 from __future__ import annotations
@@ -20,17 +22,25 @@ from typing import Any, Final
 
 from broker.ngsild.errors import AlreadyExists, NgsiLdError, ResourceNotFound
 from broker.services.provisioning.fields import is_device_id
-from broker.services.provisioning.model import ApplicationServer, Device, Effective, Group, Lorawan
+from broker.services.provisioning.model import (
+    ApplicationServer,
+    Connection,
+    Device,
+    Effective,
+    Group,
+    Lorawan,
+)
 from broker.services.provisioning.parse import (
     autoprovisioned_doc,
     effective,
+    following,
     parse_device_update,
     parse_devices,
     parse_group_update,
     parse_groups,
     with_dev_eui,
 )
-from broker.services.provisioning.registry import Registry, group_key
+from broker.services.provisioning.registry import Registry, app_key, group_key
 from broker.store.base import Store
 
 _log = logging.getLogger(__name__)
@@ -48,6 +58,11 @@ class ProvisioningService:
         self._registry = Registry()
         self.listeners: list[Callable[[], None]] = []
         """Called after every change (the MQTT side re-subscribes)."""
+
+    @property
+    def store(self) -> Store:
+        """The store the records live in (the ingest side keeps its installation id there)."""
+        return self._store
 
     async def start(self) -> None:
         """Load every tenant's groups and devices; a record that no longer parses is skipped."""
@@ -87,11 +102,18 @@ class ProvisioningService:
         old = self._group(tenant, resource, apikey)
         new = parse_group_update(old, fragment)
         self._registry.replace_group(tenant, old, new)
+        moved = self._follow(tenant, new)
         try:
             store = await self._store.tenant(tenant)
             await store.save_record(GROUP, group_key(new), new.raw)
+            if moved:
+                await store.save_records(
+                    DEVICE, [(after.device_id, after.raw) for _, after in moved]
+                )
         except BaseException:
             self._registry.replace_group(tenant, new, old)
+            for before, after in reversed(moved):
+                self._registry.replace_device(tenant, after, before)
             raise
         self._changed()
         return new
@@ -214,15 +236,17 @@ class ProvisioningService:
         assert found.lorawan is not None
         return found, found.lorawan
 
-    def application_servers(self) -> dict[str, tuple[ApplicationServer, frozenset[str]]]:
-        """Broker URL → (how to connect, the application ids to subscribe to there).
+    def application_servers(self) -> dict[Connection, tuple[ApplicationServer, frozenset[str]]]:
+        """Each way to reach a network server's broker (URL, login, provider) → (how to
+        connect, the application ids to subscribe to that way).
 
-        When applications on one URL carry different settings, the first one provisioned wins.
+        Applications on one broker with different logins or providers are reached apart.
         """
-        servers: dict[str, tuple[ApplicationServer, set[str]]] = {}
-        for (url, application_id), app in self._registry.apps.items():
-            servers.setdefault(url, (app.server, set()))[1].add(application_id)
-        return {url: (server, frozenset(ids)) for url, (server, ids) in servers.items()}
+        servers: dict[Connection, tuple[ApplicationServer, set[str]]] = {}
+        for (_, application_id), app in self._registry.apps.items():
+            server = app.server
+            servers.setdefault(server.connection, (server, set()))[1].add(application_id)
+        return {key: (server, frozenset(ids)) for key, (server, ids) in servers.items()}
 
     async def remember_autoprovisioned(self, found: Effective) -> None:
         """File an autoprovisioned device, so GET /iot/devices lists it and its id stays put."""
@@ -241,6 +265,21 @@ class ProvisioningService:
                 f"no group with resource {resource!r} and apikey {apikey!r} exists"
             )
         return found
+
+    def _follow(self, tenant: str, group: Group) -> list[tuple[Device, Device]]:
+        """Make the devices of ``group``'s application name its login and provider again."""
+        app = None if group.lorawan is None else self._registry.apps.get(app_key(group.lorawan))
+        if app is None or group.lorawan is None:
+            return []
+        wanted = group.lorawan.application_server.connection
+        moved = [
+            (device, following(device, group))
+            for device in app.by_id.values()
+            if device.lorawan is not None and device.lorawan.application_server.connection != wanted
+        ]
+        for before, after in moved:
+            self._registry.replace_device(tenant, before, after)
+        return moved
 
     def _add_groups(self, tenant: str, groups: list[Group]) -> None:
         added: list[Group] = []
