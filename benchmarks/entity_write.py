@@ -174,11 +174,21 @@ async def run_client(
 
 
 async def run_phase(
-    server: Server, phase: str, clients: int, seconds: float, created: list[int], client: str
+    server: Server,
+    phase: str,
+    clients: int,
+    seconds: float,
+    created: list[int],
+    client: str,
+    headers: Callable[[int], dict[str, str]] | None = None,
 ) -> Result:
-    """``clients`` closed-loop clients for ``seconds``; PATCHes cycle over created entities."""
+    """``clients`` closed-loop clients for ``seconds``; PATCHes cycle over created entities.
+    Client ``n`` sends ``headers(n)`` with its requests (raw client only)."""
     result = Result(server.name, phase, seconds)
-    senders, close = await CLIENTS[client](server.port, clients)
+    if headers is None:
+        senders, close = await CLIENTS[client](server.port, clients)
+    else:
+        senders, close = await raw_clients(server.port, clients, headers)
 
     def numbers(index: int) -> Iterator[int]:
         if phase == "create":

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -32,8 +33,9 @@ Send = Callable[[Request], Awaitable[int]]
 class RawConnection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection, one request in flight; just enough HTTP for this."""
 
-    def __init__(self, port: int) -> None:
-        self.prefix = f"Host: {HOST}:{port}\r\nContent-Type: application/json\r\n"
+    def __init__(self, port: int, headers: dict[str, str] | None = None) -> None:
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        self.prefix = f"Host: {HOST}:{port}\r\nContent-Type: application/json\r\n{extra}"
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.waiter: asyncio.Future[int] | None = None
@@ -94,12 +96,16 @@ class RawConnection(asyncio.Protocol):
         return await self.waiter
 
 
-async def raw_clients(port: int, clients: int) -> tuple[list[Send], Callable[[], None]]:
-    """``clients`` raw keep-alive connections, and a function closing them."""
+async def raw_clients(
+    port: int, clients: int, headers: Callable[[int], dict[str, str]] | None = None
+) -> tuple[list[Send], Callable[[], None]]:
+    """``clients`` raw keep-alive connections (client ``n`` sending ``headers(n)`` with every
+    request), and a function closing them."""
     loop = asyncio.get_running_loop()
     connections = []
-    for _ in range(clients):
-        _, protocol = await loop.create_connection(lambda: RawConnection(port), HOST, port)
+    for n in range(clients):
+        extra = None if headers is None else headers(n)
+        _, protocol = await loop.create_connection(partial(RawConnection, port, extra), HOST, port)
         connections.append(protocol)
 
     def close() -> None:
@@ -126,8 +132,11 @@ class Server:
     """``toshi serve`` (a fresh temporary SQLite store, or ``data``) or the echo app, pinned to one
     core."""
 
-    def __init__(self, name: str, core: int, data: Path | None = None) -> None:
+    def __init__(
+        self, name: str, core: int, data: Path | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
+        self.env = env or {}
         self.core = core
         self.port = free_port()
         self.keep_data = data is not None  # a prepared store belongs to the caller
@@ -150,7 +159,7 @@ class Server:
 
     async def __aenter__(self) -> Server:
         taskset = ["taskset", "-c", str(self.core)] if shutil.which("taskset") else []
-        env = {**os.environ, "TOSHI_ACCESS_LOG": "false"}
+        env = {**os.environ, "TOSHI_ACCESS_LOG": "false", **self.env}
         self.process = subprocess.Popen([*taskset, *self.command()], cwd=ROOT, env=env)
         async with aiohttp.ClientSession() as http:
             for _ in range(300):

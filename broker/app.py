@@ -33,6 +33,7 @@ from broker.api import (
 from broker.api.access import PUBLIC
 from broker.api.audit import AuditLog
 from broker.api.guard import RequestGuard
+from broker.audit import AuditTrail
 from broker.auth.assembly import build_auth
 from broker.contexts import ContextLoader
 from broker.notify.dispatcher import Dispatcher, Egress
@@ -131,6 +132,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         provisioning = ProvisioningService(store)
         await provisioning.start()
         ingest, runner = await open_ingest(settings, entities, provisioning, contexts, stack)
+        audit = AuditTrail(settings.audit_log_file) if settings.audited else None
+        if audit is not None:
+            await _start(stack, audit.start, audit.close)
         stack.callback(_log.info, "Toshi stopped")
         yield Runtime(
             settings,
@@ -144,6 +148,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             tenants,
             metric_sources=[ingest.metric_families, runner.metric_families],
             provisioning=provisioning,
+            audit=audit,
             dead_letters=ingest.dead_letters,
         )
 

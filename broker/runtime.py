@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from broker.audit import AuditTrail
 from broker.auth.assembly import AuthServices
 from broker.contexts import ContextLoader
 from broker.notify.dispatcher import Dispatcher
@@ -36,6 +37,8 @@ class Runtime:
     """More metric families for ``/metrics`` (the ingest adapter adds its own)."""
     provisioning: ProvisioningService | None = None
     """IoT Agent groups and devices (``/iot/...``) and the ingest path's device lookups."""
+    audit: AuditTrail | None = None
+    """Where audit lines go, when the audit log is on."""
     dead_letters: DeadLetters | None = None
     """Device messages the ingest adapters set aside (shown under ``/iot/dead-letters``)."""
 

@@ -286,8 +286,11 @@ class Settings(BaseSettings):
     access_log: bool = Field(False, description="Log every HTTP request (costly at high rates).")
     audit_log: bool | None = Field(
         None,
-        description="One JSON line per write and admin action on logger toshi.audit (who, "
-        "tenant, operation, ids, status); unset: on when authentication is on.",
+        description="One JSON line per write and admin action (who, tenant, operation, ids, "
+        "status); unset: on when authentication is on.",
+    )
+    audit_log_file: str | None = Field(
+        None, description="File the audit lines are appended to; unset: standard error."
     )
     contexts: ContextSettings = Field(default_factory=ContextSettings)
     sqlite: SqliteSettings = Field(default_factory=SqliteSettings)

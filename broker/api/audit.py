@@ -1,25 +1,25 @@
 """The audit log: one structured line per write and per admin action (issue 12).
 
-Logger ``toshi.audit``, one JSON object per line at INFO: when, who (the principal id, or
-``null`` with authentication off), which tenant, the operation (method and route), the ids in
-the path, and the status answered. Reads are not logged (they are the bulk of the traffic and
-change nothing); refused writes are, since an attempt is what an auditor looks for.
+One JSON object per line: when, who (the principal id, or ``null`` with authentication off),
+which tenant, the operation (method and route), the ids in the path, and the status answered.
+Reads are not logged (they are the bulk of the traffic and change nothing); refused writes are,
+since an attempt is what an auditor looks for.
+
+The lines are handed to the runtime's ``broker.audit.AuditTrail``, which writes them in batches.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_log = logging.getLogger("toshi.audit")
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class AuditLog:
-    """ASGI middleware writing the audit line once each write has been answered."""
+    """ASGI middleware adding the audit line once each write has been answered."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -38,18 +38,22 @@ class AuditLog:
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
-            _log.info("%s", _line(scope, status[0]))
+            runtime = getattr(scope["app"].state, "runtime", None)
+            if runtime is not None and runtime.audit is not None:
+                runtime.audit.add(_line(scope, status[0]))
 
 
-def _line(scope: Scope, status: int) -> str:
+def _line(scope: Scope, status: int) -> bytes:
     access = scope.get("state", {}).get("access")
     route = scope.get("route")
-    line = {
-        "at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "principal": None if access is None else access.who,
-        "tenant": None if access is None else access.tenant,
-        "operation": f"{scope['method']} {getattr(route, 'path', scope['path'])}",
-        "ids": {k: str(v) for k, v in scope.get("path_params", {}).items()},
-        "status": status,
-    }
-    return orjson.dumps(line).decode()
+    return orjson.dumps(
+        {
+            "at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "audit": "toshi",
+            "principal": None if access is None else access.who,
+            "tenant": None if access is None else access.tenant,
+            "operation": f"{scope['method']} {getattr(route, 'path', scope['path'])}",
+            "ids": {k: str(v) for k, v in scope.get("path_params", {}).items()},
+            "status": status,
+        }
+    )

@@ -85,7 +85,8 @@ class EgressGuard:
         return self.policy.check_address(ip, host, tenant)
 
     async def check_endpoint(self, url: str, tenant: str) -> Refusal | None:
-        """For subscription creation: None if every address of ``url``'s host may be reached."""
+        """For subscription creation: None if every address ``url``'s host resolves to may be
+        reached (a host that does not resolve now is left to the check at delivery)."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in _PORTS:
@@ -112,8 +113,8 @@ class EgressGuard:
                 addresses = await self._resolve(host, port)
         except (OSError, TimeoutError):
             addresses = []
-        if not addresses:
-            return Refusal("resolution", f"notification endpoint host {host!r} does not resolve")
+        # A name not (yet) in DNS is accepted: what it resolves to is checked at every delivery,
+        # and refusing it would turn a receiver's DNS outage into a client error.
         for address in addresses:
             refusal = self.policy.check_address(address, host, tenant)
             if refusal is not None:
