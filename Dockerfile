@@ -14,7 +14,9 @@ RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER toshi
 WORKDIR /home/toshi
 # Entities live in /data (mount a volume to keep them); override with TOSHI_STORE=mongodb://...
-ENV TOSHI_STORE=sqlite:////data TOSHI_HOST=0.0.0.0 TOSHI_PORT=1026
+# Authentication is on: set TOSHI_AUTH__ISSUERS to the towns' OIDC issuers (docs/keycloak.md),
+# and make the first operator key with `toshi keys create --operator --name setup`.
+ENV TOSHI_STORE=sqlite:////data TOSHI_HOST=0.0.0.0 TOSHI_PORT=1026 TOSHI_AUTH__ENABLED=true
 USER root
 RUN mkdir /data && chown toshi /data
 USER toshi

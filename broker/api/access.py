@@ -45,6 +45,7 @@ class Policy:
         need: What the route needs.
         tenant: How the route names its tenant (``NGSILD-Tenant`` unless said otherwise).
         or_admin: On an ``OPERATOR`` route, let a tenant admin see its own part.
+        or_operator: On a tenant route, let the platform operator in too.
     """
 
     def __init__(
@@ -53,10 +54,12 @@ class Policy:
         tenant: Callable[[Request], str] = header_tenant,
         *,
         or_admin: bool = False,
+        or_operator: bool = False,
     ) -> None:
         self.need = need
         self.tenant = tenant
         self.or_admin = or_admin
+        self.or_operator = or_operator
 
     def __repr__(self) -> str:
         return f"Policy({self.need.name})"
@@ -74,6 +77,7 @@ class Policy:
                 self.need,
                 lambda permission: auth.grants.applicable(tenant, principal, permission),
                 or_admin=self.or_admin,
+                or_operator=self.or_operator,
             )
         if self.need not in (Need.PUBLIC, Need.OPERATOR):
             runtime.tenants.require(tenant)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from broker.api.access import ADMIN, OPERATOR, access_of
+from broker.api.access import ADMIN, OPERATOR, Need, Policy, access_of
 from broker.api.requests import json_body, runtime, tenant_of, terms_of
 from broker.auth import grant_docs
 from broker.auth.principal import require_operator
@@ -23,6 +23,8 @@ from broker.ngsild.tenants import tenant_from_header
 from broker.services.tenants import Tenant
 
 router = APIRouter(prefix="/admin", tags=["Administration"])
+ADMIN_OR_OPERATOR = Depends(Policy(Need.ADMIN, or_operator=True))
+"""API keys and role bindings: the tenant's admin, or the operator handing a new town its first."""
 Text = Annotated[str, Query()]
 
 
@@ -112,7 +114,10 @@ async def revoke_grant(request: Request, grant_id: str) -> Response:
 
 
 @router.post(
-    "/apikeys", status_code=201, summary="Create an API key (shown once)", dependencies=[ADMIN]
+    "/apikeys",
+    status_code=201,
+    summary="Create an API key (shown once)",
+    dependencies=[ADMIN_OR_OPERATOR],
 )
 async def create_api_key(request: Request) -> Response:
     body = await json_body(request)
@@ -132,13 +137,18 @@ async def create_api_key(request: Request) -> Response:
     return _json({**key.as_json(), "key": secret}, 201, {"Location": location})
 
 
-@router.get("/apikeys", summary="This tenant's API keys (never the keys)", dependencies=[ADMIN])
+@router.get(
+    "/apikeys", summary="This tenant's API keys (never the keys)", dependencies=[ADMIN_OR_OPERATOR]
+)
 async def list_api_keys(request: Request) -> Response:
     return _json([key.as_json() for key in _api_keys(request).list(tenant_of(request))])
 
 
 @router.delete(
-    "/apikeys/{key_id}", status_code=204, summary="Revoke an API key", dependencies=[ADMIN]
+    "/apikeys/{key_id}",
+    status_code=204,
+    summary="Revoke an API key",
+    dependencies=[ADMIN_OR_OPERATOR],
 )
 async def revoke_api_key(request: Request, key_id: str) -> Response:
     await _api_keys(request).revoke(tenant_of(request), key_id)
@@ -153,7 +163,10 @@ def _api_keys(request: Request) -> Any:
 
 
 @router.post(
-    "/bindings", status_code=201, summary="Give a token's subject a role", dependencies=[ADMIN]
+    "/bindings",
+    status_code=201,
+    summary="Give a token's subject a role",
+    dependencies=[ADMIN_OR_OPERATOR],
 )
 async def bind_role(request: Request) -> Response:
     body = await json_body(request)
@@ -168,13 +181,15 @@ async def bind_role(request: Request) -> Response:
     return _json(binding.as_json(), 201)
 
 
-@router.get("/bindings", summary="Roles bound in this tenant", dependencies=[ADMIN])
+@router.get("/bindings", summary="Roles bound in this tenant", dependencies=[ADMIN_OR_OPERATOR])
 async def list_bindings(request: Request) -> Response:
     bindings = runtime(request).auth.bindings.list(tenant_of(request))
     return _json([binding.as_json() for binding in bindings])
 
 
-@router.delete("/bindings", status_code=204, summary="Take back a bound role", dependencies=[ADMIN])
+@router.delete(
+    "/bindings", status_code=204, summary="Take back a bound role", dependencies=[ADMIN_OR_OPERATOR]
+)
 async def unbind_role(request: Request, issuer: Text, subject: Text) -> Response:
     await runtime(request).auth.bindings.unbind(tenant_of(request), issuer, subject)
     return Response(status_code=204)

@@ -87,11 +87,18 @@ Grants = Callable[[Permission], list[Grant]]
 
 
 def decide(
-    principal: Principal, tenant: str, need: Need, grants: Grants, *, or_admin: bool = False
+    principal: Principal,
+    tenant: str,
+    need: Need,
+    grants: Grants,
+    *,
+    or_admin: bool = False,
+    or_operator: bool = False,
 ) -> Access:
     """The access ``principal`` has for a route needing ``need`` in ``tenant``.
 
-    ``or_admin`` lets an admin of ``tenant`` onto an ``OPERATOR`` route, to see its own part.
+    ``or_admin`` lets an admin of ``tenant`` onto an ``OPERATOR`` route, to see its own part;
+    ``or_operator`` lets the operator onto a tenant route (handing a new town its first keys).
 
     Raises:
         Forbidden: the principal may not do this here.
@@ -104,7 +111,7 @@ def decide(
         if or_admin and principal.may(tenant, Role.ADMIN):
             return Access(tenant, principal, tenant_admin=True)
         raise Forbidden("this operation is for the platform's operators")
-    if principal.may(tenant, ROLE_FOR[need]):
+    if principal.may(tenant, ROLE_FOR[need]) or (or_operator and principal.operator):
         return Access(tenant, principal)
     permission = _THROUGH_GRANTS.get(need)
     if permission is not None:

@@ -38,15 +38,18 @@ ROLE_RANK = {role: rank for rank, role in enumerate(ROLES, start=1)}
 NEED_RANK = {Need.READ: 1, Need.SUBSCRIBE: 2, Need.WRITE: 3, Need.ADMIN: 4}
 
 
-def routes() -> list[tuple[str, str, Need, bool]]:
-    """(method, path, need, or_admin) of every endpoint with a policy."""
+def routes() -> list[tuple[str, str, Need, bool, bool]]:
+    """(method, path, need, or_admin, or_operator) of every endpoint with a policy."""
     found = set()
     for route in endpoints(create_app().routes):
         dependant = getattr(route, "dependant", None)
         for dependency in () if dependant is None else dependant.dependencies:
             policy = dependency.call
             if isinstance(policy, Policy):
-                found.update((m, route.path, policy.need, policy.or_admin) for m in route.methods)
+                found.update(
+                    (m, route.path, policy.need, policy.or_admin, policy.or_operator)
+                    for m in route.methods
+                )
     return sorted(found)
 
 
@@ -54,7 +57,7 @@ def url(path: str) -> str:
     return re.sub(r"\{(\w+)(?::path)?\}", lambda m: PATH_VALUES[m.group(1)], path)
 
 
-def expected(caller: str, need: Need, or_admin: bool) -> str:
+def expected(caller: str, need: Need, or_admin: bool, or_operator: bool) -> str:
     """'pass', 401 or 403 for ``caller`` on a route needing ``need`` in the owner's tenant."""
     if need is Need.PUBLIC:
         return "pass"
@@ -62,6 +65,8 @@ def expected(caller: str, need: Need, or_admin: bool) -> str:
         return "401"
     if need is Need.OPERATOR:
         return "pass" if caller == "operator" or (or_admin and caller == "own admin") else "403"
+    if caller == "operator" and or_operator:
+        return "pass"
     if caller.startswith("own "):
         return "pass" if ROLE_RANK[caller.removeprefix("own ")] >= NEED_RANK[need] else "403"
     if caller == "neighbour reader":
@@ -111,7 +116,7 @@ async def test_every_route_answers_every_caller_as_its_policy_says(towns: Platfo
     table = routes()
     assert len(table) > 50
     wrong = []
-    for method, path, need, or_admin in table:
+    for method, path, need, or_admin, or_operator in table:
         for caller in CALLERS:
             answer = await towns.http.request(
                 method,
@@ -127,7 +132,7 @@ async def test_every_route_answers_every_caller_as_its_policy_says(towns: Platfo
                 if kind == ERR + "Forbidden"
                 else "pass"
             )
-            want = expected(caller, need, or_admin)
+            want = expected(caller, need, or_admin, or_operator)
             if got != want:
                 wrong.append(f"{caller}: {method} {path} -> {answer.status_code} ({want} expected)")
     assert wrong == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.broker_process import Broker
+from tests.e2e.broker_process import Broker, free_port
 from tests.mqtt_fixtures import own_mosquitto
 
 pytestmark = pytest.mark.e2e
@@ -110,3 +111,27 @@ def test_the_sensor_examples_arrive_as_written(tmp_path: Path) -> None:
                     assert found is not None and found.get(attr) == value, (entity_id, found)
         finally:
             broker.stop()
+
+
+def test_the_sharing_walkthrough_works_as_written(tmp_path: Path) -> None:
+    (block,) = shell_blocks("## Sharing between towns", "## Tests")
+    port = free_port()
+    script = block.replace("localhost:1026", f"127.0.0.1:{port}")
+    bin_dir = Path(sys.executable).parent
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "TOSHI_PORT": str(port),
+        "TOSHI_LOG_LEVEL": "warning",
+        "HOME": str(tmp_path),
+    }
+    done = subprocess.run(
+        ["bash", "-ec", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    codes = [line for line in done.stdout.splitlines() if re.fullmatch(r"\d{3}", line)]
+    assert codes == ["403", "404", "403", "403"]
+    shared = next(line for line in done.stdout.splitlines() if "kasuga-1" in line and "[" in line)
+    assert json.loads(shared) == [
+        {"id": "urn:ngsi-ld:RiverGauge:kasuga-1", "type": "RiverGauge", "level": 1.8}
+    ]
+    assert '"typeList":["RiverGauge"]}' in done.stdout.replace(" ", "")
