@@ -2,17 +2,19 @@
 
 Notification delivery per receiver origin (sent, failed, retried, dropped, queue depth), the
 submit-to-acknowledgement lag, and subscriptions per tenant; components such as the ingest
-adapter add their own families through ``Runtime.metric_sources``.
+adapter add their own families through ``Runtime.metric_sources``. Operators see everything; a
+tenant's admin sees only the series labelled with its tenant.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from itertools import accumulate
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from broker.api.access import Need, Policy
+from broker.api.access import Need, Policy, access_of
 from broker.api.requests import runtime
 from broker.notify.dispatcher import LAG_BUCKETS, Dispatcher
 from broker.prometheus import CONTENT_TYPE, Family, render
@@ -30,7 +32,19 @@ async def metrics(request: Request) -> Response:
     families = [*_delivery(state.dispatcher), _subscriptions(state.subscriptions.count_by_tenant())]
     for source in state.metric_sources:
         families.extend(source())
+    access = access_of(request)
+    if access.tenant_admin:  # a town's admin sees its own series, nothing of the platform's
+        families = _of_tenant(families, access.tenant)
     return Response(render(families), media_type=CONTENT_TYPE)
+
+
+def _of_tenant(families: list[Family], tenant: str) -> list[Family]:
+    mine = []
+    for family in families:
+        samples = [s for s in family.samples if ("tenant", tenant) in s[1]]
+        if samples:
+            mine.append(replace(family, samples=samples))
+    return mine
 
 
 def _delivery(dispatcher: Dispatcher) -> list[Family]:

@@ -182,7 +182,10 @@ class Notifier:
         levels = held.sub.notification.join_level or 1
         try:
             store = await self._store.tenant(tenant)
-            linked = await linked_entities(store, docs, notification_view(held.sub), levels)
+            found = await linked_entities(store, docs, notification_view(held.sub), levels)
+            # A subscription made through a grant is shown only linked entities shared too.
+            shown = self._registry.shown(tenant, held, list(found.values()))
+            linked = {doc["id"]: doc for doc in shown}
         except Exception:
             _log.exception("linked entities of a notification to %s not found", held.sub.id)
             linked = None

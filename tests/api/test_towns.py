@@ -315,3 +315,56 @@ async def test_without_authentication_everything_works_as_before(client: httpx.A
         await client.post(f"{API}/entities", json=gauge(), headers={"NGSILD-Tenant": "kyoto"})
     ).status_code == 201
     assert (await client.get("/admin/tenants")).status_code == 200
+
+
+async def test_a_town_admin_sees_only_its_own_metrics(towns: Platform, sink: Sink) -> None:
+    for town in (OWNER, NEIGHBOUR):
+        body = {
+            "type": "Subscription",
+            "entities": [{"type": "RiverGauge"}],
+            "notification": {"endpoint": {"uri": sink.url}},
+        }
+        made = await towns.http.post(
+            f"{API}/subscriptions", json=body, headers=towns.member(town, "subscriber")
+        )
+        assert made.status_code == 201
+    mine = await towns.http.get("/metrics", headers=towns.member(OWNER, "admin"))
+    assert mine.status_code == 200
+    samples = [line for line in mine.text.splitlines() if line and not line.startswith("#")]
+    assert samples == [f'toshi_subscriptions{{tenant="{OWNER}"}} 1']
+    everything = await towns.http.get("/metrics", headers=towns.as_("operator"))
+    assert (
+        f'tenant="{NEIGHBOUR}"' in everything.text and "toshi_notification_lag" in everything.text
+    )
+
+
+async def test_a_joining_subscription_through_a_grant_gets_no_unshared_linked_entity(
+    towns: Platform, sink: Sink
+) -> None:
+    await seed(towns)
+    editor = towns.member(OWNER, "editor")
+    bridge = {"id": "urn:ngsi-ld:Bridge:sanjo", "type": "Bridge", "load": 12}
+    assert (
+        await towns.http.post(f"{API}/entities", json=bridge, headers=editor)
+    ).status_code == 201
+    await towns.share(
+        {"grantee": {"tenant": NEIGHBOUR}, "permissions": ["subscribe"], "types": ["RiverGauge"]}
+    )
+    body = {
+        "type": "Subscription",
+        "entities": [{"type": "RiverGauge"}],
+        "notification": {"endpoint": {"uri": sink.url}, "join": "inline"},
+    }
+    neighbour = towns.as_(f"{NEIGHBOUR}:subscriber", tenant=OWNER)
+    assert (
+        await towns.http.post(f"{API}/subscriptions", json=body, headers=neighbour)
+    ).status_code == 201
+    await towns.http.patch(
+        f"{API}/entities/urn:ngsi-ld:RiverGauge:g1/attrs", json={"level": 2.5}, headers=editor
+    )
+    await sink.wait_for(1)
+    assert "load" not in str(sink.received[0][1])  # the bridge is not shared
+    joined = await towns.http.get(
+        f"{API}/entities/urn:ngsi-ld:RiverGauge:g1", params={"join": "inline"}, headers=neighbour
+    )
+    assert joined.status_code == 200 and "load" not in joined.text
