@@ -21,6 +21,7 @@ from broker.auth.roles import Role, parse_role
 from broker.clock import Clock, timestamp, utc_now
 from broker.ngsild.errors import AuthFailure, BadRequestData, ResourceNotFound, Unauthorized
 from broker.store.base import Store
+from broker.store.everywhere import records_everywhere
 
 _log = logging.getLogger(__name__)
 API_KEY: Final = "api-key"
@@ -98,15 +99,13 @@ class ApiKeyService:
 
     async def start(self) -> None:
         """Load every tenant's keys."""
-        for tenant in ["", *await self._store.tenants()]:
-            records = await (await self._store.tenant(tenant, create=tenant == "")).records(API_KEY)
-            for doc in records:
-                try:
-                    key = ApiKey.from_doc(doc)
-                except (KeyError, TypeError, ValueError):  # one broken record must not stop us
-                    _log.exception("API key record %r of tenant %r not loaded", doc, tenant)
-                    continue
-                self._keys[key.id] = key
+        async for tenant, doc in records_everywhere(self._store, API_KEY):
+            try:
+                key = ApiKey.from_doc(doc)
+            except (KeyError, TypeError, ValueError):  # one broken record must not stop us
+                _log.exception("API key record %r of tenant %r not loaded", doc, tenant)
+                continue
+            self._keys[key.id] = key
 
     async def create(
         self,

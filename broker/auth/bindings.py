@@ -18,6 +18,7 @@ from broker.auth.roles import Role, parse_role
 from broker.clock import Clock, timestamp, utc_now
 from broker.ngsild.errors import ResourceNotFound
 from broker.store.base import Store
+from broker.store.everywhere import records_everywhere
 
 _log = logging.getLogger(__name__)
 ROLE_BINDING: Final = "role-binding"
@@ -71,15 +72,13 @@ class RoleBindings:
 
     async def start(self) -> None:
         """Load every tenant's bindings."""
-        for tenant in ["", *await self._store.tenants()]:
-            store = await self._store.tenant(tenant, create=tenant == "")
-            for doc in await store.records(ROLE_BINDING):
-                try:
-                    binding = RoleBinding.from_doc(doc)
-                except (KeyError, TypeError, ValueError):
-                    _log.exception("role binding %r of tenant %r not loaded", doc, tenant)
-                    continue
-                self._by_principal[binding.principal][binding.tenant] = binding
+        async for tenant, doc in records_everywhere(self._store, ROLE_BINDING):
+            try:
+                binding = RoleBinding.from_doc(doc)
+            except (KeyError, TypeError, ValueError):
+                _log.exception("role binding %r of tenant %r not loaded", doc, tenant)
+                continue
+            self._by_principal[binding.principal][binding.tenant] = binding
 
     async def bind(
         self, tenant: str, issuer: str, subject: str, role: Role, created_by: str

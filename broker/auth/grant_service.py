@@ -19,6 +19,7 @@ from broker.auth.principal import Principal
 from broker.clock import Clock, timestamp, utc_now
 from broker.ngsild.errors import BadRequestData, NgsiLdError, ResourceNotFound
 from broker.store.base import Store
+from broker.store.everywhere import records_everywhere
 
 _log = logging.getLogger(__name__)
 GRANT: Final = "grant"
@@ -35,15 +36,13 @@ class GrantService:
 
     async def start(self) -> None:
         """Load every tenant's grants."""
-        for tenant in ["", *await self._store.tenants()]:
-            store = await self._store.tenant(tenant, create=tenant == "")
-            for doc in await store.records(GRANT):
-                try:
-                    grant = grant_docs.from_doc(doc)
-                except (KeyError, TypeError, ValueError, NgsiLdError):  # one broken record
-                    _log.exception("grant %r of tenant %r not loaded", doc.get("id"), tenant)
-                    continue
-                self._by_owner[grant.owner][grant.id] = grant
+        async for tenant, doc in records_everywhere(self._store, GRANT):
+            try:
+                grant = grant_docs.from_doc(doc)
+            except (KeyError, TypeError, ValueError, NgsiLdError):  # one broken record
+                _log.exception("grant %r of tenant %r not loaded", doc.get("id"), tenant)
+                continue
+            self._by_owner[grant.owner][grant.id] = grant
 
     async def create(
         self,

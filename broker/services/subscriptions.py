@@ -33,6 +33,7 @@ from broker.notify.engine import Notifier
 from broker.notify.mqtt_message import EndpointError, parse_endpoint, split_notifier_info
 from broker.notify.registry import GrantLookup, Held, Registry
 from broker.store.base import Store
+from broker.store.everywhere import every_tenant, records_everywhere
 
 _log = logging.getLogger(__name__)
 _SAVE_EVERY = 1.0
@@ -69,16 +70,13 @@ class SubscriptionService:
     async def start(self) -> None:
         """Load every tenant's subscriptions, notify what was owed at the last stop, start
         saving status members."""
-        tenants = ["", *await self._store.tenants()]
-        for tenant in tenants:
-            store = await self._store.tenant(tenant, create=tenant == "")
-            for doc in await store.records(SUBSCRIPTION):
-                sub = from_doc(doc)
-                try:
-                    await self._hold(tenant, sub)
-                except Exception:  # one broken record must not stop the broker
-                    _log.exception("subscription %s of tenant %r not loaded", sub.id, tenant)
-        await self.notifier.start(tenants)
+        async for tenant, doc in records_everywhere(self._store, SUBSCRIPTION):
+            sub = from_doc(doc)
+            try:
+                await self._hold(tenant, sub)
+            except Exception:  # one broken record must not stop the broker
+                _log.exception("subscription %s of tenant %r not loaded", sub.id, tenant)
+        await self.notifier.start(await every_tenant(self._store))
         self._saver = asyncio.create_task(self._save_loop(), name="subscription-status")
 
     async def close(self) -> None:

@@ -14,7 +14,6 @@ import os
 import random
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -29,14 +28,6 @@ JSON = {"Content-Type": "application/json"}
 ENTITIES = 24
 RUNS = int(os.environ.get("TOSHI_TEST_CRASH_RUNS", "3"))
 """Kills per test run; the issue's acceptance runs it 20 times (TOSHI_TEST_CRASH_RUNS=20)."""
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    up = Receiver()
-    up.start()
-    yield up
-    up.stop()
 
 
 def gauge(n: int) -> str:

@@ -24,14 +24,6 @@ GRACE = 0.05
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    up = Receiver()
-    up.start()
-    yield up
-    up.stop()
-
-
-@pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     # Quick retries, so that several would happen within the observation window.
     running = Broker(tmp_path / "data", {"TOSHI_NOTIFICATIONS__BACKOFF_CAP": "0.5"})

@@ -42,6 +42,7 @@ from broker.services.provisioning.parse import (
 )
 from broker.services.provisioning.registry import Registry, app_key, group_key
 from broker.store.base import Store
+from broker.store.everywhere import records_everywhere
 
 _log = logging.getLogger(__name__)
 GROUP: Final = "iot_group"
@@ -66,11 +67,9 @@ class ProvisioningService:
 
     async def start(self) -> None:
         """Load every tenant's groups and devices; a record that no longer parses is skipped."""
-        for tenant in ["", *await self._store.tenants()]:
-            store = await self._store.tenant(tenant, create=tenant == "")
-            for kind in (GROUP, DEVICE):
-                for doc in await store.records(kind):
-                    self._load(tenant, kind, doc)
+        for kind in (GROUP, DEVICE):  # groups first: devices take defaults from them
+            async for tenant, doc in records_everywhere(self._store, kind):
+                self._load(tenant, kind, doc)
 
     def _load(self, tenant: str, kind: str, doc: dict[str, Any]) -> None:
         try:
