@@ -107,8 +107,8 @@ async def retrieve_subscription(
     dependencies=[SUBSCRIBE],
 )
 async def update_subscription(request: Request, subscriptionId: str) -> Response:
+    incoming = await read_json(request, merge_patch=True)  # 415/400 come before 404 (ETSI 048_01)
     subscription_id = _own(request, _subscription_id(subscriptionId)).id
-    incoming = await read_json(request, merge_patch=True)
     service = runtime(request).subscriptions
     check = partial(_check_egress, request)
     await service.update(

@@ -308,3 +308,15 @@ async def test_query_subscriptions_counts_with_either_spelling(
     assert listed.status_code == 200
     assert listed.headers["NGSILD-Results-Count"] == "3"
     assert len(listed.json()) == 2
+
+
+async def test_patching_with_a_wrong_media_type_is_415_even_for_an_unknown_subscription(
+    client: httpx.AsyncClient,
+) -> None:
+    # ETSI 048_01_02: the media type is judged before the subscription is looked up.
+    answer = await client.patch(
+        f"{API}/subscriptions/urn:ngsi-ld:Subscription:nowhere",
+        content=b"{}",
+        headers={"Content-Type": "text/plain"},
+    )
+    assert answer.status_code == 415
