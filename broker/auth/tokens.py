@@ -33,8 +33,12 @@ from broker.auth.claims import RoleRule, roles_from_claims
 from broker.auth.jwks import KeySource, KeysUnavailable
 from broker.auth.principal import AuthMethod, Principal
 from broker.ngsild.errors import AuthFailure, Unauthorized
+from broker.settings import AuthSettings
 
 _YEAR_10000 = 253_402_300_800
+
+_DEFAULTS = AuthSettings()
+"""Where the defaults of these knobs live (``TOSHI_AUTH__*``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +79,8 @@ class TokenVerifier:
         self,
         issuers: Sequence[tuple[TrustedIssuer, KeySource]],
         *,
-        leeway: int = 30,
-        cache_size: int = 10_000,
+        leeway: int = _DEFAULTS.leeway,
+        cache_size: int = _DEFAULTS.token_cache_size,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._issuers = {

@@ -34,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from broker.settings import NotificationSettings
+
 HTTP_DEFAULT_PORTS = {"http": 80, "https": 443}
 _NO_BODY_STATUSES = frozenset({204, 304})
 _MANAGED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
@@ -103,7 +105,7 @@ class HttpSender:
 
     def __init__(
         self,
-        max_connections: int = 4,
+        max_connections: int = NotificationSettings().concurrency,
         ssl_context: ssl.SSLContext | None = None,
         keepalive_expiry: float = 5.0,
     ) -> None:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal
 
 from broker.prometheus import Family
+from broker.settings import MqttSettings
 
 EXCERPT_BYTES: Final = 1024
 """How much of a payload is kept: enough to see what a device sent, not a copy of a flood."""
@@ -78,7 +79,7 @@ def _excerpt(head: bytes) -> tuple[str, Literal["utf-8", "base64"]]:
 class DeadLetters:
     """Bounded per-tenant lists of dead letters, and never-reset counts per reason."""
 
-    def __init__(self, capacity_per_tenant: int = 1000) -> None:
+    def __init__(self, capacity_per_tenant: int = MqttSettings().dead_letters) -> None:
         """Keep at most ``capacity_per_tenant`` letters per tenant (the newest ones)."""
         if capacity_per_tenant < 1:
             raise ValueError("capacity_per_tenant must be at least 1")
