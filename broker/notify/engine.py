@@ -87,7 +87,7 @@ class Notifier:
         subscription at all (then the write does no notification work)."""
         if not self._registry.has_tenant(tenant):
             return None
-        return Entry(tenant, self._now(), self._registry.match, durable=self._durable)
+        return Entry(tenant, self._registry, self._clock, durable=self._durable)
 
     def committed(self, entry: Entry) -> None:
         """Notify what the committed write of ``entry`` owes; never raises (a notification bug

@@ -29,10 +29,10 @@ import base64
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
+from broker.clock import Clock, timestamp, utc_now
 from broker.ngsild.entity import EntityDoc
 from broker.ngsild.subscriptions.changes import Change, Fired, triggers
 from broker.store.base import JournalRecord, Store
@@ -42,8 +42,18 @@ KIND: Final = "change"
 """Record kind of journal entries in the tenant store."""
 LEGACY_KIND: Final = "notification"
 """Record kind of the outbox of earlier versions: one ready-made notification each."""
-Match = Callable[[Change, str], tuple[Fired, list[str]]]
-"""(change, now) → what it fired and the ids of the subscriptions it notifies."""
+
+
+class Matcher(Protocol):
+    """The engine's matching, as a write's journal entry uses it (``Registry``)."""
+
+    def could_concern(self, tenant: str, before: EntityDoc | None, after: EntityDoc | None) -> bool:
+        """A quick no for most writes: nobody subscribed to these types."""
+        ...
+
+    def match(self, change: Change, now: str) -> tuple[Fired, list[str]]:
+        """What ``change`` fires and the ids of the subscriptions it notifies at ``now``."""
+        ...
 
 
 @dataclass(slots=True, eq=False)
@@ -52,8 +62,10 @@ class Entry:
 
     Attributes:
         tenant: Where the write happens.
-        now: The write's time, for matching (expiry) and notifications.
+        matcher: Matches the change (None for an entry replayed from its record).
+        clock: The write's time, read only when some subscription could care.
         durable: Whether to return a record for the store to save.
+        at: The write's time (NGSI-LD DateTime), once read.
         change: Set when the store calls the entry (the write is about to commit).
         fired: What the change fired.
         subscriptions: The subscriptions it notifies, by id.
@@ -61,9 +73,10 @@ class Entry:
     """
 
     tenant: str
-    now: str
-    match: Match | None = None
+    matcher: Matcher | None = None
+    clock: Clock = utc_now
     durable: bool = True
+    at: str | None = None
     change: Change | None = None
     fired: Fired | None = None
     subscriptions: list[str] = field(default_factory=list)
@@ -72,10 +85,12 @@ class Entry:
 
     def __call__(self, before: EntityDoc | None, after: EntityDoc | None) -> JournalRecord | None:
         """Runs in the store's transaction, in its writer thread: match, and say what to save."""
+        assert self.matcher is not None  # only entries of a write are called
+        if not self.matcher.could_concern(self.tenant, before, after):
+            return None  # most writes: nobody subscribed to these types; keep this tiny
         self.change = Change(self.tenant, before, after)
-        assert self.match is not None  # only entries of a write are called
         try:
-            self.fired, self.subscriptions = self.match(self.change, self.now)
+            self.fired, self.subscriptions = self.matcher.match(self.change, self.now)
         except Exception:  # a matching bug must not fail the write; it is logged, not hidden
             _log.exception("matching the change of %s failed", self.change.entity_id)
             self.subscriptions = []
@@ -83,6 +98,13 @@ class Entry:
             return None
         self.key = uuid.uuid4().hex
         return KIND, self.key, self.to_doc()
+
+    @property
+    def now(self) -> str:
+        """The write's time, read from the clock the first time it is needed."""
+        if self.at is None:
+            self.at = timestamp(self.clock)
+        return self.at
 
     def to_doc(self) -> dict[str, Any]:
         assert self.change is not None
@@ -100,7 +122,12 @@ class Entry:
         change = Change(tenant, doc["before"], doc["after"])
         subscriptions = list(doc["subscriptions"])
         return cls(
-            tenant, doc["at"], None, True, change, triggers(change), subscriptions, doc["key"]
+            tenant,
+            at=doc["at"],
+            change=change,
+            fired=triggers(change),
+            subscriptions=subscriptions,
+            key=doc["key"],
         )
 
 

@@ -35,7 +35,6 @@ from broker.notify.throttle import Throttle
 
 Key = tuple[str, str]
 """(tenant, subscription id)."""
-_NOTHING = Fired(frozenset(), {})
 GrantLookup = Callable[[str, Principal], Sequence[Grant]]
 """(owner tenant, grantee) → the grants that let the grantee subscribe there now."""
 
@@ -107,12 +106,20 @@ class Registry:
                 del self._tenants[tenant]
         return held
 
+    def could_concern(self, tenant: str, before: EntityDoc | None, after: EntityDoc | None) -> bool:
+        """Whether any subscription of ``tenant`` might care about an entity of these types.
+
+        Called for every write in a tenant with subscriptions, from the store's writer thread:
+        membership tests only (each atomic), no lock and nothing built.
+        """
+        index = self._index  # plain ifs: generators would cost more than the whole test
+        if before is not None and index.could_concern(tenant, before["type"]):
+            return True
+        return after is not None and index.could_concern(tenant, after["type"])
+
     def match(self, change: Change, now: str) -> tuple[Fired, list[str]]:
         """What ``change`` fires and which subscriptions it notifies (safe from any thread)."""
         tenant = change.tenant
-        with self._lock:
-            if not self._index.could_concern(tenant, change.types):
-                return _NOTHING, []
         fired = triggers(change)
         if not fired.entity and not fired.attributes:
             return fired, []

@@ -68,7 +68,11 @@ class SubscriptionIndex:
         """
         if tenant in self._by_attribute_count:
             return True
-        return any((tenant, type_) in self._by_type for type_ in types)
+        by_type = self._by_type
+        for type_ in types:  # noqa: SIM110 - a loop, not any(): this runs for every write
+            if (tenant, type_) in by_type:
+                return True
+        return False
 
     def candidates(self, tenant: str, types: Iterable[str], attributes: Iterable[str]) -> set[str]:
         """Subscriptions filed under any of ``types`` or ``attributes`` in ``tenant``."""
