@@ -193,9 +193,11 @@ def open_dispatcher(settings: NotificationSettings, egress: Egress | None = None
 
 
 async def health(request: Request) -> Response:
-    """Liveness and readiness: 200 once the store is open."""
+    """Liveness and readiness: 200 once the store is open (public, for probes)."""
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
         return Response(b'{"status":"starting"}', 503, media_type="application/json")
-    body = {"status": "ok", "version": __version__, "store": runtime.store.describe()}
+    body: dict[str, object] = {"status": "ok"}
+    if not runtime.auth.enabled:  # anonymous probes of a shared platform learn only "ok"
+        body |= {"version": __version__, "store": runtime.store.describe()}
     return Response(orjson.dumps(body), media_type="application/json")

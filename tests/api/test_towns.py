@@ -302,7 +302,8 @@ async def test_deleting_a_tenant_removes_everything_it_held(towns: Platform) -> 
 
 
 async def test_unauthenticated_health_and_operator_only_metrics(towns: Platform) -> None:
-    assert (await towns.http.get("/health")).status_code == 200
+    health = await towns.http.get("/health")
+    assert health.status_code == 200 and health.json() == {"status": "ok"}  # no paths, versions
     assert (await towns.http.get("/metrics")).status_code == 401
     assert (
         await towns.http.get("/metrics", headers=towns.member(OWNER, "editor"))
