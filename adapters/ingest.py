@@ -181,30 +181,40 @@ class IngestService:
             readings = uplink_readings(uplink, lorawan)
         except DecodeError as error:
             raise Rejected(error.reason, error.message, effective.tenant) from None
-        await self._write(effective, readings, topic, payload)
         radio = radio_fragment(effective, uplink, received_at=self._now())
-        if radio is not None:
-            await self._upsert(effective.tenant, radio)
+        await self._write(effective, readings, topic, payload, also=radio)
 
     async def _write(
-        self, effective: Effective, readings: list[Reading], topic: str, payload: bytes
+        self,
+        effective: Effective,
+        readings: list[Reading],
+        topic: str,
+        payload: bytes,
+        *,
+        also: dict[str, Any] | None = None,
     ) -> None:
-        if effective.autoprovisioned:
-            await self._provisioning.remember_autoprovisioned(effective)
-        for reading in readings:
-            fragment, rejected = entity_fragment(effective, reading, received_at=self._now())
-            for part in rejected:
-                detail = f"{part.object_id}: {part.detail}"
-                self._reject(effective.tenant, topic, part.reason, detail, payload)
-            await self._upsert(effective.tenant, fragment)
+        """Write ``readings`` into the device's entity, then ``also`` (the radio entity)."""
+        # The entity's lock is taken before the first await and held for the whole message:
+        # messages of one device are written in the order they arrived, each as a whole (a
+        # later one is never written between two readings of an earlier one).
+        async with self._locks.hold((effective.tenant, effective.entity_id)):
+            if effective.autoprovisioned:
+                await self._provisioning.remember_autoprovisioned(effective)
+            for reading in readings:
+                fragment, rejected = entity_fragment(effective, reading, received_at=self._now())
+                for part in rejected:
+                    detail = f"{part.object_id}: {part.detail}"
+                    self._reject(effective.tenant, topic, part.reason, detail, payload)
+                await self._upsert(effective.tenant, fragment)
+            if also is not None:
+                await self._upsert(effective.tenant, also)
 
     async def _upsert(self, tenant: str, fragment: dict[str, Any]) -> None:
         try:
             doc = parse_entity(fragment, self._terms)
         except NgsiLdError as error:
             raise Rejected("invalid_entity", error.detail, tenant) from None
-        async with self._locks.hold((tenant, doc["id"])):
-            await self._entities.upsert(tenant, doc, replace=False)
+        await self._entities.upsert(tenant, doc, replace=False)
         self.updates += 1
 
     def _already_seen(self, dedup_id: str) -> bool:
