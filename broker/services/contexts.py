@@ -25,6 +25,7 @@ from broker.ngsild.jsonld_contexts import (
     hosted_url,
 )
 from broker.ngsild.names import format_timestamp
+from broker.ngsild.terms import TermTable, effective_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,21 @@ class ContextService:
         document = hosted_document(body)
         self._loader.check(document["@context"])
         return await self._hosted.add(tenant, document)
+
+    async def implicit(self, tenant: str, terms: TermTable, base: str) -> str | None:
+        """The URL of an ImplicitlyCreated @context (§5.13.1) standing for ``terms``' @context
+        when no single URL does (a list, an object), so that a notification in JSON can name
+        it in its ``Link`` header; ``None`` when a URL does. Each tenant hosts one per distinct
+        @context, which counts towards ``max_hosted``."""
+        core = self._loader.core_url
+        if terms.link_url != core or effective_context(terms.source, core) == [core]:
+            return None
+        document = {"@context": terms.source}
+        for hosted in self._hosted.of(tenant):
+            if hosted.kind is Kind.IMPLICITLY_CREATED and hosted.document == document:
+                return hosted_url(base, hosted.local_id)
+        hosted = await self._hosted.add(tenant, document, Kind.IMPLICITLY_CREATED)
+        return hosted_url(base, hosted.local_id)
 
     def list(self, tenant: str, kind: Kind | None, base: str) -> list[ContextInfo]:
         """List @contexts (§5.13.3): ``tenant``'s hosted ones, then the Cached ones."""
