@@ -41,7 +41,9 @@ class Entry:
 class ContextService:
     """Add, List, Serve and Delete @contexts (§5.13.2-§5.13.5)."""
 
-    def __init__(self, hosted: HostedContexts, loader: ContextLoader, clock: Clock = utc_now):
+    def __init__(
+        self, hosted: HostedContexts, loader: ContextLoader, clock: Clock = utc_now
+    ) -> None:
         self._hosted = hosted
         self._loader = loader
         started = timestamp(clock)
