@@ -23,6 +23,7 @@ from broker.api import (
     entities,
     entity_maps,
     iot,
+    jsonld_contexts,
     metrics,
     problems,
     queries,
@@ -35,11 +36,13 @@ from broker.api.audit import AuditLog
 from broker.api.guard import RequestGuard
 from broker.audit import AuditTrail
 from broker.auth.assembly import build_auth
+from broker.context_store import HostedContexts
 from broker.contexts import ContextLoader
 from broker.notify.dispatcher import Dispatcher, Egress
 from broker.notify.http_sender import HttpSender
 from broker.notify.mqtt_sender import MqttSender
 from broker.runtime import Runtime
+from broker.services.contexts import ContextService
 from broker.services.dead_letters import DeadLetters
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
@@ -86,6 +89,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(attributes.router, prefix=API_PREFIX)
     app.include_router(entity_maps.router, prefix=API_PREFIX)
     app.include_router(batch.router, prefix=API_PREFIX)
+    app.include_router(jsonld_contexts.router, prefix=API_PREFIX)
     app.include_router(metrics.router)
     app.include_router(iot.router)
     app.include_router(admin.router)
@@ -115,7 +119,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         await tenants.start()
         auth = build_auth(settings.auth, store)
         await _start(stack, auth.start, auth.close)
-        contexts = ContextLoader(settings.contexts)
+        hosted = HostedContexts(store, settings.contexts)
+        await hosted.start()
+        contexts = ContextLoader(settings.contexts, hosted=hosted.document)
         stack.push_async_callback(contexts.close)
         dispatcher = open_dispatcher(notify, auth.egress_refusal)
         subscriptions = SubscriptionService(
@@ -146,6 +152,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             dispatcher,
             auth,
             tenants,
+            ContextService(hosted, contexts),
             metric_sources=[ingest.metric_families, runner.metric_families],
             provisioning=provisioning,
             audit=audit,

@@ -10,6 +10,7 @@ from broker.auth.assembly import AuthServices
 from broker.contexts import ContextLoader
 from broker.notify.dispatcher import Dispatcher
 from broker.prometheus import Family
+from broker.services.contexts import ContextService
 from broker.services.dead_letters import DeadLetters
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
@@ -33,6 +34,8 @@ class Runtime:
     dispatcher: Dispatcher
     auth: AuthServices
     tenants: TenantService
+    jsonld_contexts: ContextService
+    """The @context store (``/jsonldContexts``)."""
     metric_sources: list[Callable[[], Iterable[Family]]] = field(default_factory=list)
     """More metric families for ``/metrics`` (the ingest adapter adds its own)."""
     provisioning: ProvisioningService | None = None
@@ -49,4 +52,5 @@ class Runtime:
         if self.provisioning is not None:
             await self.provisioning.drop_tenant(name)
         await self.auth.drop_tenant(name)
+        self.jsonld_contexts.drop_tenant(name)
         await self.store.drop_tenant(name)

@@ -22,6 +22,12 @@ class ContextSettings(BaseModel):
     fetch_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a remote @context.")
     max_bytes: int = Field(1_048_576, gt=0, description="Largest remote @context accepted.")
     cache_size: int = Field(512, gt=0, description="Distinct @contexts kept processed in memory.")
+    max_hosted: int = Field(
+        100, ge=0, description="@contexts a tenant may host (POST /jsonldContexts; 400 above)."
+    )
+    hosted_max_bytes: int = Field(
+        262_144, gt=0, description="Largest @context a tenant may host, as JSON (413 above)."
+    )
 
 
 class SqliteSettings(BaseModel):

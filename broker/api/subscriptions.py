@@ -44,6 +44,11 @@ async def create_subscription(request: Request) -> Response:
     shared_by = principal_doc(access.principal) if access.shared and access.principal else None
     sub = replace(sub, owner=access.who, shared_by=shared_by)
     await _check_egress(request, sub)
+    if sub.jsonld_context is None:
+        implicit = await parts.jsonld_contexts.implicit(
+            incoming.tenant, incoming.terms, str(request.base_url)
+        )
+        sub = replace(sub, jsonld_context=implicit)
     quota = parts.tenants.quotas(incoming.tenant).max_subscriptions
     await service.create(incoming.tenant, sub, quota=quota)
     location = "/ngsi-ld/v1/subscriptions/" + quote(sub.id, safe=":")

@@ -18,6 +18,7 @@ from typing import Any, Final
 from pyld import jsonld
 
 from broker.ngsild.errors import BadRequestData
+from broker.ngsild.jsonld_contexts import SELF_BASE
 
 CORE_CONTEXT_FILES: Final[Mapping[str, str]] = {
     "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld": "ngsi-ld-core-context.jsonld",
@@ -138,7 +139,8 @@ def build_term_table(
         active = _processor.process_context(
             _processor._get_initial_context({}),
             effective_context(user, core_url),
-            {"documentLoader": load},
+            # Relative @context URLs name this broker: its hosted @contexts (§5.13.4).
+            {"documentLoader": load, "base": SELF_BASE},
         )
     except jsonld.JsonLdError as exc:
         missing = _find_missing(exc)

@@ -291,6 +291,11 @@ async def test_egress_refuses_metadata_and_denied_names(tmp_path: Path) -> None:
 
 async def test_deleting_a_tenant_removes_everything_it_held(towns: Platform) -> None:
     await seed(towns)
+    editor = {**towns.member(OWNER, "editor"), "Content-Type": "application/json"}
+    hosted = await towns.http.post(
+        f"{API}/jsonldContexts", json={"@context": {"x": "urn:x"}}, headers=editor
+    )
+    assert hosted.status_code == 201
     operator = towns.as_("operator")
     assert (await towns.http.delete(f"/admin/tenants/{OWNER}", headers=operator)).status_code == 204
     gone = await towns.http.get(f"{API}/types", headers=towns.member(OWNER, "reader"))
@@ -299,6 +304,14 @@ async def test_deleting_a_tenant_removes_everything_it_held(towns: Platform) -> 
     assert again.status_code == 201
     fresh = await towns.http.get(f"{API}/types", headers=towns.member(OWNER, "reader"))
     assert fresh.json()["typeList"] == []
+    context = hosted.headers["Location"]
+    assert (await towns.http.get(context, headers=towns.member(OWNER, "reader"))).status_code == 404
+    body = {"id": "urn:ngsi-ld:X:1", "type": "X", "@context": context}
+    used = await towns.http.post(
+        f"{API}/entities", json=body, headers={**editor, "Content-Type": "application/ld+json"}
+    )
+    assert used.status_code == 400
+    assert "no @context is hosted" in used.json()["detail"]
 
 
 async def test_unauthenticated_health_and_operator_only_metrics(towns: Platform) -> None:
