@@ -18,7 +18,13 @@ from typing import Any
 from broker.auth.principal import principal_of
 from broker.clock import Clock, timestamp, utc_now
 from broker.contexts import ContextLoader
-from broker.ngsild.errors import AlreadyExists, BadRequestData, ResourceNotFound, TooManyRequests
+from broker.ngsild.errors import (
+    AlreadyExists,
+    BadRequestData,
+    LdContextNotAvailable,
+    ResourceNotFound,
+    TooManyRequests,
+)
 from broker.ngsild.query.qlang import link_depth
 from broker.ngsild.subscriptions.documents import from_doc, to_doc
 from broker.ngsild.subscriptions.subscription import (
@@ -73,7 +79,7 @@ class SubscriptionService:
         async for tenant, doc in records_everywhere(self._store, SUBSCRIPTION):
             sub = from_doc(doc)
             try:
-                await self._hold(tenant, sub)
+                await self._hold(tenant, sub, loading=True)
             except Exception:  # one broken record must not stop the broker
                 _log.exception("subscription %s of tenant %r not loaded", sub.id, tenant)
         await self.notifier.start(await every_tenant(self._store))
@@ -164,12 +170,25 @@ class SubscriptionService:
         store = await self._store.tenant(tenant)
         await store.delete_record(SUBSCRIPTION, subscription_id)
 
-    async def _hold(self, tenant: str, sub: Subscription) -> None:
+    async def _hold(self, tenant: str, sub: Subscription, *, loading: bool = False) -> None:
         _check_mqtt_endpoint(sub)
         terms = await self._terms(sub.context)
         shown = terms
         if sub.jsonld_context is not None:
-            shown = await self._terms(sub.jsonld_context)
+            try:
+                shown = await self._terms(sub.jsonld_context)
+            except LdContextNotAvailable:
+                if not loading:
+                    raise
+                # Kept subscriptions still notify when their jsonldContext went away (an
+                # ImplicitlyCreated one deleted): compacted with their own @context instead.
+                _log.warning(
+                    "jsonldContext %s of subscription %s is not available; notifying with "
+                    "the subscription's own @context",
+                    sub.jsonld_context,
+                    sub.id,
+                )
+                shown = terms
             if shown is self._contexts.core and sub.jsonld_context != shown.link_url:
                 shown = shown.advertised_as(sub.jsonld_context)  # another core version
         filters = parse_filters(sub, terms)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 
-from tests.conftest import API, ContextServer, gauge
+from tests.conftest import API, ContextServer, broker_client, gauge, make_settings
 from tests.http_sink import Sink
 
 JSON = {"Content-Type": "application/json"}
@@ -72,3 +74,24 @@ async def test_a_context_one_url_stands_for_makes_none(
         assert "jsonldContext" not in got
     implicit = await client.get(f"{API}/jsonldContexts", params={"kind": "ImplicitlyCreated"})
     assert implicit.json() == []
+
+
+async def test_a_subscription_outlives_the_deletion_of_its_implicit_context(
+    tmp_path: Path, sink: Sink
+) -> None:
+    settings = make_settings(tmp_path / "data")
+    async with broker_client(settings) as client:
+        created = await client.post(
+            f"{API}/subscriptions", json=subscription(sink, 3, [CITY]), headers=LD
+        )
+        assert created.status_code == 201
+        got = (await client.get(f"{API}/subscriptions/urn:ngsi-ld:Subscription:river-3")).json()
+        assert (
+            await client.delete(got["jsonldContext"].removeprefix("http://toshi"))
+        ).status_code == 204
+    async with broker_client(settings) as client:  # a restart: the subscription is loaded
+        kept = await client.get(f"{API}/subscriptions/urn:ngsi-ld:Subscription:river-3")
+        assert kept.status_code == 200
+        await client.post(f"{API}/entities", json={**gauge(), "@context": [CITY]}, headers=LD)
+        await sink.wait_for(1)
+        assert sink.received[0][1]["data"][0]["type"] == "RiverGauge"
