@@ -50,6 +50,16 @@ def reads_of(request: Request) -> EntityReads:
     return entities if access.grants is None else SharedReads(entities, access.grants)
 
 
+def refuse_unknown_parameters(request: Request, known: frozenset[str]) -> None:
+    """§6.3.20: a query parameter the operation does not define is an InvalidRequest, not
+    silently ignored (a misspelt filter would otherwise widen the answer)."""
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise InvalidRequest(
+            f"unknown query parameter(s) {', '.join(unknown)}; accepted: {', '.join(sorted(known))}"
+        )
+
+
 def entity_id_of(path_value: str) -> str:
     """The ``{entityId}`` of a path, which must be a URI (§4.5.1)."""
     if not is_uri(path_value):

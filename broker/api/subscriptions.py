@@ -11,7 +11,13 @@ from fastapi import APIRouter, Query, Request, Response
 
 from broker.api.access import SUBSCRIBE, access_of
 from broker.api.media import JSON, JSON_LD, negotiate
-from broker.api.requests import read_json, runtime, tenant_of, terms_of
+from broker.api.requests import (
+    read_json,
+    refuse_unknown_parameters,
+    runtime,
+    tenant_of,
+    terms_of,
+)
 from broker.api.responses import json_response, page_links
 from broker.auth.principal import principal_doc
 from broker.auth.roles import Role
@@ -25,6 +31,8 @@ from broker.ngsild.versions import preference_applied, preferred_version
 router = APIRouter(tags=["Subscriptions"])
 _OFFERED = (JSON, JSON_LD)
 Number = Annotated[int | None, Query()]
+_LIST_PARAMETERS = frozenset({"options", "limit", "offset", "count"})
+_RETRIEVE_PARAMETERS = frozenset({"options"})
 
 
 @router.post(
@@ -63,6 +71,7 @@ async def query_subscriptions(
     offset: Number = None,
     count: Annotated[bool, Query()] = False,
 ) -> Response:
+    refuse_unknown_parameters(request, _LIST_PARAMETERS)
     media = negotiate(request.headers.get("accept"), _OFFERED)
     terms = await terms_of(request)
     service = runtime(request).subscriptions
@@ -92,6 +101,7 @@ async def query_subscriptions(
 async def retrieve_subscription(
     request: Request, subscriptionId: str, options: Annotated[str | None, Query()] = None
 ) -> Response:
+    refuse_unknown_parameters(request, _RETRIEVE_PARAMETERS)
     media = negotiate(request.headers.get("accept"), _OFFERED)
     terms = await terms_of(request)
     service = runtime(request).subscriptions

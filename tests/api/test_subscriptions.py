@@ -320,3 +320,12 @@ async def test_patching_with_a_wrong_media_type_is_415_even_for_an_unknown_subsc
         headers={"Content-Type": "text/plain"},
     )
     assert answer.status_code == 415
+
+
+async def test_an_unknown_query_parameter_on_subscriptions_is_invalid_request(
+    client: httpx.AsyncClient,
+) -> None:
+    # §6.3.20 (ETSI 059_01_07): a misspelt parameter is refused, not ignored.
+    answer = await client.get(f"{API}/subscriptions", params={"limt": "5"})
+    assert answer.status_code == 400
+    assert answer.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/InvalidRequest"
