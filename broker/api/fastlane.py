@@ -63,7 +63,9 @@ class _Scalar:
                 return True
             if lowered in _FALSE:
                 return False
-            raise BadRequestData(f"query.{self.name}: Input should be a valid boolean, unable to interpret input")
+            raise BadRequestData(
+                f"query.{self.name}: Input should be a valid boolean, unable to interpret input"
+            )
         try:
             number = int(raw.strip())
         except ValueError:
