@@ -84,6 +84,7 @@ from broker.ngsild.errors import (
 )
 from broker.ngsild.query import EntityQuery
 from broker.ngsild.query.page import PageCollector
+from broker.ngsild.temporal.history import History
 from broker.ngsild.tenants import DEFAULT_TENANT
 from broker.retry import full_jitter
 from broker.store.base import Committed, Journal, JournalRecord, Mutation, QueryPage, TenantStore
@@ -140,7 +141,9 @@ class MongoEntityStore(TenantStore):
                 {"_id": _SEQ_COUNTER}, {"$setOnInsert": {"seq": 0}}, upsert=True
             )
 
-    async def create(self, doc: EntityDoc, *, journal: Journal | None = None) -> None:
+    async def create(
+        self, doc: EntityDoc, *, journal: Journal | None = None, history: History | None = None
+    ) -> None:
         # A seq taken by an insert that then fails is simply never used: gaps do not matter,
         # only the order does.
         seq = await self._next_seq()
@@ -160,7 +163,12 @@ class MongoEntityStore(TenantStore):
         return None if record is None else _load(record)
 
     async def update(
-        self, entity_id: str, mutate: Mutation[T], *, journal: Journal | None = None
+        self,
+        entity_id: str,
+        mutate: Mutation[T],
+        *,
+        journal: Journal | None = None,
+        history: History | None = None,
     ) -> Committed[T]:
         for attempt in range(MAX_UPDATE_ATTEMPTS):
             record = await self._entities.find_one({"_id": entity_id}, {"doc": 1, "version": 1})
@@ -192,7 +200,9 @@ class MongoEntityStore(TenantStore):
             f"entity {entity_id} kept changing: gave up after {MAX_UPDATE_ATTEMPTS} attempts"
         )
 
-    async def delete(self, entity_id: str, *, journal: Journal | None = None) -> EntityDoc:
+    async def delete(
+        self, entity_id: str, *, journal: Journal | None = None, history: History | None = None
+    ) -> EntityDoc:
         if journal is None:
             record = await self._entities.find_one_and_delete({"_id": entity_id}, {"doc": 1})
         else:
