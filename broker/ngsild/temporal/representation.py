@@ -1,0 +1,63 @@
+"""Client JSON of a temporal representation → attribute instances (§4.5.7, §5.6.11).
+
+Each attribute is an instance or an array of instances; unlike an entity, an array may hold
+several instances of the same ``datasetId`` (its evolution). Instances are validated exactly as
+entity attributes are (``broker.ngsild.entity.parse_instance``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broker.ngsild.entity import (
+    GEO_ATTRIBUTES,
+    Instance,
+    entity_body,
+    parse_instance,
+    parse_scope,
+    parse_types,
+)
+from broker.ngsild.errors import BadRequestData
+from broker.ngsild.names import CORE_MEMBERS, ENTITY_MEMBERS, check_name, check_uri
+from broker.ngsild.terms import TermTable
+
+
+def parse_temporal_attributes(body: Any, terms: TermTable) -> dict[str, list[Instance]]:
+    """Every attribute member of a temporal representation → attribute IRI → instances."""
+    if not isinstance(body, dict):
+        raise BadRequestData("a temporal representation is a JSON object")
+    attrs: dict[str, list[Instance]] = {}
+    for name, raw in body.items():
+        if name in ENTITY_MEMBERS:
+            continue
+        if name in CORE_MEMBERS:
+            raise BadRequestData(f"{name!r} is a core NGSI-LD term and cannot name an attribute")
+        iri = terms.expand(check_name(name, "attribute name"))
+        items = raw if isinstance(raw, list) else [raw]
+        if not items:
+            raise BadRequestData(f"attribute {name!r} has no instances")
+        instances = [parse_instance(item, terms, name=name) for item in items]
+        if iri in GEO_ATTRIBUTES and any(i["type"] != "GeoProperty" for i in instances):
+            raise BadRequestData(f"{name!r} is a GeoProperty by definition")
+        attrs.setdefault(iri, []).extend(instances)
+    return attrs
+
+
+def parse_temporal_entity(
+    body: Any, terms: TermTable
+) -> tuple[str, list[str], dict[str, list[Instance]], list[str] | None]:
+    """A temporal representation to create → (id, types, attributes' instances, scope)."""
+    body = entity_body(body)
+    raw_id = body.get("id", body.get("@id"))
+    if raw_id is None:
+        raise BadRequestData("a temporal representation needs an 'id'")
+    raw_type = body.get("type", body.get("@type"))
+    if raw_type is None:
+        raise BadRequestData("a temporal representation needs a 'type'")
+    scope = parse_scope(body["scope"]) if "scope" in body else None
+    return (
+        check_uri(raw_id, "entity id"),
+        parse_types(raw_type, terms),
+        parse_temporal_attributes(body, terms),
+        scope,
+    )
