@@ -155,6 +155,7 @@ class TenantService:
             _quotas(body.get("quotas", {}), Quotas()),
             created_by,
             timestamp(self._clock),
+            _history(body.get("history", {}), HistoryPolicy()),
         )
         await self._save(tenant)
         await self._store.tenant(name, create=True)

@@ -1,0 +1,186 @@
+"""The Temporal API over HTTP: history from entity writes, provision, consumption, errors."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import API, gauge
+
+JSON = {"Content-Type": "application/json"}
+GAUGE = "urn:ngsi-ld:RiverGauge:kamo-1"
+TEMPORAL = f"{API}/temporal/entities"
+BAD = "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+NOT_FOUND = "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound"
+
+
+def readings(entity_id: str, values: list[tuple[float, str]]) -> dict:
+    return {
+        "id": entity_id,
+        "type": "RiverGauge",
+        "level": [
+            {"type": "Property", "value": v, "observedAt": t, "unitCode": "MTR"} for v, t in values
+        ],
+    }
+
+
+HOURS = [
+    (1.0, "2026-11-23T01:00:00Z"),
+    (2.0, "2026-11-23T01:30:00Z"),
+    (4.0, "2026-11-23T02:10:00Z"),
+]
+
+
+async def test_entity_writes_record_history(client: httpx.AsyncClient) -> None:
+    assert (await client.post(f"{API}/entities", json=gauge(), headers=JSON)).status_code == 201
+    for value, at in [(1.7, "2026-11-23T01:10:00Z"), (1.9, "2026-11-23T01:20:00Z")]:
+        patched = await client.patch(
+            f"{API}/entities/{GAUGE}/attrs/level",
+            json={"value": value, "observedAt": at},
+            headers=JSON,
+        )
+        assert patched.status_code == 204
+    assert (await client.delete(f"{API}/entities/{GAUGE}/attrs/alert")).status_code == 204
+    level = (await client.get(f"{TEMPORAL}/{GAUGE}", params={"attrs": "level"})).json()["level"]
+    assert [i["value"] for i in level] == [1.5, 1.7, 1.9]
+    assert all(i["instanceId"].startswith("urn:ngsi-ld:Instance:") for i in level)
+    assert level[1]["unitCode"] == "MTR"
+    deleted = (await client.get(f"{TEMPORAL}/{GAUGE}", params={"timeproperty": "deletedAt"})).json()
+    assert deleted["alert"][0]["value"] == "urn:ngsi-ld:null" and "deletedAt" in deleted["alert"][0]
+    assert "level" not in deleted
+
+
+async def test_batch_writes_record_history(client: httpx.AsyncClient) -> None:
+    batch = [gauge(f"urn:ngsi-ld:RiverGauge:b{i}", level=float(i)) for i in range(3)]
+    assert (
+        await client.post(f"{API}/entityOperations/upsert", json=batch, headers=JSON)
+    ).status_code == 201
+    batch = [gauge(f"urn:ngsi-ld:RiverGauge:b{i}", level=float(i) + 10) for i in range(3)]
+    await client.post(
+        f"{API}/entityOperations/upsert", params={"options": "update"}, json=batch, headers=JSON
+    )
+    got = (await client.get(TEMPORAL, params={"type": "RiverGauge", "attrs": "level"})).json()
+    assert sorted(len(e["level"]) for e in got) == [2, 2, 2]
+
+
+async def test_create_and_query_temporal_representation(client: httpx.AsyncClient) -> None:
+    created = await client.post(TEMPORAL, json=readings(GAUGE, HOURS), headers=JSON)
+    assert created.status_code == 201
+    assert created.headers["location"].endswith(GAUGE)
+    # the entity holds the latest observation
+    now = (await client.get(f"{API}/entities/{GAUGE}", params={"options": "keyValues"})).json()
+    assert now["level"] == 4.0
+    after = await client.get(
+        TEMPORAL,
+        params={"type": "RiverGauge", "timerel": "after", "timeAt": "2026-11-23T01:30:00Z"},
+    )
+    assert [i["value"] for i in after.json()[0]["level"]] == [2.0, 4.0]
+    before = await client.get(
+        f"{TEMPORAL}/{GAUGE}", params={"timerel": "before", "timeAt": "2026-11-23T01:30:00Z"}
+    )
+    assert [i["value"] for i in before.json()["level"]] == [1.0]
+    last = await client.get(f"{TEMPORAL}/{GAUGE}", params={"lastN": "2"})
+    assert [i["value"] for i in last.json()["level"]] == [2.0, 4.0]
+    simple = await client.get(f"{TEMPORAL}/{GAUGE}", params={"options": "temporalValues"})
+    assert simple.json()["level"] == {
+        "type": "Property",
+        "values": [[1.0, HOURS[0][1]], [2.0, HOURS[1][1]], [4.0, HOURS[2][1]]],
+    }
+    more = await client.post(
+        TEMPORAL, json=readings(GAUGE, [(8.0, "2026-11-23T03:00:00Z")]), headers=JSON
+    )
+    assert more.status_code == 204
+    assert len((await client.get(f"{TEMPORAL}/{GAUGE}")).json()["level"]) == 4
+
+
+async def test_aggregated_values(client: httpx.AsyncClient) -> None:
+    await client.post(TEMPORAL, json=readings(GAUGE, HOURS), headers=JSON)
+    got = await client.get(
+        f"{TEMPORAL}/{GAUGE}",
+        params={
+            "options": "aggregatedValues",
+            "aggrMethods": "avg,max,totalCount",
+            "aggrPeriodDuration": "PT1H",
+        },
+    )
+    level = got.json()["level"]
+    first = ("2026-11-23T01:00:00Z", "2026-11-23T02:00:00Z")
+    second = ("2026-11-23T02:00:00Z", "2026-11-23T03:00:00Z")
+    assert level["avg"] == [[1.5, *first], [4.0, *second]]
+    assert level["max"] == [[2.0, *first], [4.0, *second]]
+    assert level["totalCount"] == [[2, *first], [1, *second]]
+    by_post = await client.post(
+        f"{API}/temporal/entityOperations/query",
+        json={
+            "type": "Query",
+            "entities": [{"type": "RiverGauge"}],
+            "temporalQ": {"timerel": "after", "timeAt": "2026-11-23T00:00:00Z"},
+            "aggrParams": {"aggrMethods": ["sum"], "aggrPeriodDuration": "P1D"},
+        },
+        headers=JSON,
+    )
+    assert by_post.status_code == 200
+    assert by_post.json()[0]["level"]["sum"][0][0] == 7.0
+
+
+async def test_instances_can_be_modified_and_deleted(client: httpx.AsyncClient) -> None:
+    await client.post(TEMPORAL, json=readings(GAUGE, HOURS), headers=JSON)
+    level = (await client.get(f"{TEMPORAL}/{GAUGE}")).json()["level"]
+    first = level[0]["instanceId"]
+    modified = await client.patch(
+        f"{TEMPORAL}/{GAUGE}/attrs/level/{first}",
+        json={"level": {"type": "Property", "value": 1.25, "observedAt": HOURS[0][1]}},
+        headers=JSON,
+    )
+    assert modified.status_code == 204
+    level = (await client.get(f"{TEMPORAL}/{GAUGE}")).json()["level"]
+    assert level[0]["value"] == 1.25 and level[0]["instanceId"] == first
+    gone = await client.delete(f"{TEMPORAL}/{GAUGE}/attrs/level/{first}")
+    assert gone.status_code == 204
+    again = await client.delete(f"{TEMPORAL}/{GAUGE}/attrs/level/{first}")
+    assert again.status_code == 404 and again.json()["type"] == NOT_FOUND
+    assert len((await client.get(f"{TEMPORAL}/{GAUGE}")).json()["level"]) == 2
+    assert (await client.delete(f"{TEMPORAL}/{GAUGE}/attrs/level")).status_code == 204
+    assert "level" not in (await client.get(f"{TEMPORAL}/{GAUGE}")).json()
+    assert (await client.delete(f"{TEMPORAL}/{GAUGE}/attrs/level")).status_code == 404
+    assert (await client.delete(f"{TEMPORAL}/{GAUGE}")).status_code == 204
+    assert (await client.get(f"{TEMPORAL}/{GAUGE}")).status_code == 404
+    assert (await client.delete(f"{TEMPORAL}/{GAUGE}")).status_code == 404
+
+
+async def test_errors_are_problem_details(client: httpx.AsyncClient) -> None:
+    await client.post(TEMPORAL, json=readings(GAUGE, HOURS), headers=JSON)
+    for params in (
+        {"timerel": "during", "timeAt": "2026-11-23T01:00:00Z"},
+        {"timerel": "between", "timeAt": "2026-11-23T01:00:00Z"},
+        {"lastN": "0"},
+        {"timeproperty": "seenAt"},
+        {"options": "aggregatedValues", "aggrMethods": "median"},
+        {"options": "aggregatedValues", "aggrMethods": "avg", "aggrPeriodDuration": "hourly"},
+    ):
+        got = await client.get(f"{TEMPORAL}/{GAUGE}", params=params)
+        assert got.status_code == 400, params
+        assert got.json()["type"] == BAD
+    assert (await client.get(f"{TEMPORAL}/not-a-uri")).status_code == 400
+    assert (await client.get(f"{TEMPORAL}/urn:ngsi-ld:RiverGauge:none")).status_code == 404
+    missing_id = await client.post(TEMPORAL, json={"type": "RiverGauge"}, headers=JSON)
+    assert missing_id.status_code == 400
+    no_entity = await client.post(
+        f"{TEMPORAL}/urn:ngsi-ld:RiverGauge:none/attrs",
+        json={"level": [{"type": "Property", "value": 1}]},
+        headers=JSON,
+    )
+    assert no_entity.status_code == 404
+
+
+async def test_history_can_be_turned_off_per_tenant(client: httpx.AsyncClient) -> None:
+    tenant = {"NGSILD-Tenant": "quiet"}
+    made = await client.post(
+        "/admin/tenants", json={"name": "quiet", "history": {"enabled": False}}, headers=JSON
+    )
+    assert made.status_code == 201, made.text
+    await client.post(f"{API}/entities", json=gauge(), headers={**JSON, **tenant})
+    await client.patch(
+        f"{API}/entities/{GAUGE}/attrs/level", json={"value": 9.0}, headers={**JSON, **tenant}
+    )
+    got = (await client.get(f"{TEMPORAL}/{GAUGE}", headers=tenant)).json()
+    assert "level" not in got  # nothing recorded: not even the creation
