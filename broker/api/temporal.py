@@ -22,6 +22,7 @@ from broker.api.requests import (
     read_json,
     reads_of,
     refuse_unknown_parameters,
+    runtime,
     tenant_of,
     terms_of,
 )
@@ -40,6 +41,7 @@ from broker.ngsild.query.params import (
     parse_selectors,
 )
 from broker.ngsild.render import View
+from broker.ngsild.temporal.paging import cap
 from broker.ngsild.temporal.query import HistorySelection, TemporalQuery, parse_temporal_query
 from broker.ngsild.temporal.render import render_aggregated, render_temporal
 from broker.ngsild.terms import TermTable
@@ -213,7 +215,7 @@ async def retrieve_temporal(
     types = None if type is None else [terms.expand(t) for t in split_list(type) or []]
     doc = await reads_of(request).retrieve(tenant_of(request), entity_id, types)
     (rendered,) = await _render(request, [doc], temporal_query, temporal, view, terms)
-    return json_response(rendered, media, terms)
+    return _partial(request, json_response(rendered, media, terms))
 
 
 def _entity_options(text: str | None, format_: str | None, count: bool) -> frozenset[str]:
@@ -240,7 +242,16 @@ async def _answer(
         total=page.total,
         media=media,
     )
-    return json_response(rendered, media, terms, headers=headers)
+    return _partial(request, json_response(rendered, media, terms, headers=headers))
+
+
+def _partial(request: Request, response: Response) -> Response:
+    """§6.3.10: a response whose time range was cut is 206 with a ``Content-Range``."""
+    content_range = getattr(request.state, "content_range", None)
+    if content_range is not None:
+        response.status_code = 206
+        response.headers["Content-Range"] = content_range
+    return response
 
 
 async def _render(
@@ -265,7 +276,11 @@ async def _render(
             )
             for doc in docs
         ]
-    history = await service.history(tenant, ids, selection)
+    limit = runtime(request).settings.temporal.max_instances
+    history = await service.history(tenant, ids, replace(selection, limit=limit + 1))
+    history, cut = cap(history, temporal_query, limit)
+    if cut is not None:
+        request.state.content_range = cut.header()
     return [
         render_temporal(
             doc,

@@ -187,7 +187,9 @@ def read(
     """The selected instances of each entity, per attribute and datasetId, oldest first."""
     where, params, time = _where(selection)
     last_n = selection.query.last_n
-    order = f"{time} DESC, iid DESC LIMIT {int(last_n)}" if last_n else f"{time}, iid"
+    limit = min(n for n in (last_n, selection.limit, 2**62) if n is not None)
+    order = f"{time} DESC, iid DESC" if last_n else f"{time}, iid"
+    order += f" LIMIT {int(limit)}"
     sql = f"SELECT iid, t, rec, mod, flags, val, doc FROM instances WHERE {where} ORDER BY {order}"
     out: dict[str, list[AttributeHistory]] = {}
     for key, entity, attr, dataset, _ in series_keys(db, entity_ids, selection):

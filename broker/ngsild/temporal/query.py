@@ -162,3 +162,6 @@ class HistorySelection:
     query: TemporalQuery
     attrs: frozenset[str] | None = None
     dataset_ids: frozenset[str] | None = None
+    limit: int | None = None
+    """Most instances to read per attribute and datasetId (in the query's direction), so a
+    capped response (``paging.cap``) never reads a long history in full."""

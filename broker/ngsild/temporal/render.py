@@ -67,7 +67,7 @@ def render_temporal(
     out = _head(doc, terms, view)
     grouped: dict[str, list[Any]] = {}
     for series in history:
-        if not _shown(series.attr, view) or not series.instances:
+        if not _shown(series.attr, view):
             continue
         name = terms.compact(series.attr)
         if simplified:
@@ -137,7 +137,7 @@ def _normalized(instance: Instance, terms: TermTable, view: View) -> dict[str, A
 
 
 def _simplified(series: AttributeHistory, timeproperty: str, terms: TermTable) -> dict[str, Any]:
-    kind = series.instances[-1].get("type", "Property")
+    kind = series.instances[-1].get("type", "Property") if series.instances else "Property"
     member = VALUE_MEMBER.get(kind, "value")
     pairs = []
     for instance in series.instances:
