@@ -28,7 +28,7 @@ def test_under_the_cap_nothing_is_cut() -> None:
 
 
 def test_forwards_cut_is_shared_by_every_attribute() -> None:
-    found = {"e": [series("a", range(0, 10)), series("b", range(100, 110))]}
+    found = {"e": [series("a", range(10)), series("b", range(100, 110))]}
     kept, cut = cap(found, TemporalQuery(start=0), 12)
     assert values(kept) == {"a": list(range(10)), "b": [100, 101]}
     assert cut is not None
@@ -36,7 +36,7 @@ def test_forwards_cut_is_shared_by_every_attribute() -> None:
 
 
 def test_backwards_cut_with_last_n() -> None:
-    found = {"e": [series("a", range(0, 10)), series("b", range(100, 110))]}
+    found = {"e": [series("a", range(10)), series("b", range(100, 110))]}
     kept, cut = cap(found, TemporalQuery(last_n=10, end=200 * MINUTE), 5)
     assert values(kept) == {"a": [], "b": [105, 106, 107, 108, 109]}
     assert cut is not None
