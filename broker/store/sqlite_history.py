@@ -8,7 +8,8 @@ given, 2: a deletion), ``val`` (the value member: a number as a number, anything
 text) and ``doc`` (the instance's other members, NULL for the common bare measurement). Times
 are integer microseconds. The index ``(key, t, flags, val)`` serves range scans, ``lastN`` and
 aggregation without touching the table, so aggregation runs in SQL over the index alone.
-``instanceId`` is ``urn:ngsi-ld:Instance:<rowid>``.
+``instanceId`` is ``urn:ngsi-ld:Instance:<rowid>``. An attribute (and datasetId) holds one
+instance per ``observedAt``: recording the same observation again replaces it.
 
 Rows are appended by the writer in the same transaction as the entity write they come from.
 """
@@ -76,6 +77,14 @@ def append(db: sqlite3.Connection, entity_id: str, rows: Iterable[HistoryRow]) -
         if key is None:
             key = keys[(row.attr, dataset)] = _key(db, entity_id, row.attr, dataset, kind)
         values.append(_encode(key, row))
+    # An attribute has one instance per observedAt: a repeated observation replaces the one
+    # recorded before (a device resending, a temporal upsert correcting a value).
+    observed = {(v[0], v[1]): v for v in values if v[3] == _OBSERVED}
+    db.executemany(
+        f"DELETE FROM instances WHERE key = ? AND t = ? AND flags = {_OBSERVED}",
+        list(observed),
+    )
+    values = [v for v in values if v[3] != _OBSERVED] + list(observed.values())
     db.executemany(
         "INSERT INTO instances (key, t, rec, mod, flags, val, doc) VALUES (?, ?, ?, NULL, ?, ?, ?)",
         values,

@@ -55,6 +55,8 @@ async def test_batch_writes_record_history(client: httpx.AsyncClient) -> None:
         await client.post(f"{API}/entityOperations/upsert", json=batch, headers=JSON)
     ).status_code == 201
     batch = [gauge(f"urn:ngsi-ld:RiverGauge:b{i}", level=float(i) + 10) for i in range(3)]
+    for doc in batch:
+        doc["level"]["observedAt"] = "2026-11-23T02:00:00Z"
     await client.post(
         f"{API}/entityOperations/upsert", params={"options": "update"}, json=batch, headers=JSON
     )
@@ -184,3 +186,30 @@ async def test_history_can_be_turned_off_per_tenant(client: httpx.AsyncClient) -
     )
     got = (await client.get(f"{TEMPORAL}/{GAUGE}", headers=tenant)).json()
     assert "level" not in got  # nothing recorded: not even the creation
+
+
+async def test_a_repeated_observation_replaces_the_recorded_one(client: httpx.AsyncClient) -> None:
+    await client.post(TEMPORAL, json=readings(GAUGE, HOURS), headers=JSON)
+    again = readings(GAUGE, [(2.5, HOURS[1][1])])
+    assert (await client.post(TEMPORAL, json=again, headers=JSON)).status_code == 204
+    level = (await client.get(f"{TEMPORAL}/{GAUGE}")).json()["level"]
+    assert [i["value"] for i in level] == [1.0, 2.5, 4.0]
+
+
+async def test_deleted_instances_are_temporal_input(client: httpx.AsyncClient) -> None:
+    body = readings(GAUGE, HOURS)
+    body["level"].append(
+        {"type": "Property", "value": "urn:ngsi-ld:null", "observedAt": "2026-11-23T03:00:00Z"}
+    )
+    assert (await client.post(TEMPORAL, json=body, headers=JSON)).status_code == 201
+    level = (await client.get(f"{TEMPORAL}/{GAUGE}")).json()["level"]
+    assert level[-1]["value"] == "urn:ngsi-ld:null"
+    current = (await client.get(f"{API}/entities/{GAUGE}", params={"options": "keyValues"})).json()
+    assert current["level"] == 4.0
+    null_expiry = {**readings("urn:ngsi-ld:RiverGauge:x", HOURS), "expiresAt": "urn:ngsi-ld:null"}
+    assert (await client.post(TEMPORAL, json=null_expiry, headers=JSON)).status_code == 400
+
+
+async def test_empty_attribute_name_in_the_path(client: httpx.AsyncClient) -> None:
+    got = await client.delete(f"{TEMPORAL}/{GAUGE}/attrs//urn:ngsi-ld:Instance:1")
+    assert got.status_code == 400 and got.json()["type"] == BAD

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from broker.ngsild.entity import AttrMap, EntityDoc, Instance
+from broker.ngsild.entity import AttrMap, EntityDoc, Instance, is_deletion
 from broker.ngsild.names import NGSI_LD_NULL, VALUE_MEMBER
 
 
@@ -99,11 +99,14 @@ def latest_instances(attrs: dict[str, list[Instance]]) -> AttrMap:
     for attr, instances in attrs.items():
         chosen: dict[Any, Instance] = {}
         for instance in instances:
+            if is_deletion(instance):
+                continue  # a deleted instance is history, never current state
             dataset_id = instance.get("datasetId")
             held = chosen.get(dataset_id)
             if held is None or instance.get("observedAt", "") >= held.get("observedAt", ""):
                 chosen[dataset_id] = instance
-        current[attr] = list(chosen.values())
+        if chosen:
+            current[attr] = list(chosen.values())
     return current
 
 

@@ -18,8 +18,16 @@ from broker.ngsild.entity import (
     parse_types,
 )
 from broker.ngsild.errors import BadRequestData
-from broker.ngsild.names import CORE_MEMBERS, ENTITY_MEMBERS, check_name, check_uri
+from broker.ngsild.names import (
+    CORE_MEMBERS,
+    ENTITY_MEMBERS,
+    EXPIRES_AT,
+    check_datetime,
+    check_name,
+    check_uri,
+)
 from broker.ngsild.terms import TermTable
+from broker.ngsild.values import UPDATE_NULLS
 
 
 def parse_temporal_attributes(body: Any, terms: TermTable) -> dict[str, list[Instance]]:
@@ -36,7 +44,8 @@ def parse_temporal_attributes(body: Any, terms: TermTable) -> dict[str, list[Ins
         items = raw if isinstance(raw, list) else [raw]
         if not items:
             raise BadRequestData(f"attribute {name!r} has no instances")
-        instances = [parse_instance(item, terms, name=name) for item in items]
+        # §4.5.7, §5.5.4: a deleted instance (its value the NGSI-LD Null) is temporal input.
+        instances = [parse_instance(item, terms, nulls=UPDATE_NULLS, name=name) for item in items]
         if iri in GEO_ATTRIBUTES and any(i["type"] != "GeoProperty" for i in instances):
             raise BadRequestData(f"{name!r} is a GeoProperty by definition")
         attrs.setdefault(iri, []).extend(instances)
@@ -55,6 +64,9 @@ def parse_temporal_entity(
     if raw_type is None:
         raise BadRequestData("a temporal representation needs a 'type'")
     scope = parse_scope(body["scope"]) if "scope" in body else None
+    if EXPIRES_AT in body:
+        # The Null is no deletion marker at the first level of a representation (§5.5.4).
+        check_datetime(body[EXPIRES_AT], EXPIRES_AT)
     return (
         check_uri(raw_id, "entity id"),
         parse_types(raw_type, terms),
