@@ -29,10 +29,11 @@ from broker.api.requests import (
 from broker.api.responses import count_headers, json_response, page_links
 from broker.api.temporal_provision import service_of
 from broker.ngsild.entity import EntityDoc
-from broker.ngsild.errors import BadRequestData
+from broker.ngsild.errors import BadRequestData, ResourceNotFound
 from broker.ngsild.params import build_view, parse_options, split_list
 from broker.ngsild.query import EntityQuery
 from broker.ngsild.query.geo import parse_geo_object
+from broker.ngsild.query.ordering import Ordering, parse_ordering
 from broker.ngsild.query.params import (
     WILDCARD,
     Filters,
@@ -40,6 +41,7 @@ from broker.ngsild.query.params import (
     parse_entity_query,
     parse_selectors,
 )
+from broker.ngsild.query.qlang import link_depth
 from broker.ngsild.render import View
 from broker.ngsild.temporal.paging import cap
 from broker.ngsild.temporal.query import HistorySelection, TemporalQuery, parse_temporal_query
@@ -55,12 +57,17 @@ Flag = Annotated[bool, Query()]
 _TEMPORAL_OPTIONS = frozenset({"temporalValues", "aggregatedValues"})
 
 
-def _options(text: str | None) -> tuple[str | None, frozenset[str]]:
-    """``options`` split into the entity options and the temporal ones (§6.3.12)."""
+def _options(
+    text: str | None, format_: str | None = None
+) -> tuple[str | None, frozenset[str], str | None]:
+    """``options`` split into the entity options and the temporal ones, and ``format``
+    (§6.3.12: ``format=temporalValues|aggregatedValues`` wins over ``options``)."""
     items = split_list(text) or []
     temporal = frozenset(i for i in items if i in _TEMPORAL_OPTIONS)
     rest = [i for i in items if i not in _TEMPORAL_OPTIONS]
-    return (",".join(rest) if rest else None), temporal
+    if format_ in _TEMPORAL_OPTIONS:
+        return (",".join(rest) if rest else None), frozenset({format_}), None
+    return (",".join(rest) if rest else None), temporal, format_
 
 
 @router.get(
@@ -85,6 +92,7 @@ async def query_temporal(
     lang: Text = None,
     datasetId: Text = None,
     csf: Text = None,
+    orderBy: Text = None,
     expandValues: Text = None,
     local: Annotated[bool | None, Query()] = None,
     count: Flag = False,
@@ -94,12 +102,14 @@ async def query_temporal(
     refuse_unknown_parameters(request, _QUERY_PARAMETERS)
     media = negotiate(request.headers.get("accept"), _OFFERED)
     terms = await terms_of(request)
-    entity_options, temporal = _options(options)
+    entity_options, temporal, format = _options(options, format)
     opts = _entity_options(entity_options, format, count)
     filters = replace(filters, expand_values=expandValues)
     query = parse_entity_query(terms, filters, _paging(request, limit, offset, opts))
     _check_scope(query, terms, local, wildcard=filters.types == WILDCARD)
     _check_csf(csf)
+    if orderBy is not None:
+        query = replace(query, ordering=_id_ordering(orderBy, terms))
     temporal_query = parse_temporal_query(
         request.query_params, aggregated="aggregatedValues" in temporal
     )
@@ -135,7 +145,7 @@ async def query_temporal_by_post(
     if not isinstance(body, dict) or body.get("type") != "Query":
         raise BadRequestData('the body must be a Query object with "type": "Query"')
     terms = incoming.terms
-    entity_options, temporal = _options(options)
+    entity_options, temporal, format = _options(options, format)
     opts = _entity_options(entity_options, format, count)
     attrs = _joined(body.get("attrs"), "attrs")
     filters = Filters(
@@ -197,7 +207,7 @@ async def retrieve_temporal(
     entity_id = entity_id_of(entityId)
     media = negotiate(request.headers.get("accept"), _OFFERED)
     terms = await terms_of(request)
-    entity_options, temporal = _options(options)
+    entity_options, temporal, format = _options(options, format)
     opts = _entity_options(entity_options, format, False)
     temporal_query = parse_temporal_query(
         request.query_params, aggregated="aggregatedValues" in temporal
@@ -214,7 +224,12 @@ async def retrieve_temporal(
     )
     types = None if type is None else [terms.expand(t) for t in split_list(type) or []]
     doc = await reads_of(request).retrieve(tenant_of(request), entity_id, types)
-    (rendered,) = await _render(request, [doc], temporal_query, temporal, view, terms)
+    ((rendered, has_history),) = await _render(
+        request, [doc], temporal_query, temporal, view, terms
+    )
+    if not (has_history or (view.attrs is None and rendered)):
+        # §5.7.3.4: attrs/pick/omit that leave nothing of the entity find nothing.
+        raise ResourceNotFound(f"entity {entity_id} has nothing of what was asked for")
     return _partial(request, json_response(rendered, media, terms))
 
 
@@ -231,8 +246,12 @@ async def _answer(
     terms: TermTable,
     media: str,
 ) -> Response:
+    if query.q is not None and link_depth(query.q):
+        raise BadRequestData("a temporal query cannot follow Relationships in q (rel{...})")
     page = await reads_of(request).query(tenant_of(request), query)
-    rendered = await _render(request, page.entities, temporal_query, temporal, view, terms)
+    pairs = await _render(request, page.entities, temporal_query, temporal, view, terms)
+    # §5.7.4: an entity with no instance in the time range is no match of a temporal query.
+    rendered = [item for item, has in pairs if has]
     headers = count_headers(page)
     headers |= page_links(
         request,
@@ -261,7 +280,9 @@ async def _render(
     temporal: frozenset[str],
     view: View,
     terms: TermTable,
-) -> list[dict[str, Any]]:
+) -> list[tuple[dict[str, Any], bool]]:
+    """Each entity's temporal representation, and whether it has history in range."""
+    _check_unlinked(view, temporal_query)
     service = service_of(request)
     tenant = tenant_of(request)
     selection = HistorySelection(temporal_query, view.attrs, view.dataset_ids)
@@ -271,8 +292,11 @@ async def _render(
         aggregates = await service.aggregate(tenant, ids, selection)
         methods = temporal_query.aggregation.methods
         return [
-            render_aggregated(
-                doc, _visible(aggregates.get(doc["id"], []), doc, shared), terms, view, methods
+            (
+                render_aggregated(
+                    doc, _visible(aggregates.get(doc["id"], []), doc, shared), terms, view, methods
+                ),
+                bool(aggregates.get(doc["id"])),
             )
             for doc in docs
         ]
@@ -282,16 +306,33 @@ async def _render(
     if cut is not None:
         request.state.content_range = cut.header()
     return [
-        render_temporal(
-            doc,
-            _visible(history.get(doc["id"], []), doc, shared),
-            terms,
-            view,
-            simplified="temporalValues" in temporal,
-            timeproperty=temporal_query.timeproperty,
+        (
+            render_temporal(
+                doc,
+                _visible(history.get(doc["id"], []), doc, shared),
+                terms,
+                view,
+                simplified="temporalValues" in temporal,
+                timeproperty=temporal_query.timeproperty,
+            ),
+            bool(history.get(doc["id"])),
         )
         for doc in docs
     ]
+
+
+def _check_unlinked(view: View, temporal_query: TemporalQuery) -> None:
+    """§5.7.3.4, §5.7.4.4: the temporal API has no Linked Entity retrieval."""
+    if view.linked:
+        raise BadRequestData("the temporal API cannot project linked entities (pick={...})")
+
+
+def _id_ordering(text: str, terms: TermTable) -> Ordering:
+    """§5.7.4.4: temporal results may be ordered by ``id`` only."""
+    ordering = parse_ordering(text, terms.expand)
+    if any(key.path.attr != "id" or key.path.subs or key.distance for key in ordering.keys):
+        raise BadRequestData("a temporal query can be ordered by id only")
+    return ordering
 
 
 def _visible(series: list[Any], doc: EntityDoc, shared: bool) -> list[Any]:

@@ -20,7 +20,14 @@ from broker.ngsild import patch
 from broker.ngsild.entity import EntityDoc, Fragment, Instance
 from broker.ngsild.errors import AlreadyExists, OperationNotSupported, ResourceNotFound
 from broker.ngsild.patch import UpdateResult
-from broker.ngsild.temporal.history import given, latest_instances, representation_rows
+from broker.ngsild.temporal.history import (
+    SCOPE,
+    HistoryRow,
+    given,
+    latest_instances,
+    representation_rows,
+    scope_instance,
+)
 from broker.ngsild.temporal.query import HistorySelection
 from broker.ngsild.temporal.render import AttributeAggregate, AttributeHistory
 from broker.store.base import Store
@@ -58,7 +65,10 @@ class TemporalService:
         store = await self._store.tenant(tenant, create=True)
         await self._history(tenant)
         now = self._now()
-        rows = given(representation_rows(rep.attrs, now))
+        listed = representation_rows(rep.attrs, now)
+        if rep.scope is not None:
+            listed.append(HistoryRow(SCOPE, None, scope_instance(rep.scope), now))
+        rows = given(listed)
         current = latest_instances(rep.attrs)
         if await store.get(rep.entity_id) is None:
             doc: EntityDoc = {"id": rep.entity_id, "type": rep.types, "attrs": current}

@@ -17,6 +17,9 @@ from typing import Any
 from broker.ngsild.entity import AttrMap, EntityDoc, Instance, is_deletion
 from broker.ngsild.names import NGSI_LD_NULL, VALUE_MEMBER
 
+SCOPE = "scope"
+"""The history key of the entity's scope (a core member, so it never clashes with an IRI)."""
+
 
 @dataclass(frozen=True, slots=True)
 class HistoryRow:
@@ -54,6 +57,7 @@ def changes(before: EntityDoc | None, after: EntityDoc | None, *, now: str) -> l
             if previous.get(dataset_id) != instance:
                 recorded = instance.get("modifiedAt", now)
                 rows.append(HistoryRow(attr, dataset_id, _without_times(instance), recorded))
+    rows.extend(_scope_change(before, after, now))
     for attr, instances in old.items():
         remaining = {i.get("datasetId") for i in new.get(attr, ())}
         rows.extend(
@@ -62,6 +66,24 @@ def changes(before: EntityDoc | None, after: EntityDoc | None, *, now: str) -> l
             if instance.get("datasetId") not in remaining
         )
     return rows
+
+
+def _scope_change(before: EntityDoc | None, after: EntityDoc | None, now: str) -> list[HistoryRow]:
+    """§4.18, §5.7.3: ``scope`` has a temporal evolution too, as a Property named scope."""
+    old = None if before is None else before.get("scope")
+    new = None if after is None else after.get("scope")
+    if old == new:
+        return []
+    if new:
+        recorded = now if after is None else after.get("modifiedAt", now)
+        return [HistoryRow(SCOPE, None, scope_instance(new), recorded)]
+    gone: Instance = {"type": "Property", "value": []}
+    return [HistoryRow(SCOPE, None, gone, now, deleted=True)]
+
+
+def scope_instance(scope: list[str]) -> Instance:
+    """The instance that records a value of ``scope``."""
+    return {"type": "Property", "value": list(scope)}
 
 
 def deletion(attr: str, instance: Instance, now: str) -> HistoryRow:

@@ -30,7 +30,9 @@ _PLURAL: Final = {
     "ListProperty": "valueLists",
     "ListRelationship": "objectLists",
 }
-_BARE: Final = frozenset({"Property", "GeoProperty", "Relationship"})
+_BARE: Final = frozenset(
+    {"Property", "GeoProperty", "Relationship", "ListProperty", "ListRelationship"}
+)
 """Kinds whose simplified pairs hold the bare value; the others wrap it in its member."""
 
 
@@ -144,6 +146,8 @@ def _simplified(series: AttributeHistory, timeproperty: str, terms: TermTable) -
         value = instance.get(member, NGSI_LD_NULL)
         if kind == "VocabProperty":
             value = _compact(value, terms)
+        elif kind == "ListRelationship" and isinstance(value, list):
+            value = [item.get("object") if isinstance(item, dict) else item for item in value]
         # §4.5.9: numbers are listed as JSON numbers with a fraction (as peers do).
         value = (float(value) if is_number(value) else value) if kind in _BARE else {member: value}
         pairs.append([value, instance.get(_time_member(instance, timeproperty))])

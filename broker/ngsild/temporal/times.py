@@ -24,6 +24,8 @@ _DURATION = re.compile(
 
 def to_micros(text: str) -> int:
     """A DateTime (``Z`` or an offset) → microseconds since the epoch."""
+    if not isinstance(text, str) or "T" not in text:
+        raise BadRequestData(f"{text!r} is not a DateTime (a date alone is not)")
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (ValueError, AttributeError):
