@@ -47,6 +47,7 @@ from broker.ngsild.temporal.paging import cap
 from broker.ngsild.temporal.query import HistorySelection, TemporalQuery, parse_temporal_query
 from broker.ngsild.temporal.render import render_aggregated, render_temporal
 from broker.ngsild.terms import TermTable
+from broker.store.base import QueryPage
 
 router = APIRouter(tags=["Temporal"])
 
@@ -248,7 +249,17 @@ async def _answer(
 ) -> Response:
     if query.q is not None and link_depth(query.q):
         raise BadRequestData("a temporal query cannot follow Relationships in q (rel{...})")
-    page = await reads_of(request).query(tenant_of(request), query)
+    if query.q is not None or query.geo is not None:
+        limit = runtime(request).settings.temporal.max_instances
+        docs, total = await service_of(request).windowed(
+            reads_of(request),
+            tenant_of(request),
+            query,
+            HistorySelection(temporal_query, view.attrs, limit=limit + 1),
+        )
+        page = QueryPage(docs, total if query.count else None)
+    else:
+        page = await reads_of(request).query(tenant_of(request), query)
     pairs = await _render(request, page.entities, temporal_query, temporal, view, terms)
     # §5.7.4: an entity with no instance in the time range is no match of a temporal query.
     rendered = [item for item, has in pairs if has]

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 from broker.clock import Clock, timestamp, utc_now
 from broker.ngsild import patch
 from broker.ngsild.entity import EntityDoc, Fragment, Instance
-from broker.ngsild.errors import AlreadyExists, OperationNotSupported, ResourceNotFound
+from broker.ngsild.errors import (
+    AlreadyExists,
+    OperationNotSupported,
+    ResourceNotFound,
+    TooManyResults,
+)
 from broker.ngsild.patch import UpdateResult
+from broker.ngsild.query import EntityQuery
 from broker.ngsild.temporal.history import (
     SCOPE,
     HistoryRow,
@@ -30,6 +36,8 @@ from broker.ngsild.temporal.history import (
 )
 from broker.ngsild.temporal.query import HistorySelection
 from broker.ngsild.temporal.render import AttributeAggregate, AttributeHistory
+from broker.ngsild.temporal.window import window_matches
+from broker.services.shared_reads import EntityReads
 from broker.store.base import Store
 from broker.store.history import HistoryStore
 
@@ -162,6 +170,32 @@ class TemporalService:
         """The selected history of some entities."""
         return await (await self._history(tenant)).history(entity_ids, selection)
 
+    async def windowed(
+        self, reads: EntityReads, tenant: str, query: EntityQuery, selection: HistorySelection
+    ) -> tuple[list[EntityDoc], int]:
+        """The page of entities whose windowed instances satisfy ``q``/``geoQ`` (§5.7.4.4),
+        and how many match in all. Candidates are selected by everything else (type, ids,
+        scopeQ, grants) in the store, then judged on their history in the window."""
+        broad = replace(query, q=None, geo=None, offset=0, limit=_WINDOW_CANDIDATES, count=False)
+        candidates = (await reads.query(tenant, broad)).entities
+        if len(candidates) >= _WINDOW_CANDIDATES:
+            raise TooManyResults(
+                f"a temporal q or geoQ is judged on at most {_WINDOW_CANDIDATES} entities; "
+                "narrow the query by type, id or scopeQ"
+            )
+        wide = replace(selection, attrs=None, dataset_ids=None)
+        history = await self.history(tenant, [doc["id"] for doc in candidates], wide)
+        matched = [
+            doc
+            for doc in candidates
+            if window_matches(query, doc, history.get(doc["id"], []))
+            and any(
+                selection.attrs is None or s.attr in selection.attrs
+                for s in history.get(doc["id"], [])
+            )
+        ]
+        return matched[query.offset : query.offset + query.limit], len(matched)
+
     async def aggregate(
         self, tenant: str, entity_ids: list[str], selection: HistorySelection
     ) -> dict[str, list[AttributeAggregate]]:
@@ -173,6 +207,7 @@ class TemporalService:
         return await (await self._history(tenant)).trim_history(recorded_before, limit)
 
 
+_WINDOW_CANDIDATES = 10_000
 _SYSTEM = frozenset({"createdAt", "modifiedAt", "deletedAt", "instanceId"})
 
 

@@ -213,3 +213,24 @@ async def test_deleted_instances_are_temporal_input(client: httpx.AsyncClient) -
 async def test_empty_attribute_name_in_the_path(client: httpx.AsyncClient) -> None:
     got = await client.delete(f"{TEMPORAL}/{GAUGE}/attrs//urn:ngsi-ld:Instance:1")
     assert got.status_code == 400 and got.json()["type"] == BAD
+
+
+async def test_q_and_geo_are_judged_on_the_window(client: httpx.AsyncClient) -> None:
+    # kamo-1 was high only before the window; kamo-2 is high inside it.
+    early = [(9.0, "2026-11-22T01:00:00Z"), (1.0, "2026-11-23T01:00:00Z")]
+    late = [(1.0, "2026-11-22T01:00:00Z"), (9.0, "2026-11-23T01:00:00Z")]
+    await client.post(TEMPORAL, json=readings(GAUGE, early), headers=JSON)
+    await client.post(TEMPORAL, json=readings("urn:ngsi-ld:RiverGauge:kamo-2", late), headers=JSON)
+    window = {
+        "type": "RiverGauge",
+        "timerel": "after",
+        "timeAt": "2026-11-23T00:00:00Z",
+        "count": "true",
+    }
+    got = await client.get(TEMPORAL, params={**window, "q": "level>5"})
+    assert [e["id"] for e in got.json()] == ["urn:ngsi-ld:RiverGauge:kamo-2"]
+    assert got.headers["NGSILD-Results-Count"] == "1"
+    assert [i["value"] for i in got.json()[0]["level"]] == [9.0]
+    before = {**window, "timerel": "before", "q": "level>5"}
+    got = await client.get(TEMPORAL, params=before)
+    assert [e["id"] for e in got.json()] == [GAUGE]
