@@ -2,14 +2,16 @@
 
 Layout (why: bytes per instance and index-only reads). ``history_keys`` interns each
 (entity, attribute, datasetId) once as a small integer ``key``. ``instances`` holds one row per
-attribute instance: ``t`` (observedAt, or when recorded if it has none), ``rec`` (createdAt:
-when recorded), ``mod`` (modifiedAt when later edited, else NULL), ``flags`` (1: observedAt
-given, 2: a deletion), ``val`` (the value member: a number as a number, anything else as JSON
-text) and ``doc`` (the instance's other members, NULL for the common bare measurement). Times
-are integer microseconds. The index ``(key, t, flags, val)`` serves range scans, ``lastN`` and
-aggregation without touching the table, so aggregation runs in SQL over the index alone.
-``instanceId`` is ``urn:ngsi-ld:Instance:<rowid>``. An attribute (and datasetId) holds one
-instance per ``observedAt``: recording the same observation again replaces it.
+attribute instance: ``t`` (observedAt, or when recorded if it has none), ``lag`` (createdAt,
+when recorded, is ``t + lag``: usually 0 or a few milliseconds, so a byte or three), ``mod``
+(modifiedAt when later edited, else NULL), ``flags`` (1: observedAt given, 2: a deletion),
+``val`` (the value member: a number as a number, anything else as JSON text) and ``doc`` (the
+instance's other members, e.g. ``unitCode``, interned once per distinct content in
+``history_docs``; NULL for a bare measurement). Times are integer microseconds. The index
+``(key, t, flags, val)`` serves range scans, ``lastN`` and aggregation without touching the
+table, so aggregation runs in SQL over the index alone. ``instanceId`` is
+``urn:ngsi-ld:Instance:<rowid>``. An attribute (and datasetId) holds one instance per
+``observedAt``: recording the same observation again replaces it.
 
 Rows are appended by the writer in the same transaction as the entity write they come from.
 """
@@ -39,15 +41,19 @@ CREATE TABLE IF NOT EXISTS history_keys (
     kind    TEXT NOT NULL,
     UNIQUE (entity, attr, dataset)
 );
+CREATE TABLE IF NOT EXISTS history_docs (
+    id  INTEGER PRIMARY KEY,
+    doc BLOB NOT NULL UNIQUE
+);
 CREATE TABLE IF NOT EXISTS instances (
     iid   INTEGER PRIMARY KEY,
     key   INTEGER NOT NULL,
     t     INTEGER NOT NULL,
-    rec   INTEGER NOT NULL,
+    lag   INTEGER NOT NULL,
     mod   INTEGER,
     flags INTEGER NOT NULL,
     val,
-    doc   BLOB
+    doc   INTEGER
 );
 CREATE INDEX IF NOT EXISTS instances_by_time ON instances (key, t, flags, val);
 """
@@ -55,15 +61,36 @@ INSTANCE_PREFIX = "urn:ngsi-ld:Instance:"
 _OBSERVED, _DELETED = 1, 2
 _TIME = {
     "observedAt": "t",
-    "createdAt": "rec",
-    "modifiedAt": "coalesce(mod, rec)",
-    "deletedAt": "rec",
+    "createdAt": "(t + lag)",
+    "modifiedAt": "coalesce(mod, t + lag)",
+    "deletedAt": "(t + lag)",
 }
 _NUM = "CASE WHEN typeof(val) IN ('integer', 'real') THEN val END"
-_STATS = (
-    f"count(*), count(DISTINCT val), count({_NUM}), sum({_NUM}), min({_NUM}), max({_NUM}), "
-    f"sum({_NUM} * {_NUM})"
-)
+_NEEDS = {
+    "distinct": ("distinctCount",),
+    "numbers": ("sum", "avg", "min", "max", "stddev", "sumsq"),
+    "total": ("sum", "avg", "stddev"),
+    "low": ("min",),
+    "high": ("max",),
+    "squares": ("stddev", "sumsq"),
+}
+_EXPRESSIONS = {
+    "distinct": "count(DISTINCT val)",
+    "numbers": f"count({_NUM})",
+    "total": f"sum({_NUM})",
+    "low": f"min({_NUM})",
+    "high": f"max({_NUM})",
+    "squares": f"sum({_NUM} * {_NUM})",
+}
+
+
+def _stats_sql(methods: tuple[str, ...]) -> str:
+    """The aggregates ``methods`` need, in ``PeriodStats`` order (NULL for the others, so a
+    query for ``max`` does not pay for ``count(DISTINCT …)``)."""
+    parts = ["count(*)"]
+    for field, needed_by in _NEEDS.items():
+        parts.append(_EXPRESSIONS[field] if set(needed_by) & set(methods) else "NULL")
+    return ", ".join(parts)
 
 
 def append(db: sqlite3.Connection, entity_id: str, rows: Iterable[HistoryRow]) -> None:
@@ -85,10 +112,26 @@ def append(db: sqlite3.Connection, entity_id: str, rows: Iterable[HistoryRow]) -
         list(observed),
     )
     values = [v for v in values if v[3] != _OBSERVED] + list(observed.values())
+    docs: dict[bytes, int] = {}
     db.executemany(
-        "INSERT INTO instances (key, t, rec, mod, flags, val, doc) VALUES (?, ?, ?, NULL, ?, ?, ?)",
-        values,
+        "INSERT INTO instances (key, t, lag, mod, flags, val, doc) VALUES (?, ?, ?, NULL, ?, ?, ?)",
+        [
+            (key, t, rec - t, flags, value, None if doc is None else _doc_id(db, doc, docs))
+            for key, t, rec, flags, value, doc in values
+        ],
     )
+
+
+def _doc_id(db: sqlite3.Connection, doc: bytes, known: dict[bytes, int]) -> int:
+    """The id of an instance's other members, stored once per distinct content (most series
+    repeat the same ``unitCode`` in every instance)."""
+    found = known.get(doc)
+    if found is None:
+        db.execute("INSERT OR IGNORE INTO history_docs (doc) VALUES (?)", (doc,))
+        found = known[doc] = db.execute(
+            "SELECT id FROM history_docs WHERE doc = ?", (doc,)
+        ).fetchone()[0]
+    return found
 
 
 def _key(db: sqlite3.Connection, entity_id: str, attr: str, dataset: str, kind: str) -> int:
@@ -199,7 +242,11 @@ def read(
     limit = min(n for n in (last_n, selection.limit, 2**62) if n is not None)
     order = f"{time} DESC, iid DESC" if last_n else f"{time}, iid"
     order += f" LIMIT {int(limit)}"
-    sql = f"SELECT iid, t, rec, mod, flags, val, doc FROM instances WHERE {where} ORDER BY {order}"
+    sql = (
+        "SELECT iid, t, t + lag, mod, flags, val, "
+        "(SELECT d.doc FROM history_docs d WHERE d.id = instances.doc) "
+        f"FROM instances WHERE {where} ORDER BY {order}"
+    )
     out: dict[str, list[AttributeHistory]] = {}
     for key, entity, attr, dataset, _ in series_keys(db, entity_ids, selection):
         rows = db.execute(sql, [key, *params]).fetchall()
@@ -218,6 +265,7 @@ def aggregate(
     aggregation = selection.query.aggregation
     assert aggregation is not None  # only called for aggregatedValues
     where, params, time = _where(selection)
+    stats_sql = _stats_sql(aggregation.methods)
     out: dict[str, list[AttributeAggregate]] = {}
     for key, entity, attr, dataset, kind in series_keys(db, entity_ids, selection):
         first, last = db.execute(
@@ -231,7 +279,7 @@ def aggregate(
         if period.zero:
             end = selection.query.end if selection.query.end is not None else last
             row = db.execute(
-                f"SELECT {_STATS} FROM instances WHERE {where}",
+                f"SELECT {stats_sql} FROM instances WHERE {where}",
                 [key, *params],
             ).fetchone()
             periods = [_stats(origin, end, row)]
@@ -239,7 +287,8 @@ def aggregate(
             periods = []
             for start, end in calendar_periods(origin, period, last):
                 row = db.execute(
-                    f"SELECT {_STATS} FROM instances WHERE {where} AND {time} >= ? AND {time} < ?",
+                    f"SELECT {stats_sql} FROM instances "
+                    f"WHERE {where} AND {time} >= ? AND {time} < ?",
                     [key, *params, start, end],
                 ).fetchone()
                 if row[0]:
@@ -247,7 +296,7 @@ def aggregate(
         else:
             step = period.micros
             rows = db.execute(
-                f"SELECT ({time} - ?) / ? AS b, {_STATS} FROM instances "
+                f"SELECT ({time} - ?) / ? AS b, {stats_sql} FROM instances "
                 f"WHERE {where} GROUP BY b ORDER BY b",
                 [origin, step, key, *params],
             ).fetchall()
@@ -262,7 +311,7 @@ def aggregate(
 
 def _stats(start: int, end: int, row: tuple[Any, ...]) -> PeriodStats:
     count, distinct, numbers, total, low, high, squares = row
-    return PeriodStats(start, end, count, distinct, numbers, total, low, high, squares)
+    return PeriodStats(start, end, count, distinct or 0, numbers or 0, total, low, high, squares)
 
 
 def delete_history(
@@ -295,7 +344,8 @@ def instance_row(
     except ValueError:
         return None
     row = db.execute(
-        "SELECT i.iid, i.t, i.rec, i.mod, i.flags, i.val, i.doc, k.dataset FROM instances i "
+        "SELECT i.iid, i.t, i.t + i.lag, i.mod, i.flags, i.val, "
+        "(SELECT d.doc FROM history_docs d WHERE d.id = i.doc), k.dataset FROM instances i "
         "JOIN history_keys k ON k.key = i.key WHERE i.iid = ? AND k.entity = ? AND k.attr = ?",
         (iid, entity_id, attr),
     ).fetchone()
@@ -304,12 +354,13 @@ def instance_row(
 
 def replace_instance(db: sqlite3.Connection, iid: int, instance: Instance, modified: str) -> None:
     """Overwrite instance ``iid`` with ``instance``, keeping its createdAt (§5.6.15)."""
-    key, rec = db.execute("SELECT key, rec FROM instances WHERE iid = ?", (iid,)).fetchone()
+    key, rec = db.execute("SELECT key, t + lag FROM instances WHERE iid = ?", (iid,)).fetchone()
     row = HistoryRow("", instance.get("datasetId"), instance, from_micros(rec))
     _, t, _, flags, value, doc = _encode(key, row)
+    doc_id = None if doc is None else _doc_id(db, doc, {})
     db.execute(
-        "UPDATE instances SET t = ?, mod = ?, flags = ?, val = ?, doc = ? WHERE iid = ?",
-        (t, to_micros(modified), flags, value, doc, iid),
+        "UPDATE instances SET t = ?, lag = ?, mod = ?, flags = ?, val = ?, doc = ? WHERE iid = ?",
+        (t, rec - t, to_micros(modified), flags, value, doc_id, iid),
     )
 
 
@@ -321,7 +372,7 @@ def delete_instance(db: sqlite3.Connection, iid: int) -> None:
 def trim(db: sqlite3.Connection, before: int, limit: int) -> int:
     """Delete up to ``limit`` instances recorded before ``before`` (retention); how many."""
     cursor = db.execute(
-        "DELETE FROM instances WHERE iid IN (SELECT iid FROM instances WHERE rec < ? LIMIT ?)",
+        "DELETE FROM instances WHERE iid IN (SELECT iid FROM instances WHERE t + lag < ? LIMIT ?)",
         (before, limit),
     )
     return cursor.rowcount
