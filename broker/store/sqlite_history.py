@@ -84,13 +84,25 @@ _EXPRESSIONS = {
 }
 
 
-def _stats_sql(methods: tuple[str, ...]) -> str:
+_COUNTS = frozenset({"totalCount", "distinctCount"})
+
+
+def _stats_sql(methods: tuple[str, ...]) -> tuple[str, str]:
     """The aggregates ``methods`` need, in ``PeriodStats`` order (NULL for the others, so a
-    query for ``max`` does not pay for ``count(DISTINCT …)``)."""
+    query for ``max`` does not pay for ``count(DISTINCT …)``), and a condition to add.
+
+    Without a counting method only numbers matter: they are selected once in the WHERE clause
+    and aggregated plainly, which is about a third cheaper than a CASE per aggregate.
+    """
+    numeric_only = not _COUNTS & set(methods)
     parts = ["count(*)"]
     for field, needed_by in _NEEDS.items():
-        parts.append(_EXPRESSIONS[field] if set(needed_by) & set(methods) else "NULL")
-    return ", ".join(parts)
+        expression = _EXPRESSIONS[field]
+        if numeric_only:
+            expression = expression.replace(_NUM, "val")
+        parts.append(expression if set(needed_by) & set(methods) else "NULL")
+    condition = " AND typeof(val) IN ('integer', 'real')" if numeric_only else ""
+    return ", ".join(parts), condition
 
 
 def append(db: sqlite3.Connection, entity_id: str, rows: Iterable[HistoryRow]) -> None:
@@ -265,7 +277,6 @@ def aggregate(
     aggregation = selection.query.aggregation
     assert aggregation is not None  # only called for aggregatedValues
     where, params, time = _where(selection)
-    stats_sql = _stats_sql(aggregation.methods)
     out: dict[str, list[AttributeAggregate]] = {}
     for key, entity, attr, dataset, kind in series_keys(db, entity_ids, selection):
         first, last = db.execute(
@@ -274,39 +285,46 @@ def aggregate(
         ).fetchone()
         if first is None:
             continue
-        origin = selection.query.start if selection.query.start is not None else first
-        period = aggregation.period
-        if period.zero:
-            end = selection.query.end if selection.query.end is not None else last
-            row = db.execute(
-                f"SELECT {stats_sql} FROM instances WHERE {where}",
-                [key, *params],
-            ).fetchone()
-            periods = [_stats(origin, end, row)]
-        elif period.months:
-            periods = []
-            for start, end in calendar_periods(origin, period, last):
-                row = db.execute(
-                    f"SELECT {stats_sql} FROM instances "
-                    f"WHERE {where} AND {time} >= ? AND {time} < ?",
-                    [key, *params, start, end],
-                ).fetchone()
-                if row[0]:
-                    periods.append(_stats(start, end, row))
-        else:
-            step = period.micros
-            rows = db.execute(
-                f"SELECT ({time} - ?) / ? AS b, {stats_sql} FROM instances "
-                f"WHERE {where} GROUP BY b ORDER BY b",
-                [origin, step, key, *params],
-            ).fetchall()
-            periods = [
-                _stats(origin + b * step, origin + (b + 1) * step, row[1:])
-                for row in rows
-                for b in (row[0],)
-            ]
+        periods = _periods(db, selection, [key, *params], where, time, (first, last))
         out.setdefault(entity, []).append(AttributeAggregate(attr, dataset or None, kind, periods))
     return out
+
+
+def _periods(
+    db: sqlite3.Connection,
+    selection: HistorySelection,
+    params: list[Any],
+    where: str,
+    time: str,
+    bounds: tuple[int, int],
+) -> list[PeriodStats]:
+    """The non-empty periods of one series (``params`` start with its key)."""
+    query, aggregation = selection.query, selection.query.aggregation
+    assert aggregation is not None
+    stats_sql, numeric = _stats_sql(aggregation.methods)
+    where += numeric
+    first, last = bounds
+    origin = query.start if query.start is not None else first
+    period = aggregation.period
+    if period.zero:
+        end = query.end if query.end is not None else last
+        sql = f"SELECT {stats_sql} FROM instances WHERE {where}"
+        return [_stats(origin, end, db.execute(sql, params).fetchone())]
+    if period.months:
+        sql = f"SELECT {stats_sql} FROM instances WHERE {where} AND {time} >= ? AND {time} < ?"
+        found = []
+        for start, end in calendar_periods(origin, period, last):
+            row = db.execute(sql, [*params, start, end]).fetchone()
+            if row[0]:
+                found.append(_stats(start, end, row))
+        return found
+    step = period.micros
+    rows = db.execute(
+        f"SELECT ({time} - ?) / ? AS b, {stats_sql} FROM instances "
+        f"WHERE {where} GROUP BY b ORDER BY b",
+        [origin, step, *params],
+    ).fetchall()
+    return [_stats(origin + row[0] * step, origin + (row[0] + 1) * step, row[1:]) for row in rows]
 
 
 def _stats(start: int, end: int, row: tuple[Any, ...]) -> PeriodStats:
