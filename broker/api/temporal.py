@@ -56,6 +56,7 @@ Text = Annotated[str | None, Query()]
 Number = Annotated[int | None, Query()]
 Flag = Annotated[bool, Query()]
 _TEMPORAL_OPTIONS = frozenset({"temporalValues", "aggregatedValues"})
+_MEMBERS = frozenset({"id", "type", "scope", "createdAt", "modifiedAt"})
 
 
 def _options(
@@ -223,12 +224,12 @@ async def retrieve_temporal(
         lang=lang,
         dataset_id=datasetId,
     )
+    _check_unlinked(view, temporal_query)
     types = None if type is None else [terms.expand(t) for t in split_list(type) or []]
     doc = await reads_of(request).retrieve(tenant_of(request), entity_id, types)
-    ((rendered, has_history),) = await _render(
-        request, [doc], temporal_query, temporal, view, terms
-    )
-    if not (has_history or (view.attrs is None and rendered)):
+    ((rendered, _),) = await _render(request, [doc], temporal_query, temporal, view, terms)
+    shown_attributes = set(rendered) - _MEMBERS
+    if not rendered or (view.attrs is not None and not shown_attributes):
         # §5.7.3.4: attrs/pick/omit that leave nothing of the entity find nothing.
         raise ResourceNotFound(f"entity {entity_id} has nothing of what was asked for")
     return _partial(request, json_response(rendered, media, terms))
@@ -296,7 +297,10 @@ async def _render(
     _check_unlinked(view, temporal_query)
     service = service_of(request)
     tenant = tenant_of(request)
-    selection = HistorySelection(temporal_query, view.attrs, view.dataset_ids)
+    # A pick of entity members only (no attributes) still needs history to tell whether the
+    # entity has instances in range; the view hides them.
+    attrs = None if view.attrs == frozenset() else view.attrs
+    selection = HistorySelection(temporal_query, attrs, view.dataset_ids)
     ids = [doc["id"] for doc in docs]
     shared = request.state.access.grants is not None
     if temporal_query.aggregation is not None:
