@@ -46,6 +46,7 @@ from broker.ngsild.render import View
 from broker.ngsild.temporal.paging import cap
 from broker.ngsild.temporal.query import HistorySelection, TemporalQuery, parse_temporal_query
 from broker.ngsild.temporal.render import render_aggregated, render_temporal
+from broker.ngsild.temporal.window import Interval, restrict
 from broker.ngsild.terms import TermTable
 from broker.store.base import QueryPage
 
@@ -250,18 +251,22 @@ async def _answer(
 ) -> Response:
     if query.q is not None and link_depth(query.q):
         raise BadRequestData("a temporal query cannot follow Relationships in q (rel{...})")
-    if query.q is not None or query.geo is not None:
+    periods = None
+    if query.q is not None or query.geo is not None or query.scope is not None:
         limit = runtime(request).settings.temporal.max_instances
-        docs, total = await service_of(request).windowed(
+        windowed = await service_of(request).windowed(
             reads_of(request),
             tenant_of(request),
             query,
             HistorySelection(temporal_query, view.attrs, limit=limit + 1),
         )
-        page = QueryPage(docs, total if query.count else None)
+        page = QueryPage(windowed.entities, windowed.total if query.count else None)
+        periods = windowed.periods
     else:
         page = await reads_of(request).query(tenant_of(request), query)
-    pairs = await _render(request, page.entities, temporal_query, temporal, view, terms)
+    pairs = await _render(
+        request, page.entities, temporal_query, temporal, view, terms, periods=periods
+    )
     # §5.7.4: an entity with no instance in the time range is no match of a temporal query.
     rendered = [item for item, has in pairs if has]
     headers = count_headers(page)
@@ -292,6 +297,8 @@ async def _render(
     temporal: frozenset[str],
     view: View,
     terms: TermTable,
+    *,
+    periods: dict[str, list[Interval]] | None = None,
 ) -> list[tuple[dict[str, Any], bool]]:
     """Each entity's temporal representation, and whether it has history in range."""
     _check_unlinked(view, temporal_query)
@@ -317,6 +324,11 @@ async def _render(
         ]
     limit = runtime(request).settings.temporal.max_instances
     history = await service.history(tenant, ids, replace(selection, limit=limit + 1))
+    if periods is not None:
+        history = {
+            entity: restrict(series, periods.get(entity, []), temporal_query.timeproperty)
+            for entity, series in history.items()
+        }
     history, cut = cap(history, temporal_query, limit)
     if cut is not None:
         request.state.content_range = cut.header()

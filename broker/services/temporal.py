@@ -26,20 +26,23 @@ from broker.ngsild.errors import (
 )
 from broker.ngsild.patch import UpdateResult
 from broker.ngsild.query import EntityQuery
-from broker.ngsild.temporal.history import (
-    SCOPE,
-    HistoryRow,
-    given,
-    latest_instances,
-    representation_rows,
-    scope_instance,
-)
-from broker.ngsild.temporal.query import HistorySelection
+from broker.ngsild.temporal.history import SCOPE, given, latest_instances, representation_rows
+from broker.ngsild.temporal.query import HistorySelection, TemporalQuery
 from broker.ngsild.temporal.render import AttributeAggregate, AttributeHistory
-from broker.ngsild.temporal.window import window_matches
+from broker.ngsild.temporal.window import Interval, restrict, scope_intervals, window_matches
 from broker.services.shared_reads import EntityReads
 from broker.store.base import Store
 from broker.store.history import HistoryStore
+
+
+@dataclass(frozen=True, slots=True)
+class Windowed:
+    """A page of a temporal query judged on its window (``TemporalService.windowed``)."""
+
+    entities: list[EntityDoc]
+    total: int
+    periods: dict[str, list[Interval]] | None
+    """Per entity, when a scope matching ``scopeQ`` was valid (``None``: no scopeQ)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +52,15 @@ class TemporalRepresentation:
     entity_id: str
     types: list[str]
     attrs: dict[str, list[Instance]]
-    scope: list[str] | None = None
+    scope: list[Instance] | None = None
+    """The scope's instances (``value``: the scope), as ``parse_scope_instances`` gives them."""
+
+    def current_scope(self) -> list[str] | None:
+        """The scope the entity has now: the one observed last."""
+        if not self.scope:
+            return None
+        latest = latest_instances({SCOPE: self.scope}).get(SCOPE)
+        return list(latest[0]["value"]) if latest else None
 
 
 class TemporalService:
@@ -73,21 +84,19 @@ class TemporalService:
         store = await self._store.tenant(tenant, create=True)
         await self._history(tenant)
         now = self._now()
-        listed = representation_rows(rep.attrs, now)
-        if rep.scope is not None:
-            listed.append(HistoryRow(SCOPE, None, scope_instance(rep.scope), now))
-        rows = given(listed)
+        rows = given(representation_rows({**rep.attrs, SCOPE: rep.scope or []}, now))
         current = latest_instances(rep.attrs)
+        scope = rep.current_scope()
         if await store.get(rep.entity_id) is None:
             doc: EntityDoc = {"id": rep.entity_id, "type": rep.types, "attrs": current}
-            if rep.scope is not None:
-                doc["scope"] = rep.scope
+            if scope is not None:
+                doc["scope"] = scope
             try:
                 await store.create(patch.new_entity(doc, now=now), history=rows)
                 return True
             except AlreadyExists:
                 pass  # created meanwhile: add to it instead
-        fragment = Fragment(attrs=current, types=rep.types, scope=rep.scope)
+        fragment = Fragment(attrs=current, types=rep.types, scope=scope)
         rule = partial(patch.append_attributes, fragment=fragment, now=now)
         await store.update(rep.entity_id, _always(rule), history=rows)
         return False
@@ -172,29 +181,53 @@ class TemporalService:
 
     async def windowed(
         self, reads: EntityReads, tenant: str, query: EntityQuery, selection: HistorySelection
-    ) -> tuple[list[EntityDoc], int]:
-        """The page of entities whose windowed instances satisfy ``q``/``geoQ`` (§5.7.4.4),
-        and how many match in all. Candidates are selected by everything else (type, ids,
-        scopeQ, grants) in the store, then judged on their history in the window."""
-        broad = replace(query, q=None, geo=None, offset=0, limit=_WINDOW_CANDIDATES, count=False)
+    ) -> Windowed:
+        """The page of entities whose windowed instances satisfy ``q``/``geoQ``/``scopeQ``
+        (§5.7.4.4), how many match in all, and for ``scopeQ`` when each was in scope.
+
+        Candidates are selected by everything else (type, ids, grants) in the store, then
+        judged on their history in the window.
+        """
+        broad = replace(
+            query, q=None, geo=None, scope=None, offset=0, limit=_WINDOW_CANDIDATES, count=False
+        )
         candidates = (await reads.query(tenant, broad)).entities
         if len(candidates) >= _WINDOW_CANDIDATES:
             raise TooManyResults(
-                f"a temporal q or geoQ is judged on at most {_WINDOW_CANDIDATES} entities; "
-                "narrow the query by type, id or scopeQ"
+                f"a temporal q, geoQ or scopeQ is judged on at most {_WINDOW_CANDIDATES} "
+                "entities; narrow the query by type or id"
             )
-        wide = replace(selection, attrs=None, dataset_ids=None)
-        history = await self.history(tenant, [doc["id"] for doc in candidates], wide)
-        matched = [
-            doc
-            for doc in candidates
-            if window_matches(query, doc, history.get(doc["id"], []))
-            and any(
-                selection.attrs is None or s.attr in selection.attrs
-                for s in history.get(doc["id"], [])
-            )
-        ]
-        return matched[query.offset : query.offset + query.limit], len(matched)
+        ids = [doc["id"] for doc in candidates]
+        history = await self.history(tenant, ids, replace(selection, attrs=None, dataset_ids=None))
+        periods = await self._in_scope(tenant, ids, query, selection)
+        matched = []
+        for doc in candidates:
+            series = history.get(doc["id"], [])
+            if periods is not None:
+                if doc["id"] not in periods:
+                    continue
+                series = restrict(series, periods[doc["id"]], selection.query.timeproperty)
+            shown = [s for s in series if selection.attrs is None or s.attr in selection.attrs]
+            if window_matches(query, doc, series) and any(s.instances for s in shown):
+                matched.append(doc)
+        page = matched[query.offset : query.offset + query.limit]
+        return Windowed(page, len(matched), periods)
+
+    async def _in_scope(
+        self, tenant: str, ids: list[str], query: EntityQuery, selection: HistorySelection
+    ) -> dict[str, list[Interval]] | None:
+        if query.scope is None:
+            return None
+        everything = HistorySelection(TemporalQuery(), frozenset({SCOPE}))
+        scopes = await self.history(tenant, ids, everything)
+        window = selection.query
+        periods = {}
+        for entity_id in ids:
+            instances = [i for s in scopes.get(entity_id, []) for i in s.instances]
+            found = scope_intervals(instances, query.scope, window.start, window.end)
+            if found:
+                periods[entity_id] = found
+        return periods
 
     async def aggregate(
         self, tenant: str, entity_ids: list[str], selection: HistorySelection

@@ -234,3 +234,26 @@ async def test_q_and_geo_are_judged_on_the_window(client: httpx.AsyncClient) -> 
     before = {**window, "timerel": "before", "q": "level>5"}
     got = await client.get(TEMPORAL, params=before)
     assert [e["id"] for e in got.json()] == [GAUGE]
+
+
+async def test_scope_q_follows_the_scope_over_time(client: httpx.AsyncClient) -> None:
+    body = readings(GAUGE, [(1.0, "2026-03-01T12:15:00Z"), (2.0, "2026-03-01T12:45:00Z")])
+    body["scope"] = [
+        {"type": "Property", "value": "/Kyoto/North", "observedAt": "2026-03-01T10:00:00Z"},
+        {"type": "Property", "value": "/Kyoto/South", "observedAt": "2026-03-01T12:30:00Z"},
+    ]
+    assert (await client.post(TEMPORAL, json=body, headers=JSON)).status_code == 201
+    window = {
+        "type": "RiverGauge",
+        "timerel": "between",
+        "timeAt": "2026-03-01T12:00:00Z",
+        "endTimeAt": "2026-03-01T13:00:00Z",
+    }
+    north = (await client.get(TEMPORAL, params={**window, "scopeQ": "/Kyoto/North"})).json()
+    assert [i["value"] for i in north[0]["level"]] == [1.0]
+    south = (await client.get(TEMPORAL, params={**window, "scopeQ": "/Kyoto/South"})).json()
+    assert [i["value"] for i in south[0]["level"]] == [2.0]
+    later = {**window, "timeAt": "2026-03-02T00:00:00Z", "endTimeAt": "2026-03-03T00:00:00Z"}
+    assert (await client.get(TEMPORAL, params={**later, "scopeQ": "/Kyoto/North"})).json() == []
+    now = (await client.get(f"{API}/entities/{GAUGE}")).json()
+    assert now["scope"] == "/Kyoto/South"

@@ -52,10 +52,28 @@ def parse_temporal_attributes(body: Any, terms: TermTable) -> dict[str, list[Ins
     return attrs
 
 
+def parse_scope_instances(raw: Any) -> list[Instance]:
+    """The ``scope`` of a temporal representation: plain scopes (``"/A/B"``, a list of them) or
+    its temporal evolution, Property instances whose value is the scope (§4.18, C.5.16)."""
+    items = raw if isinstance(raw, list) else [raw]
+    if not items or not all(isinstance(item, dict) for item in items):
+        return [{"type": "Property", "value": parse_scope(raw)}]
+    instances = []
+    for item in items:
+        if item.get("type", "Property") != "Property" or "value" not in item:
+            raise BadRequestData("a scope instance is a Property whose value is the scope")
+        instance: Instance = {"type": "Property", "value": parse_scope(item["value"])}
+        if "observedAt" in item:
+            instance["observedAt"] = check_datetime(item["observedAt"], "observedAt")
+        instances.append(instance)
+    return instances
+
+
 def parse_temporal_entity(
     body: Any, terms: TermTable
-) -> tuple[str, list[str], dict[str, list[Instance]], list[str] | None]:
-    """A temporal representation to create → (id, types, attributes' instances, scope)."""
+) -> tuple[str, list[str], dict[str, list[Instance]], list[Instance] | None]:
+    """A temporal representation to create → (id, types, attributes' instances, scope
+    instances)."""
     body = entity_body(body)
     raw_id = body.get("id", body.get("@id"))
     if raw_id is None:
@@ -63,7 +81,7 @@ def parse_temporal_entity(
     raw_type = body.get("type", body.get("@type"))
     if raw_type is None:
         raise BadRequestData("a temporal representation needs a 'type'")
-    scope = parse_scope(body["scope"]) if "scope" in body else None
+    scope = parse_scope_instances(body["scope"]) if "scope" in body else None
     if EXPIRES_AT in body:
         # The Null is no deletion marker at the first level of a representation (§5.5.4).
         check_datetime(body[EXPIRES_AT], EXPIRES_AT)
