@@ -76,7 +76,9 @@ def _scope_change(before: EntityDoc | None, after: EntityDoc | None, now: str) -
         return []
     if new:
         recorded = now if after is None else after.get("modifiedAt", now)
-        return [HistoryRow(SCOPE, None, scope_instance(new), recorded)]
+        # §4.5.6: a change from the Core API is observed when it is made.
+        instance = {**scope_instance(new), "observedAt": recorded}
+        return [HistoryRow(SCOPE, None, instance, recorded)]
     gone: Instance = {"type": "Property", "value": []}
     return [HistoryRow(SCOPE, None, gone, now, deleted=True)]
 
