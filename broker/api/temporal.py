@@ -27,6 +27,7 @@ from broker.api.requests import (
     terms_of,
 )
 from broker.api.responses import count_headers, json_response, page_links
+from broker.api.temporal_maps import MapUse, fixed_by_map, map_headers, map_use
 from broker.api.temporal_provision import service_of
 from broker.ngsild.entity import EntityDoc
 from broker.ngsild.errors import BadRequestData, ResourceNotFound
@@ -98,6 +99,7 @@ async def query_temporal(
     orderBy: Text = None,
     expandValues: Text = None,
     local: Annotated[bool | None, Query()] = None,
+    entityMap: Flag = False,
     count: Flag = False,
     limit: Number = None,
     offset: Number = None,
@@ -126,7 +128,9 @@ async def query_temporal(
         lang=lang,
         dataset_id=datasetId,
     )
-    return await _answer(request, query, temporal_query, temporal, view, terms, media)
+    use = map_use(request, entityMap)
+    query = fixed_by_map(request, use, query)
+    return await _answer(request, query, temporal_query, temporal, view, terms, media, use)
 
 
 @router.post(
@@ -206,6 +210,7 @@ async def retrieve_temporal(
     omit: Text = None,
     lang: Text = None,
     datasetId: Text = None,
+    entityMap: Flag = False,
 ) -> Response:
     entity_id = entity_id_of(entityId)
     media = negotiate(request.headers.get("accept"), _OFFERED)
@@ -233,7 +238,8 @@ async def retrieve_temporal(
     if not rendered or (view.attrs is not None and not shown_attributes):
         # §5.7.3.4: attrs/pick/omit that leave nothing of the entity find nothing.
         raise ResourceNotFound(f"entity {entity_id} has nothing of what was asked for")
-    return _partial(request, json_response(rendered, media, terms))
+    headers = map_headers(request, map_use(request, entityMap), [entity_id])
+    return _partial(request, json_response(rendered, media, terms, headers=headers))
 
 
 def _entity_options(text: str | None, format_: str | None, count: bool) -> frozenset[str]:
@@ -248,6 +254,7 @@ async def _answer(
     view: View,
     terms: TermTable,
     media: str,
+    use: MapUse | None = None,
 ) -> Response:
     if query.q is not None and link_depth(query.q):
         raise BadRequestData("a temporal query cannot follow Relationships in q (rel{...})")
@@ -278,7 +285,11 @@ async def _answer(
         total=page.total,
         media=media,
     )
-    return _partial(request, json_response(rendered, media, terms, headers=headers))
+    status = 200
+    if use is not None and use.wanted:
+        headers |= map_headers(request, use, [item["id"] for item in rendered if "id" in item])
+        status = 200 if use.live is not None else 201
+    return _partial(request, json_response(rendered, media, terms, status=status, headers=headers))
 
 
 def _partial(request: Request, response: Response) -> Response:

@@ -257,3 +257,21 @@ async def test_scope_q_follows_the_scope_over_time(client: httpx.AsyncClient) ->
     assert (await client.get(TEMPORAL, params={**later, "scopeQ": "/Kyoto/North"})).json() == []
     now = (await client.get(f"{API}/entities/{GAUGE}")).json()
     assert now["scope"] == "/Kyoto/South"
+
+
+async def test_entity_maps_on_temporal_queries(client: httpx.AsyncClient) -> None:
+    for n in (1, 2):
+        await client.post(
+            TEMPORAL, json=readings(f"urn:ngsi-ld:RiverGauge:m{n}", HOURS), headers=JSON
+        )
+    window = {"type": "RiverGauge", "timerel": "after", "timeAt": "2026-01-01T00:00:00Z"}
+    made = await client.get(
+        TEMPORAL, params={**window, "id": "urn:ngsi-ld:RiverGauge:m1", "entityMap": "true"}
+    )
+    assert made.status_code == 201
+    location = made.headers["NGSILD-EntityMap"]
+    fixed = await client.get(TEMPORAL, params=window, headers={"NGSILD-EntityMap": location})
+    assert fixed.status_code == 200 and fixed.headers["NGSILD-EntityMap"] == location
+    assert [e["id"] for e in fixed.json()] == ["urn:ngsi-ld:RiverGauge:m1"]
+    dead = await client.get(TEMPORAL, params=window, headers={"NGSILD-EntityMap": "urn:x:gone"})
+    assert dead.status_code == 201 and "gone" not in dead.headers["NGSILD-EntityMap"]
