@@ -268,6 +268,23 @@ class TenantSettings(BaseModel):
     )
 
 
+class TemporalSettings(BaseModel):
+    """Attribute history (the Temporal API)."""
+
+    history: bool = Field(
+        True, description="Record attribute history for tenants that do not say otherwise."
+    )
+    retention_days: float = Field(
+        0.0, ge=0, description="Drop instances recorded longer ago (0: keep them for ever)."
+    )
+    retention_interval: float = Field(
+        600.0, gt=0, description="Seconds between two runs of the retention job."
+    )
+    max_instances: int = Field(
+        10_000, gt=0, description="Most instances of one attribute a temporal response lists."
+    )
+
+
 class Settings(BaseSettings):
     """Toshi's configuration."""
 
@@ -321,6 +338,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tenants: TenantSettings = Field(default_factory=TenantSettings)
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
 
     @property
     def listen_host(self) -> str:
