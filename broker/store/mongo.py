@@ -93,6 +93,7 @@ from broker.retry import full_jitter
 from broker.store.base import Committed, Journal, JournalRecord, Mutation, QueryPage, TenantStore
 from broker.store.mongo_fields import searchable
 from broker.store.mongo_filters import ORDER, compile_query
+from broker.store.mongo_leases import MongoLeases
 from broker.store.mongo_names import check_base, tenant_database_name
 from broker.store.mongo_seq import InsertionClock
 from broker.store.tenant_cache import TenantCache
@@ -419,6 +420,10 @@ class MongoStore:
             async for record in self._registry.find({}, {"_id": 1}).sort("_id", ASCENDING)
         ]
         return [name for name in names if name != DEFAULT_TENANT]
+
+    def leases(self, replica: str) -> MongoLeases:
+        """The installation's leases, as taken by ``replica`` (``mongo_leases``)."""
+        return MongoLeases(self._client[self.base_database], replica)
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "mongodb", "hosts": list(self.hosts), "database": self.base_database}
