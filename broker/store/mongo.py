@@ -152,12 +152,12 @@ class MongoEntityStore(TenantStore):
         await self._records.create_index(
             [("_id.k", ASCENDING), ("seq", ASCENDING)], name="kind_seq"
         )
-        await self._adopt_old_subscriptions()
-        await self._index_old_documents()
         for collection in (self._entities, self._records):
             last = await collection.find_one({}, {"seq": 1}, sort=[("seq", DESCENDING)])
             if last is not None:
                 self._clock.advance_past(int(last["seq"]))
+        await self._adopt_old_subscriptions()
+        await self._index_old_documents()
 
     async def _index_old_documents(self) -> None:
         """Derive the fields of ``mongo_fields`` for documents written before they existed."""
