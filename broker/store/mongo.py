@@ -362,7 +362,6 @@ class MongoEntityStore(TenantStore):
         ]
         return sorted(found)
 
-
     async def _next_seq(self, block: int = 1) -> int:
         """Reserve ``block`` sequence numbers; returns the last of them. From this replica's
         clock (``mongo_seq``): no round trip, unlike the shared counter of earlier versions."""
