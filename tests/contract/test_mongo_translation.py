@@ -83,6 +83,7 @@ def check_translation(query: EntityQuery, docs: list[Doc]) -> None:
     bson.encode(plan.filter)  # MongoDB can be sent this filter
     for record in records:
         bson.encode(record)
+        check_field_names(record)
         check_covers(record)
     candidates = mongo_model.find(records, plan.filter, ORDER)
     kept = {record["_id"] for record in candidates}
@@ -101,6 +102,17 @@ def check_translation(query: EntityQuery, docs: list[Doc]) -> None:
         entities, counted = select_page(loaded, query)
         assert [doc["id"] for doc in entities] == page
         assert counted == (total if query.count else None)
+
+
+def check_field_names(value: Any) -> None:
+    """IRIs are values, never field names: no dots, no ``$`` (MongoDB paths read both)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert "." not in key and not key.startswith("$"), key
+            check_field_names(item)
+    elif isinstance(value, list):
+        for item in value:
+            check_field_names(item)
 
 
 def check_covers(record: Doc) -> None:
