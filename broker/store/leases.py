@@ -24,9 +24,11 @@ what that update may do and what a replica may conclude from it:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 REPLICA_PREFIX: Final = "replica:"
+_EPOCH: Final = datetime.fromtimestamp(0, UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,15 @@ def take_filter(name: str, me: str) -> dict[str, Any]:
         "_id": name,
         "$expr": {"$or": [{"$eq": ["$holder", me]}, {"$lte": ["$expires", "$$NOW"]}]},
     }
+
+
+def blank_update() -> dict[str, Any]:
+    """Creates a lease record that has expired and never had a holder, if there is none.
+
+    Taking is a conditional update with ``$expr`` (the database's clock), which MongoDB
+    refuses in an upsert (error 224), so a lease's record is created first with this plain
+    ``$setOnInsert`` upsert and then taken like any other."""
+    return {"$setOnInsert": {"holder": None, "expires": _EPOCH, "token": 0}}
 
 
 def take_update(me: str, ttl: int) -> list[dict[str, Any]]:

@@ -17,11 +17,11 @@ from typing import Any, Final
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from broker.store.leases import (
     Held,
     Lease,
+    blank_update,
     claim_filter,
     release_update,
     replica_lease,
@@ -43,19 +43,19 @@ class MongoLeases:
     async def take(self, name: str, ttl: float) -> Held | None:
         """Take or renew lease ``name`` for ``ttl`` seconds; None while another replica holds
         it."""
-        sent_at = time.monotonic()
-        try:
+        for attempt in range(2):
+            sent_at = time.monotonic()
             record = await self._leases.find_one_and_update(
                 take_filter(name, self.me),
                 take_update(self.me, round(ttl * 1000)),
-                upsert=True,
                 return_document=ReturnDocument.AFTER,
             )
-        except DuplicateKeyError:
-            return None  # the lease exists and its condition failed: someone else holds it
-        if record is None or record.get("holder") != self.me:
-            return None
-        return Held(int(record["token"]), sent_at, ttl)
+            if record is not None:
+                return Held(int(record["token"]), sent_at, ttl)
+            if attempt == 0:
+                # Held by another replica, or no record yet: make sure it exists, try again.
+                await self._leases.update_one({"_id": name}, blank_update(), upsert=True)
+        return None
 
     async def release(self, name: str) -> None:
         """Give lease ``name`` up at once, if this replica holds it."""
@@ -69,7 +69,7 @@ class MongoLeases:
         """Every lease, by name (for ``leases.orphaned``)."""
         return {
             str(record["_id"]): _lease(record)
-            async for record in self._leases.find({"holder": {"$exists": True}})
+            async for record in self._leases.find({"holder": {"$type": "string"}})
         }
 
     async def now(self) -> int:

@@ -9,6 +9,7 @@ import pytest
 from broker.store.leases import (
     Held,
     Lease,
+    blank_update,
     claim_filter,
     may_take,
     orphaned,
@@ -144,3 +145,12 @@ def test_no_two_replicas_ever_believe_they_hold_the_lease_at_once(
             for start, end in replica.beliefs:
                 for other_start, other_end in other.beliefs:
                     assert end <= other_start or other_end <= start, (replica.name, other.name)
+
+
+def test_a_lease_record_is_created_expired_without_an_upsert_of_the_condition() -> None:
+    # MongoDB refuses $expr in an upsert's filter (error 224): the record is created by a plain
+    # $setOnInsert first, already expired and without a holder, so anyone may then take it.
+    blank = blank_update()["$setOnInsert"]
+    assert blank["holder"] is None and blank["token"] == 0
+    assert blank["expires"].timestamp() == 0
+    assert "$expr" in take_filter("x", "a")
