@@ -66,7 +66,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -91,6 +91,7 @@ from broker.ngsild.query.page import PageCollector
 from broker.ngsild.tenants import DEFAULT_TENANT
 from broker.retry import full_jitter
 from broker.store.base import Committed, Journal, JournalRecord, Mutation, QueryPage, TenantStore
+from broker.store.mongo_changes import RecordChange, Reload, record_change, record_pipeline
 from broker.store.mongo_fields import searchable
 from broker.store.mongo_filters import ORDER, compile_query
 from broker.store.mongo_leases import MongoLeases
@@ -429,6 +430,29 @@ class MongoStore:
     def leases(self, replica: str) -> MongoLeases:
         """The installation's leases, as taken by ``replica`` (``mongo_leases``)."""
         return MongoLeases(self._client[self.base_database], replica)
+
+    async def record_changes(
+        self, kinds: list[str], resume_after: Mapping[str, Any] | None = None
+    ) -> AsyncIterator[tuple[RecordChange | Reload, Mapping[str, Any] | None]]:
+        """Every change other replicas (and this one) make to records of ``kinds``, with the
+        resume token to continue after it (``mongo_changes``; a replica set is needed)."""
+        databases = await self._tenant_databases()
+        stream = await self._client.watch(
+            record_pipeline(kinds), full_document="updateLookup", resume_after=resume_after
+        )
+        async with stream:
+            async for event in stream:
+                if str(event.get("ns", {}).get("db")) not in databases:
+                    # A tenant created meanwhile? Old names are kept: a dropped tenant's
+                    # dropDatabase event still has to be told to the caches.
+                    databases = {**databases, **await self._tenant_databases()}
+                change = record_change(event, databases)
+                if change is not None:
+                    yield change, stream.resume_token
+
+    async def _tenant_databases(self) -> dict[str, str]:
+        tenants = [DEFAULT_TENANT, *await self.tenants()]
+        return {self.database_name(tenant): tenant for tenant in tenants}
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "mongodb", "hosts": list(self.hosts), "database": self.base_database}

@@ -10,6 +10,7 @@ from typing import Any
 
 from broker.ngsild.query import EntityQuery
 from broker.store.leases import orphaned
+from broker.store.mongo_changes import RecordChange
 from broker.store.mongo_leases import claim
 
 from tests.contract.test_store_contract import D, eid, entity, ids, set_value
@@ -87,3 +88,28 @@ async def test_an_orphaned_journal_entry_is_claimed_by_exactly_one_replica(
         claim(records, key, "dead", "r2"), claim(records, key, "dead", "r3")
     )
     assert sorted(claims) == [False, True]
+
+
+async def test_a_replica_sees_the_records_another_one_saves_and_deletes(
+    replicas: Replicas,
+) -> None:
+    first, second = await started(replicas, 2)
+    changes = second.record_changes(["subscription"])
+    seen: list[Any] = []
+
+    async def follow() -> None:
+        async for change, _token in changes:
+            seen.append(change)
+            if len(seen) == 2:
+                return
+
+    follower = asyncio.create_task(follow())
+    await asyncio.sleep(1.0)  # the stream is open before the changes are made
+    tenant = await first.tenant("kyoto", create=True)
+    await tenant.save_record("subscription", "s1", {"id": "s1"})
+    await tenant.delete_record("subscription", "s1")
+    await asyncio.wait_for(follower, 30)
+    assert seen == [
+        RecordChange("kyoto", "subscription", "s1", {"id": "s1"}),
+        RecordChange("kyoto", "subscription", "s1", None),
+    ]
