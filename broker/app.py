@@ -27,6 +27,7 @@ from broker.api import (
     metrics,
     problems,
     queries,
+    registrations,
 )
 from broker.api import (
     subscriptions as subscription_routes,
@@ -48,6 +49,7 @@ from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
 from broker.services.installation import installation_id
 from broker.services.provisioning.service import ProvisioningService
+from broker.services.registrations import RegistrationService
 from broker.services.subscriptions import SubscriptionService
 from broker.services.tenants import TenantService
 from broker.settings import NotificationSettings, Settings
@@ -90,6 +92,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(entity_maps.router, prefix=API_PREFIX)
     app.include_router(batch.router, prefix=API_PREFIX)
     app.include_router(jsonld_contexts.router, prefix=API_PREFIX)
+    app.include_router(registrations.router, prefix=API_PREFIX)
     app.include_router(metrics.router)
     app.include_router(iot.router)
     app.include_router(admin.router)
@@ -135,6 +138,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             quota=lambda tenant: tenants.quotas(tenant).max_entities,
         )
         await _start(stack, subscriptions.start, subscriptions.close)
+        registry = RegistrationService(store)
+        await _start(stack, registry.start, registry.close)
         provisioning = ProvisioningService(store)
         await provisioning.start()
         ingest, runner = await open_ingest(settings, entities, provisioning, contexts, stack)
@@ -157,6 +162,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             provisioning=provisioning,
             audit=audit,
             dead_letters=ingest.dead_letters,
+            registrations=registry,
         )
 
 

@@ -15,6 +15,7 @@ from broker.services.dead_letters import DeadLetters
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
 from broker.services.provisioning.service import ProvisioningService
+from broker.services.registrations import RegistrationService
 from broker.services.subscriptions import SubscriptionService
 from broker.services.tenants import TenantService
 from broker.settings import Settings
@@ -44,11 +45,14 @@ class Runtime:
     """Where audit lines go, when the audit log is on."""
     dead_letters: DeadLetters | None = None
     """Device messages the ingest adapters set aside (shown under ``/iot/dead-letters``)."""
+    registrations: RegistrationService = field(kw_only=True)
+    """Context source registrations (``/csourceRegistrations``)."""
 
     async def delete_tenant(self, name: str) -> None:
         """Delete tenant ``name``: what every part holds of it, then its data, for good."""
         await self.tenants.forget(name)
         await self.subscriptions.drop_tenant(name)
+        self.registrations.drop_tenant(name)
         if self.provisioning is not None:
             await self.provisioning.drop_tenant(name)
         await self.auth.drop_tenant(name)

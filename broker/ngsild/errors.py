@@ -11,6 +11,7 @@ headers ``NgsiLdError.headers()`` asks for (``WWW-Authenticate``, ``Retry-After`
     ├── ResourceNotFound            404
     ├── NonexistentTenant           404
     ├── AlreadyExists               409
+    ├── Conflict                    409  contradicts a registration or an entity (§4.3.6.3)
     ├── NotAcceptable               406  no representation the client accepts
     ├── PayloadTooLarge             413
     ├── UnsupportedMediaType        415
@@ -102,6 +103,13 @@ class NonexistentTenant(NgsiLdError):
 class AlreadyExists(NgsiLdError):
     type = _BASE + "AlreadyExists"
     title = "Already exists"
+    status = 409
+
+
+class Conflict(NgsiLdError):
+    # v1.8.1 §5.9.2.4 and §4.3.6.3: exclusive/redirect registrations that overlap.
+    type = _BASE + "Conflict"
+    title = "Conflict"
     status = 409
 
 
