@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request, Response
 from broker.api.access import READ, WRITE
 from broker.api.media import JSON, JSON_LD, negotiate
 from broker.api.requests import read_json, refuse_unknown_parameters, runtime, tenant_of, terms_of
-from broker.api.responses import json_response, page_links
+from broker.api.responses import json_response
 from broker.ngsild.errors import BadRequestData, NonexistentTenant, TooManyResults
 from broker.ngsild.names import check_uri
 from broker.ngsild.params import parse_options
@@ -59,6 +59,7 @@ _QUERY_PARAMETERS = frozenset(
         "lang",
     }
 )
+_SAFE = ":/.*,;()|!~[]@$'"
 _FILTERS = _QUERY_PARAMETERS - {"limit", "offset", "count", "options", "lang"}
 
 
@@ -137,7 +138,7 @@ async def query_registrations(
         for reg in found[start : start + size]
     ]
     headers = {"NGSILD-Results-Count": str(len(found))} if "count" in opts else {}
-    headers |= page_links(request, start, size, returned=len(page), total=len(found), media=media)
+    headers |= _page_links(request, start, size, total=len(found))
     return json_response(page, media, terms, headers=headers)
 
 
@@ -180,6 +181,26 @@ async def update_registration(request: Request, registrationId: str) -> Response
 async def delete_registration(request: Request, registrationId: str) -> Response:
     await runtime(request).registrations.delete(tenant_of(request), _reg_id(registrationId))
     return Response(status_code=204)
+
+
+def _page_links(request: Request, offset: int, limit: int, *, total: int) -> dict[str, str]:
+    """``rel="prev"``/``rel="next"`` links (§4.12): the request's own parameters in their
+    order, then ``limit`` and ``offset`` (the form ETSI 037_11 expects for this resource)."""
+    if limit == 0:
+        return {}
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("limit", "offset")]
+    links = []
+    if offset > 0:
+        links.append(_link(request, kept, max(0, offset - limit), limit, "prev"))
+    if total > offset + limit:
+        links.append(_link(request, kept, offset + limit, limit, "next"))
+    return {"Link": ", ".join(links)} if links else {}
+
+
+def _link(request: Request, kept: list[tuple[str, str]], offset: int, limit: int, rel: str) -> str:
+    pairs = [*kept, ("limit", str(limit)), ("offset", str(offset))]
+    query = "&".join(f"{key}={quote(value, safe=_SAFE)}" for key, value in pairs)
+    return f'<{request.url.path}?{query}>;rel="{rel}";type="{JSON_LD}"'
 
 
 def _reg_id(value: str) -> str:
