@@ -22,7 +22,7 @@ from broker.ngsild.query.types import type_names
 from broker.ngsild.registrations.discovery import as_entity
 from broker.ngsild.registrations.documents import render_registration
 from broker.ngsild.registrations.matching import Target, matching_infos
-from broker.ngsild.registrations.registration import Registration
+from broker.ngsild.registrations.registration import Registration, RegistrationInfo
 from broker.ngsild.subscriptions.subscription import Filters, Subscription
 from broker.ngsild.terms import TermTable
 
@@ -52,7 +52,7 @@ def relevant(
 ) -> Registration | None:
     """``reg`` reduced to the RegistrationInfos ``sub`` watches, or ``None`` if it does not
     match at all."""
-    infos = []
+    infos: list[RegistrationInfo] = []
     for target in targets_of(sub):
         infos.extend(info for info in matching_infos(reg, target) if info not in infos)
     if not infos:
