@@ -30,6 +30,9 @@ from broker.api import (
     registrations,
 )
 from broker.api import (
+    csource_subscriptions as csource_subscription_routes,
+)
+from broker.api import (
     subscriptions as subscription_routes,
 )
 from broker.api.access import PUBLIC
@@ -44,6 +47,7 @@ from broker.notify.http_sender import HttpSender
 from broker.notify.mqtt_sender import MqttSender
 from broker.runtime import Runtime
 from broker.services.contexts import ContextService
+from broker.services.csource_subscriptions import CsourceSubscriptionService
 from broker.services.dead_letters import DeadLetters
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
@@ -93,6 +97,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(batch.router, prefix=API_PREFIX)
     app.include_router(jsonld_contexts.router, prefix=API_PREFIX)
     app.include_router(registrations.router, prefix=API_PREFIX)
+    app.include_router(csource_subscription_routes.router, prefix=API_PREFIX)
     app.include_router(metrics.router)
     app.include_router(iot.router)
     app.include_router(admin.router)
@@ -140,6 +145,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         await _start(stack, subscriptions.start, subscriptions.close)
         registry = RegistrationService(store)
         await _start(stack, registry.start, registry.close)
+        csource_subscriptions = CsourceSubscriptionService(store, contexts, dispatcher, registry)
+        await _start(stack, csource_subscriptions.start, csource_subscriptions.close)
         provisioning = ProvisioningService(store)
         await provisioning.start()
         ingest, runner = await open_ingest(settings, entities, provisioning, contexts, stack)
@@ -163,6 +170,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             audit=audit,
             dead_letters=ingest.dead_letters,
             registrations=registry,
+            csource_subscriptions=csource_subscriptions,
         )
 
 

@@ -11,6 +11,7 @@ from broker.contexts import ContextLoader
 from broker.notify.dispatcher import Dispatcher
 from broker.prometheus import Family
 from broker.services.contexts import ContextService
+from broker.services.csource_subscriptions import CsourceSubscriptionService
 from broker.services.dead_letters import DeadLetters
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
@@ -47,12 +48,15 @@ class Runtime:
     """Device messages the ingest adapters set aside (shown under ``/iot/dead-letters``)."""
     registrations: RegistrationService = field(kw_only=True)
     """Context source registrations (``/csourceRegistrations``)."""
+    csource_subscriptions: CsourceSubscriptionService = field(kw_only=True)
+    """Registration subscriptions (``/csourceSubscriptions``)."""
 
     async def delete_tenant(self, name: str) -> None:
         """Delete tenant ``name``: what every part holds of it, then its data, for good."""
         await self.tenants.forget(name)
         await self.subscriptions.drop_tenant(name)
         self.registrations.drop_tenant(name)
+        self.csource_subscriptions.drop_tenant(name)
         if self.provisioning is not None:
             await self.provisioning.drop_tenant(name)
         await self.auth.drop_tenant(name)
