@@ -5,26 +5,29 @@ subscriptions and the same access need (SUBSCRIBE)."""
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 
 from broker.api.access import SUBSCRIBE
 from broker.api.media import JSON, JSON_LD, negotiate
+from broker.api.registrations import created, registry_page_links
 from broker.api.requests import (
+    json_body,
     read_json,
     refuse_unknown_parameters,
     runtime,
     tenant_of,
     terms_of,
 )
-from broker.api.responses import json_response, page_links
+from broker.api.responses import json_response
 from broker.ngsild.errors import BadRequestData
 from broker.ngsild.names import check_uri
 from broker.ngsild.params import parse_options
 from broker.ngsild.subscriptions.documents import render_subscription
 from broker.ngsild.subscriptions.subscription import Subscription, parse_subscription
+from broker.ngsild.terms import TermTable
 
 router = APIRouter(tags=["Context Source Registration Subscriptions"])
 _OFFERED = (JSON, JSON_LD)
@@ -44,7 +47,7 @@ async def create_csource_subscription(request: Request) -> Response:
     )
     await _check_egress(request, sub)
     await service.create(incoming.tenant, sub)
-    return Response(status_code=201, headers={"Location": _location(sub.id)})
+    return created(_location(sub.id))
 
 
 @router.get(_PATH, summary="Query CSR Subscriptions (§5.11.5)", dependencies=[SUBSCRIBE])
@@ -68,11 +71,11 @@ async def query_csource_subscriptions(
     subs = service.list(tenant_of(request))
     now = service.now()
     page = [
-        render_subscription(sub, terms, now=now, sys_attrs="sysAttrs" in opts)
+        _render(sub, terms, now=now, sys_attrs="sysAttrs" in opts)
         for sub in subs[start : start + size]
     ]
     headers = {"NGSILD-Results-Count": str(len(subs))} if "count" in opts else {}
-    headers |= page_links(request, start, size, returned=len(page), total=len(subs), media=media)
+    headers |= registry_page_links(request, start, size, total=len(subs))
     return json_response(page, media, terms, headers=headers)
 
 
@@ -88,9 +91,7 @@ async def retrieve_csource_subscription(
     terms = await terms_of(request)
     service = runtime(request).csource_subscriptions
     sub = service.get(tenant_of(request), _subscription_id(subscriptionId))
-    body = render_subscription(
-        sub, terms, now=service.now(), sys_attrs="sysAttrs" in parse_options(options)
-    )
+    body = _render(sub, terms, now=service.now(), sys_attrs="sysAttrs" in parse_options(options))
     return json_response(body, media, terms)
 
 
@@ -101,6 +102,7 @@ async def retrieve_csource_subscription(
     dependencies=[SUBSCRIBE],
 )
 async def update_csource_subscription(request: Request, subscriptionId: str) -> Response:
+    await json_body(request)  # a body that is not JSON is InvalidRequest whatever its type
     incoming = await read_json(request, merge_patch=True)
     subscription_id = _subscription_id(subscriptionId)
     service = runtime(request).csource_subscriptions
@@ -124,6 +126,12 @@ async def delete_csource_subscription(request: Request, subscriptionId: str) -> 
     subscription_id = _subscription_id(subscriptionId)
     await runtime(request).csource_subscriptions.delete(tenant_of(request), subscription_id)
     return Response(status_code=204)
+
+
+def _render(sub: Subscription, terms: TermTable, *, now: str, sys_attrs: bool) -> dict[str, Any]:
+    body = render_subscription(sub, terms, now=now, sys_attrs=sys_attrs)
+    body.pop("notificationTrigger", None)  # entity triggers mean nothing for registrations
+    return body
 
 
 def _subscription_id(value: str) -> str:

@@ -80,7 +80,7 @@ async def create_registration(request: Request) -> Response:
             return None
 
     await service.create(incoming.tenant, reg, entity=entity)
-    return Response(status_code=201, headers={"Location": _location(reg.id)})
+    return created(_location(reg.id))
 
 
 @router.get(_PATH, summary="Query Context Source Registrations (§5.10.2)", dependencies=[READ])
@@ -138,7 +138,7 @@ async def query_registrations(
         for reg in found[start : start + size]
     ]
     headers = {"NGSILD-Results-Count": str(len(found))} if "count" in opts else {}
-    headers |= _page_links(request, start, size, total=len(found))
+    headers |= registry_page_links(request, start, size, total=len(found))
     return json_response(page, media, terms, headers=headers)
 
 
@@ -183,9 +183,19 @@ async def delete_registration(request: Request, registrationId: str) -> Response
     return Response(status_code=204)
 
 
-def _page_links(request: Request, offset: int, limit: int, *, total: int) -> dict[str, str]:
-    """``rel="prev"``/``rel="next"`` links (§4.12): the request's own parameters in their
-    order, then ``limit`` and ``offset`` (the form ETSI 037_11 expects for this resource)."""
+def created(location: str) -> Response:
+    """201 with a ``Location`` header spelt ``Location``: header names are case-insensitive,
+    but some clients (the ETSI suite's id check among them) look it up by its exact spelling,
+    and Starlette lower-cases the names it is given."""
+    response = Response(status_code=201)
+    response.raw_headers.append((b"Location", location.encode("latin-1")))
+    return response
+
+
+def registry_page_links(request: Request, offset: int, limit: int, *, total: int) -> dict[str, str]:
+    """``rel="prev"``/``rel="next"`` links (§4.12) of the registry resources: the request's
+    own parameters in their order, then ``limit`` and ``offset`` (the form ETSI 037_11 and
+    041_03 expect)."""
     if limit == 0:
         return {}
     kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("limit", "offset")]

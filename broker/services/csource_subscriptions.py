@@ -136,8 +136,10 @@ class CsourceSubscriptionService:
         sub = apply_patch(held.sub, fragment, terms, now=self.now())
         if check is not None:
             await check(sub)
-        await self._hold(tenant, sub)
+        held = await self._hold(tenant, sub)
         await self._save(tenant, sub)
+        if sub.time_interval is None:  # §5.11.3: told what matches now, as on creation
+            self._notify_matching(tenant, held)
         return sub
 
     async def delete(self, tenant: str, subscription_id: str) -> None:
@@ -226,6 +228,10 @@ class CsourceSubscriptionService:
             if not outcome.cancelled and not outcome.shutdown:
                 self._record(tenant, sub.id, ok=outcome.ok)
 
+        def retrying(outcome: Outcome) -> None:
+            self._record(tenant, sub.id, ok=False)  # shown at once, not after every retry
+
+        self._record(tenant, sub.id, ok=None)
         self._dispatcher.submit(
             Delivery(
                 sub.notification.endpoint.uri,
@@ -233,24 +239,24 @@ class CsourceSubscriptionService:
                 headers,
                 key="csource:" + sub.id,
                 on_done=done,
+                on_retry=retrying,
                 tenant=tenant,
             )
         )
 
-    def _record(self, tenant: str, subscription_id: str, *, ok: bool) -> None:
+    def _record(self, tenant: str, subscription_id: str, *, ok: bool | None) -> None:
+        """A notification was sent (``ok`` None), succeeded or failed (§5.2.14 members)."""
         held = self._held.get(tenant, {}).get(subscription_id)
         if held is None:
             return
         now = self.now()
         sub = held.sub
-        held.sub = replace(
-            sub,
-            times_sent=sub.times_sent + 1,
-            times_failed=sub.times_failed + (0 if ok else 1),
-            last_notification=now,
-            last_success=now if ok else sub.last_success,
-            last_failure=sub.last_failure if ok else now,
-        )
+        if ok is None:
+            held.sub = replace(sub, times_sent=sub.times_sent + 1, last_notification=now)
+        elif ok:
+            held.sub = replace(sub, last_success=now)
+        else:
+            held.sub = replace(sub, times_failed=sub.times_failed + 1, last_failure=now)
 
     async def _save(self, tenant: str, sub: Subscription) -> None:
         store = await self._store.tenant(tenant, create=True)

@@ -84,7 +84,7 @@ def csource_notification(
     """The CsourceNotification body (§5.3.2)."""
     return {
         "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
-        "type": "Notification",
+        "type": "ContextSourceNotification",
         "subscriptionId": sub.id,
         "notifiedAt": now,
         "data": [render_registration(reg, terms) for reg in registrations],
