@@ -51,6 +51,7 @@ from broker.services.csource_subscriptions import CsourceSubscriptionService
 from broker.services.dead_letters import DeadLetters
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
+from broker.services.federation.service import Federation
 from broker.services.installation import installation_id
 from broker.services.provisioning.service import ProvisioningService
 from broker.services.registrations import RegistrationService
@@ -150,6 +151,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         provisioning = ProvisioningService(store)
         await provisioning.start()
         ingest, runner = await open_ingest(settings, entities, provisioning, contexts, stack)
+        pseudonym = settings.federation.pseudonym or (
+            "toshi-" + await installation_id(provisioning.store)
+        )
+        federation = Federation(settings.federation, registry, pseudonym)
+        stack.push_async_callback(federation.close)
         audit = AuditTrail(settings.audit_log_file) if settings.audited else None
         if audit is not None:
             await _start(stack, audit.start, audit.close)
@@ -171,6 +177,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             dead_letters=ingest.dead_letters,
             registrations=registry,
             csource_subscriptions=csource_subscriptions,
+            federation=federation,
         )
 
 

@@ -15,6 +15,7 @@ from broker.services.csource_subscriptions import CsourceSubscriptionService
 from broker.services.dead_letters import DeadLetters
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
+from broker.services.federation.service import Federation
 from broker.services.provisioning.service import ProvisioningService
 from broker.services.registrations import RegistrationService
 from broker.services.subscriptions import SubscriptionService
@@ -50,6 +51,8 @@ class Runtime:
     """Context source registrations (``/csourceRegistrations``)."""
     csource_subscriptions: CsourceSubscriptionService = field(kw_only=True)
     """Registration subscriptions (``/csourceSubscriptions``)."""
+    federation: Federation = field(kw_only=True)
+    """Distributed operations: forwarding to registered context sources."""
 
     async def delete_tenant(self, name: str) -> None:
         """Delete tenant ``name``: what every part holds of it, then its data, for good."""

@@ -17,6 +17,7 @@ headers ``NgsiLdError.headers()`` asks for (``WWW-Authenticate``, ``Retry-After`
     ├── UnsupportedMediaType        415
     ├── OperationNotSupported       501  a valid NGSI-LD operation this broker does not offer
     ├── LdContextNotAvailable       504  a remote @context could not be fetched
+    ├── LoopDetected                508  a distributed request came back round (v1.8.1 §6.3.18)
     ├── TooComplexQuery             403
     ├── TooManyResults              403
     ├── Unauthorized                401  no valid credentials; ``reason`` says what was wrong
@@ -141,6 +142,12 @@ class LdContextNotAvailable(NgsiLdError):
     type = _BASE + "LdContextNotAvailable"
     title = "JSON-LD @context not available"
     status = 504
+
+
+class LoopDetected(NgsiLdError):
+    type = _BASE + "LoopDetected"
+    title = "Loop detected"
+    status = 508
 
 
 class TooComplexQuery(NgsiLdError):

@@ -1,0 +1,115 @@
+"""The federation of one broker: its registrations, its sources' client, its name in ``Via``.
+
+``Federation.request_scope`` decides, once per request, whether a request is distributed at
+all: not with ``local=true``, not when the tenant has no registration (then nothing changes
+for it, and it costs one dictionary lookup), and never round a loop — a request that already
+passed through this broker is refused with 508 (§6.3.18).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from broker.ngsild.errors import LoopDetected
+from broker.ngsild.registrations.distribution import (
+    Forward,
+    local_only,
+    looped,
+    outgoing_headers,
+    via_value,
+)
+from broker.ngsild.registrations.registration import Registration
+from broker.ngsild.terms import TermTable, context_link_header
+from broker.services.federation.client import Reply, SourceClient
+from broker.services.registrations import RegistrationService
+from broker.settings import FederationSettings
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A request that is distributed: its tenant, headers and @context."""
+
+    tenant: str
+    headers: dict[str, str]
+    """The incoming request's headers, lower-case names."""
+    terms: TermTable
+    registrations: list[Registration]
+    params: dict[str, str]
+    """The incoming request's query parameters."""
+
+
+class Federation:
+    """Distributed operations of this broker."""
+
+    def __init__(
+        self,
+        settings: FederationSettings,
+        registrations: RegistrationService,
+        pseudonym: str,
+    ) -> None:
+        self.registrations = registrations
+        self.pseudonym = pseudonym
+        self.client = SourceClient(settings, registrations)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    def distributes(self, tenant: str) -> bool:
+        """Whether requests of ``tenant`` may be distributed (it has registrations)."""
+        return bool(self.registrations.list(tenant))
+
+    def scope(
+        self,
+        tenant: str,
+        headers: dict[str, str],
+        terms: TermTable,
+        params: dict[str, str],
+        *,
+        local: bool,
+    ) -> Scope | None:
+        """The distribution scope of a request, or ``None`` when it stays local.
+
+        Raises:
+            LoopDetected: the request has been through this broker already.
+        """
+        if local:
+            return None
+        regs = self.registrations.list(tenant)
+        if not regs:
+            return None
+        if looped(headers.get("via"), self.pseudonym):
+            raise LoopDetected(f"the request has already been through {self.pseudonym} (Via)")
+        return Scope(tenant, headers, terms, regs, params)
+
+    async def send(
+        self,
+        scope: Scope,
+        forward: Forward,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        body: Any = None,
+    ) -> Reply | None:
+        """One forwarded request, with the source's headers, ``Link`` and ``Via``."""
+        reg = forward.registration
+        headers = outgoing_headers(
+            reg, scope.headers, via=via_value(scope.headers.get("via"), self.pseudonym)
+        )
+        headers["Link"] = context_link_header(scope.terms.link_url)
+        headers["Accept"] = "application/json"
+        if local_only(reg) and method == "GET":
+            params = [*(params or []), ("local", "true")]
+        return await self.client.send(
+            scope.tenant, reg, method, path, headers=headers, params=params, body=body
+        )
+
+
+async def gather(jobs: Iterable[Awaitable[T]]) -> list[T]:
+    """Run ``jobs`` concurrently (each bounded by its own deadline) and keep their order."""
+    return list(await asyncio.gather(*jobs))
