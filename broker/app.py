@@ -28,6 +28,7 @@ from broker.api import (
     problems,
     queries,
     registrations,
+    source_identity,
 )
 from broker.api import (
     csource_subscriptions as csource_subscription_routes,
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(jsonld_contexts.router, prefix=API_PREFIX)
     app.include_router(registrations.router, prefix=API_PREFIX)
     app.include_router(csource_subscription_routes.router, prefix=API_PREFIX)
+    app.include_router(source_identity.router, prefix=API_PREFIX)
     app.include_router(metrics.router)
     app.include_router(iot.router)
     app.include_router(admin.router)
