@@ -129,3 +129,19 @@ async def test_query_by_type_attrs_q_csf_and_paging(client: httpx.AsyncClient) -
     assert [reg["id"] for reg in paged.json()] == ["urn:r:a"]
     assert paged.headers["NGSILD-Results-Count"] == "2"
     assert 'rel="next"' in paged.headers["link"]
+
+
+async def test_discovery_includes_registered_types_and_attributes(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post(f"{API}/entities", json=gauge(), headers=JSON)
+    rain = registration(
+        information=[{"entities": [{"type": "RainGauge"}], "propertyNames": ["rainfall"]}]
+    )
+    await client.post(REGS, json=rain, headers=JSON)
+    types = (await client.get(f"{API}/types")).json()
+    assert set(types["typeList"]) == {"RiverGauge", "RainGauge"}
+    attributes = (await client.get(f"{API}/attributes")).json()
+    assert "rainfall" in attributes["attributeList"]
+    local = (await client.get(f"{API}/types", params={"local": "true"})).json()
+    assert local["typeList"] == ["RiverGauge"]

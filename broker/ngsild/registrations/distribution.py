@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from broker.ngsild.catalogue import ANY_TYPE, NO_ATTRIBUTE, CatalogueRow
 from broker.ngsild.registrations import operations as ops
 from broker.ngsild.registrations.matching import (
     Target,
@@ -171,6 +172,32 @@ def looped(incoming: str | None, pseudonym: str) -> bool:
         return False
     hops = (hop.strip().split() for hop in incoming.split(","))
     return any(len(hop) >= 2 and hop[1] == pseudonym for hop in hops)
+
+
+def registered_rows(
+    registrations: Iterable[Registration], present: set[tuple[str, str]]
+) -> list[CatalogueRow]:
+    """Discovery rows for the types and attributes registrations name, except those
+    ``present`` already has ((type, attribute) pairs)."""
+    rows: list[CatalogueRow] = []
+    seen = set(present)
+
+    def add(type_: str, attr: str, kind: str) -> None:
+        if (type_, attr) not in seen:
+            seen.add((type_, attr))
+            rows.append(CatalogueRow(type_, attr, kind, 1))
+
+    for reg in registrations:
+        for info in reg.information:
+            kinds = [(name, "Property") for name in info.property_names or ()]
+            kinds += [(name, "Relationship") for name in info.relationship_names or ()]
+            for entity in info.entities or ():
+                add(entity.type, NO_ATTRIBUTE, NO_ATTRIBUTE)
+                for name, kind in kinds:
+                    add(entity.type, name, kind)
+            for name, _ in kinds:
+                add(ANY_TYPE, name, ANY_TYPE)
+    return rows
 
 
 def _read_operation(covered: frozenset[str], preferred: str) -> str | None:

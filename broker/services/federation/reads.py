@@ -20,13 +20,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from broker.ngsild.catalogue import CatalogueRow
 from broker.ngsild.entity import EntityDoc, parse_entity
 from broker.ngsild.errors import BadRequestData, NgsiLdError, ResourceNotFound
 from broker.ngsild.query import EntityQuery
 from broker.ngsild.query.geo import geo_to_params
 from broker.ngsild.query.qlang import to_text
 from broker.ngsild.registrations import operations as ops
-from broker.ngsild.registrations.distribution import Forward, plan_reads
+from broker.ngsild.registrations.distribution import Forward, plan_reads, registered_rows
 from broker.ngsild.registrations.matching import Target
 from broker.ngsild.registrations.merge import LOCAL, merge_entities, merge_lists
 from broker.ngsild.render import View
@@ -110,8 +111,19 @@ class FederatedReads:
             total = (local.total or 0) + sum(1 for doc in merged if doc["id"] not in local_ids)
         return QueryPage(page, total)
 
-    async def catalogue(self, tenant: str) -> Any:
-        return await self._inner.catalogue(tenant)
+    async def catalogue(self, tenant: str) -> list[CatalogueRow]:
+        """Discovery (§5.7.5-§5.7.10) with what the sources registered: their entity types
+        and attribute names (counted once each when this broker has none of them: remote
+        counts are not fetched)."""
+        rows = await self._inner.catalogue(tenant)
+        if not await self._distributed():
+            return rows
+        offered = [
+            reg
+            for reg in self._scope.registrations
+            if {ops.RETRIEVE_TYPES, ops.RETRIEVE_ATTR_TYPES} & reg.covered
+        ]
+        return rows + registered_rows(offered, {(r.type, r.attr) for r in rows})
 
     async def linked_entities(
         self, tenant: str, roots: list[EntityDoc], view: View, levels: int
