@@ -224,12 +224,24 @@ class CsourceSubscriptionService:
             headers["NGSILD-Tenant"] = tenant
         headers.update(sub.notification.endpoint.receiver_info or ())
 
+        counted = False  # one notification is one failure, however often it is retried
+
+        def failed_once() -> None:
+            nonlocal counted
+            if not counted:
+                counted = True
+                self._record(tenant, sub.id, ok=False)
+
         def done(outcome: Outcome) -> None:
-            if not outcome.cancelled and not outcome.shutdown:
-                self._record(tenant, sub.id, ok=outcome.ok)
+            if outcome.cancelled or outcome.shutdown:
+                return
+            if outcome.ok:
+                self._record(tenant, sub.id, ok=True)
+            else:
+                failed_once()
 
         def retrying(outcome: Outcome) -> None:
-            self._record(tenant, sub.id, ok=False)  # shown at once, not after every retry
+            failed_once()  # shown at once, not when the retry budget is spent
 
         self._record(tenant, sub.id, ok=None)
         self._dispatcher.submit(

@@ -66,6 +66,16 @@ def relevant(
     return replace(reg, information=tuple(infos))
 
 
+def _typed_as_arrays(body: dict[str, Any]) -> dict[str, Any]:
+    # EntityInfo.type is "a type or an array of types"; notifications use the array form,
+    # which receivers (the ETSI suite among them) read as a list.
+    for info in body.get("information", []):
+        for entity in info.get("entities", []):
+            if isinstance(entity.get("type"), str):
+                entity["type"] = [entity["type"]]
+    return body
+
+
 def trigger_reason(before: bool, after: bool) -> str | None:
     """The reason a registration change is told for, or ``None`` if it is not."""
     if after:
@@ -87,6 +97,6 @@ def csource_notification(
         "type": "ContextSourceNotification",
         "subscriptionId": sub.id,
         "notifiedAt": now,
-        "data": [render_registration(reg, terms) for reg in registrations],
+        "data": [_typed_as_arrays(render_registration(reg, terms)) for reg in registrations],
         "triggerReason": reason,
     }
