@@ -7,6 +7,10 @@ owns that data), so a batch upsert of levels sent to the prefecture lands in tow
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.broker_process import Broker
+from tests.e2e.broker_process import Broker, free_port
 
 pytestmark = pytest.mark.e2e
 API = "/ngsi-ld/v1"
@@ -139,3 +143,24 @@ def via_of(broker: Broker) -> str:
     """The Via hop a broker adds, as its registrations' sources see it."""
     info = httpx.get(f"{broker.url}{API}/info/sourceIdentity").json()
     return f"1.1 {info['contextSourceAlias']}"
+
+
+def test_the_readme_federation_example_works_as_written(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text[text.index("## Federation") : text.index("## Tests")]
+    (block,) = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+    ports = {str(p): str(free_port()) for p in (1026, 1027, 1028)}
+    for old, new in ports.items():
+        block = block.replace(old, new)
+    for town in ("pref", "kamo", "uji"):
+        block = block.replace(f"sqlite:///tmp/{town}", f"sqlite:///{tmp_path / town}")
+    script = "set -euo pipefail\ntoshi() { exec " + sys.executable + ' -m broker "$@"; }\n' + block
+    done = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    answers = [line for line in done.stdout.splitlines() if line.startswith("[") or "{" in line]
+    everything = json.loads(answers[0])
+    assert sorted(e["id"].rsplit(":", 1)[1] for e in everything) == ["kamo-1", "pref-1", "uji-1"]
+    assert [e["id"] for e in json.loads(answers[1])] == ["urn:ngsi-ld:RiverGauge:pref-1"]
+    assert json.loads(answers[2])["level"] == 0.9  # the update reached Uji
