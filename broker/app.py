@@ -38,6 +38,7 @@ from broker.api import (
 )
 from broker.api.access import PUBLIC
 from broker.api.audit import AuditLog
+from broker.api.federated import WarningHeaders
 from broker.api.guard import RequestGuard
 from broker.audit import AuditTrail
 from broker.auth.assembly import build_auth
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     if settings.audited:
         app.add_middleware(AuditLog)
+    app.add_middleware(WarningHeaders)
     app.add_middleware(RequestGuard, max_body_bytes=settings.limits.max_body_bytes)
     return app
 

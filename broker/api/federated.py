@@ -21,14 +21,21 @@ from typing import Any
 
 import orjson
 from fastapi import Request, Response
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from broker.api.media import JSON_LD
 from broker.api.requests import federation_scope, json_request, runtime, tenant_of
-from broker.ngsild.errors import NgsiLdError
+from broker.ngsild.errors import Conflict, NgsiLdError
 from broker.ngsild.registrations import operations as ops
-from broker.ngsild.registrations.distribution import Forward, plan_writes, split_local
+from broker.ngsild.registrations.distribution import (
+    Forward,
+    blocked,
+    plan_all_writes,
+    split_local,
+)
 from broker.ngsild.registrations.matching import Target
-from broker.services.federation.service import Scope, gather
+from broker.services.federation.service import WARNINGS, Scope, gather
 
 Handler = Callable[..., Awaitable[Response]]
 _MEMBERS = frozenset({"id", "type", "scope", "@context"})
@@ -50,6 +57,9 @@ class _Part:
     """The registration id, ``None`` for the local part."""
     status: int
     problem: dict[str, Any] | None = None
+    body: Any = None
+    """What a source answered when it succeeded (the ids a batch created, say)."""
+    entity_id: str | None = None
 
 
 def distributed(operation: str) -> Callable[[Handler], Handler]:
@@ -81,17 +91,20 @@ async def _single(
         return await handler(request, **kwargs)
     attr = kwargs.get("attrId")
     target = await _target(request, scope, entity_id, body, attr)
-    forwards = plan_writes(scope.registrations, target, operation)
+    forwards = plan_all_writes(scope.registrations, target, operation)
     if not forwards:
         return await handler(request, **kwargs)
     split = split_local(forwards)
     path = request.url.path.split("/ngsi-ld/v1", 1)[1]
-    sends = [
-        _send(request, scope, forward, path, _restricted(body, forward, scope))
-        for forward in forwards
-        if _has_part(body, forward, scope, attr)
-    ]
-    remote = await gather(sends)
+    concerned = [f for f in forwards if _has_part(body, f, scope, attr)]
+    remote = await gather(
+        [
+            _send(request, scope, forward, path, _restricted(body, forward, scope))
+            for forward in concerned
+            if not blocked(forward)
+        ]
+    )
+    remote += [_refused(forward, operation) for forward in concerned if blocked(forward)]
     local_body = _without(body, split.withheld, scope) if isinstance(body, dict) else body
     local: Response | None = None
     parts = list(remote)
@@ -109,6 +122,7 @@ async def _batch(
         return await handler(request, **kwargs)
     per_source: dict[str, tuple[Forward, list[Any]]] = {}
     local_items: list[Any] = []
+    refusals: list[_Part] = []
     for item in body:
         entity_id = item if isinstance(item, str) else (item or {}).get("id")
         if not isinstance(entity_id, str):
@@ -116,10 +130,13 @@ async def _batch(
             continue
         member = item if isinstance(item, dict) else {}
         target = await _target(request, scope, entity_id, member, None)
-        forwards = plan_writes(scope.registrations, target, operation)
+        forwards = plan_all_writes(scope.registrations, target, operation)
         split = split_local(forwards)
         for forward in forwards:
             if isinstance(item, dict) and not _has_part(item, forward, scope, None):
+                continue
+            if blocked(forward):
+                refusals.append(_refused(forward, operation, entity_id))
                 continue
             part = item if isinstance(item, str) else _restricted(item, forward, scope)
             per_source.setdefault(forward.registration.id, (forward, []))[1].append(part)
@@ -127,7 +144,7 @@ async def _batch(
             kept = item if isinstance(item, str) else _without(item, split.withheld, scope)
             if isinstance(item, str) or _local_has_part(item, kept, split.withheld, None, scope):
                 local_items.append(kept)
-    if not per_source:
+    if not per_source and not refusals:
         return await handler(request, **kwargs)
     path = request.url.path.split("/ngsi-ld/v1", 1)[1]
     parts = list(
@@ -135,12 +152,23 @@ async def _batch(
             [_send(request, scope, fwd, path, items) for fwd, items in per_source.values()]
         )
     )
+    parts += refusals
     local: Response | None = None
     if local_items:
         local, part = await _run_local(request, handler, kwargs, local_items)
         parts.insert(0, part)
     ids = [i if isinstance(i, str) else i.get("id") for i in body if isinstance(i, str | dict)]
     return _combined(operation, parts, local, [i for i in ids if isinstance(i, str)])
+
+
+def _refused(forward: Forward, operation: str, entity_id: str | None = None) -> _Part:
+    reg = forward.registration
+    detail = (
+        f"registration {reg.id} ({reg.effective_mode}) holds this data but does not offer "
+        f"{operation}"
+    )
+    problem = Conflict(detail).problem() | {"status": 409}
+    return _Part(reg.id, 409, problem, entity_id=entity_id)
 
 
 async def _body(request: Request) -> Any:
@@ -225,7 +253,7 @@ async def _send(request: Request, scope: Scope, forward: Forward, path: str, bod
     if reply is None:
         return _Part(source, 504, _problem(504, "the context source did not answer in time"))
     if reply.ok:
-        return _Part(source, reply.status)
+        return _Part(source, reply.status, body=reply.body)
     problem = reply.body if isinstance(reply.body, dict) else _problem(reply.status, "")
     return _Part(source, reply.status, problem)
 
@@ -259,6 +287,11 @@ def _combined(
     if not failed:
         if local is not None:
             return local
+        if len(parts) == 1 and parts[0].status != 207:  # the source's own answer
+            (only,) = parts
+            content = b"" if only.body is None else orjson.dumps(only.body)
+            media = "application/json" if content else None
+            return Response(content, only.status, media_type=media)
         status = _SUCCESS.get(operation, 204)
         if operation == ops.CREATE_ENTITY and ids:
             return Response(status_code=201, headers={"Location": "/ngsi-ld/v1/entities/" + ids[0]})
@@ -274,7 +307,7 @@ def _combined(
         )
     errors = [
         {
-            "entityId": ids[0] if len(ids) == 1 else None,
+            "entityId": part.entity_id or (ids[0] if len(ids) == 1 else None),
             "registrationId": part.source,
             "error": {**(part.problem or {}), "status": part.status},
         }
@@ -289,6 +322,33 @@ def _combined(
     return Response(
         orjson.dumps({"success": success, "errors": errors}), 207, media_type="application/json"
     )
+
+
+class WarningHeaders:
+    """Adds ``NGSILD-Warning`` (§6.3.17) to a response when a distributed part of it failed.
+
+    A raw ASGI middleware: the handlers build their responses without knowing about the
+    sources; the federated reads leave their warnings in the request's state
+    (``WARNINGS``), and this adds them as one header on the way out.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+
+        async def send_with_warnings(message: Message) -> None:
+            warnings = state.get(WARNINGS)
+            if message["type"] == "http.response.start" and warnings:
+                header = (b"ngsild-warning", ", ".join(warnings).encode("latin-1", "replace"))
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_warnings)
 
 
 def _problem(status: int, detail: str) -> dict[str, Any]:

@@ -86,6 +86,7 @@ async def query_entities(
     expandValues: Text = None,
     collation: Text = None,
     local: Annotated[bool | None, Query()] = None,
+    splitEntities: Flag = False,
     count: Flag = False,
     limit: Number = None,
     offset: Number = None,

@@ -97,14 +97,32 @@ def plan_writes(
     registrations: Iterable[Registration], target: Target, operation: str
 ) -> list[Forward]:
     """The sources a write goes to (never auxiliary ones)."""
+    return [f for f in plan_all_writes(registrations, target, operation) if not blocked(f)]
+
+
+def plan_all_writes(
+    registrations: Iterable[Registration], target: Target, operation: str
+) -> list[Forward]:
+    """Every exclusive, redirect or inclusive registration a write concerns, also those that
+    do not offer the operation: an exclusive or redirect one of those *blocks* its part
+    (§5.6.1.4, §5.6.2.4: 409 Conflict; the data lives there, not here)."""
     forwards = []
     for reg in registrations:
-        if reg.effective_mode == AUXILIARY or operation not in reg.covered:
+        mode = reg.effective_mode
+        if mode == AUXILIARY:
+            continue
+        if operation not in reg.covered and mode not in (EXCLUSIVE, REDIRECT):
             continue
         infos = matching_infos(reg, target)
         if infos:
             forwards.append(_narrowed(reg, operation, infos, target))
     return forwards
+
+
+def blocked(forward: Forward) -> bool:
+    """Whether a write's part at ``forward`` cannot be done: the registration holds the data
+    but does not offer the operation."""
+    return forward.operation not in forward.registration.covered
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ credentials (``Authorization``) for the source.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from broker.settings import FederationSettings
 
 _log = logging.getLogger(__name__)
 API = "/ngsi-ld/v1"
+MAX_REPLY_BYTES = 16 * 1024 * 1024
+"""The largest answer of a source that is read (a larger one is left out, warning 111)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,8 @@ class Reply:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    invalid: bool = False
+    """The body was not JSON, or larger than ``MAX_REPLY_BYTES``: not to be used."""
 
     @property
     def ok(self) -> bool:
@@ -96,23 +101,32 @@ class SourceClient:
             sent.setdefault("Content-Type", "application/json")
         timeout = reg.timeout(self._settings.timeout)
         try:
-            answer = await self._http.request(
-                method,
-                url,
-                content=content,
-                headers=sent,
-                timeout=timeout,
-            )
-        except (httpx.HTTPError, OSError) as exc:
+            reply = await asyncio.wait_for(self._request(method, url, content, sent), timeout)
+        except (httpx.HTTPError, OSError, TimeoutError) as exc:
             _log.info("context source of registration %s failed: %s", reg.id, type(exc).__name__)
             self._failed(tenant, reg)
             return None
-        reply = Reply(answer.status_code, _json(answer), dict(answer.headers))
         if reply.status >= 500:
             self._failed(tenant, reg)
         else:
             self._succeeded(tenant, reg)
         return reply
+
+    async def _request(
+        self, method: str, url: str, content: bytes | None, headers: dict[str, str]
+    ) -> Reply:
+        request = self._http.build_request(method, url, content=content, headers=headers)
+        answer = await self._http.send(request, stream=True)
+        try:
+            body = bytearray()
+            async for chunk in answer.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_REPLY_BYTES:  # §6.3.17: not incorporated, warning 111
+                    return Reply(answer.status_code, None, dict(answer.headers), invalid=True)
+        finally:
+            await answer.aclose()
+        parsed, invalid = _json(bytes(body))
+        return Reply(answer.status_code, parsed, dict(answer.headers), invalid=invalid)
 
     def _failed(self, tenant: str, reg: Registration) -> None:
         health = self._health.setdefault((tenant, reg.id), _Health())
@@ -135,10 +149,11 @@ def _encoded(params: list[tuple[str, str]] | None) -> str:
     return "&".join(f"{key}={quote(value, safe=':/,;()|!~[]@$*')}" for key, value in params)
 
 
-def _json(answer: httpx.Response) -> Any:
-    if not answer.content:
-        return None
+def _json(content: bytes) -> tuple[Any, bool]:
+    """(parsed body, whether it was invalid)."""
+    if not content:
+        return None, False
     try:
-        return orjson.loads(answer.content)
+        return orjson.loads(content), False
     except orjson.JSONDecodeError:
-        return None
+        return None, True

@@ -27,11 +27,21 @@ from broker.ngsild.query import EntityQuery
 from broker.ngsild.query.geo import geo_to_params
 from broker.ngsild.query.qlang import to_text
 from broker.ngsild.registrations import operations as ops
+from broker.ngsild.registrations.discovery import CSourceQuery, parse_csf, query_matches
 from broker.ngsild.registrations.distribution import Forward, plan_reads, registered_rows
 from broker.ngsild.registrations.matching import Target
 from broker.ngsild.registrations.merge import LOCAL, merge_entities, merge_lists
+from broker.ngsild.registrations.registration import Registration
 from broker.ngsild.render import View
-from broker.services.federation.service import Federation, Scope, gather
+from broker.services.federation.client import Reply
+from broker.services.federation.service import (
+    ERROR,
+    INVALID,
+    TIMED_OUT,
+    Federation,
+    Scope,
+    gather,
+)
 from broker.services.shared_reads import EntityReads
 from broker.store.base import QueryPage
 
@@ -62,7 +72,7 @@ class FederatedReads:
             types=None if types is None else frozenset(types),
             attrs=self._asked_attrs(),
         )
-        forwards = plan_reads(self._scope.registrations, target, ops.RETRIEVE_ENTITY)
+        forwards = plan_reads(self._sources(), target, ops.RETRIEVE_ENTITY)
         if not forwards:
             return await self._inner.retrieve(tenant, entity_id, types)
         local, remote = await asyncio.gather(
@@ -89,7 +99,7 @@ class FederatedReads:
             types=None if query.types is None else frozenset(query.types),
             attrs=None if query.attrs is None else frozenset(query.attrs),
         )
-        forwards = plan_reads(self._scope.registrations, target, ops.QUERY_ENTITY)
+        forwards = plan_reads(self._sources(), target, ops.QUERY_ENTITY)
         if not forwards:
             return await self._inner.query(tenant, query)
         if query.ordering is not None:
@@ -140,6 +150,15 @@ class FederatedReads:
         assert self._opened is not None  # only used once _distributed said yes
         return self._opened
 
+    def _sources(self) -> list[Registration]:
+        """The registrations a read may go to: those ``csf`` selects (§5.7.2.4)."""
+        csf = parse_csf(self._scope.params.get("csf"), self._scope.terms)
+        if csf is None:
+            return self._scope.registrations
+        expand = self._scope.terms.expand
+        query = CSourceQuery(EntityQuery(), csf=csf)
+        return [reg for reg in self._scope.registrations if query_matches(query, reg, expand)]
+
     async def _local(
         self, tenant: str, entity_id: str, types: list[str] | None
     ) -> EntityDoc | None:
@@ -160,7 +179,11 @@ class FederatedReads:
             reply = await self._federation.send(
                 self._scope, forward, "GET", f"/entities/{entity_id}", params=params
             )
-            return None if reply is None or not reply.ok else self._parse(reply.body)
+            body = self._usable(forward, reply)
+            doc = None if body is None else self._parse(body)
+            if body is not None and doc is None:
+                self._scope.warn(INVALID, forward.registration, "the entity could not be read")
+            return doc
         narrowed = replace(forward, ids=(entity_id,))
         docs = await self._fetch_many(narrowed, EntityQuery(ids=(entity_id,)), 1)
         return next((doc for doc in docs if doc["id"] == entity_id), None)
@@ -185,10 +208,32 @@ class FederatedReads:
             reply = await self._federation.send(
                 self._scope, forward, "GET", "/entities", params=params
             )
-        if reply is None or not reply.ok or not isinstance(reply.body, list):
+        answer = self._usable(forward, reply)
+        if answer is None:
             return []
-        docs = (self._parse(item) for item in reply.body)
+        if isinstance(answer, dict):  # one entity where an array was asked for: take it
+            answer = [answer]
+        if not isinstance(answer, list):
+            self._scope.warn(INVALID, forward.registration, "the answer is not an entity array")
+            return []
+        docs = (self._parse(item) for item in answer)
         return [doc for doc in docs if doc is not None]
+
+    def _usable(self, forward: Forward, reply: Reply | None) -> Any:
+        """The body of a usable answer, else ``None`` with the warning it deserves (a 404
+        is a normal answer: the source has nothing, §6.3.17)."""
+        reg = forward.registration
+        if reply is None:
+            self._scope.warn(TIMED_OUT, reg, "the context source did not answer in time")
+            return None
+        if reply.invalid:
+            self._scope.warn(INVALID, reg, "the answer of the context source was invalid")
+            return None
+        if not reply.ok:
+            if reply.status != 404:
+                self._scope.warn(ERROR, reg, f"the context source answered {reply.status}")
+            return None
+        return reply.body
 
     def _query_params(self, forward: Forward, query: EntityQuery) -> list[tuple[str, str]]:
         compact = self._scope.terms.compact
@@ -202,10 +247,11 @@ class FederatedReads:
         if query.id_pattern is not None:
             params.append(("idPattern", query.id_pattern))
         params += self._attrs_param(forward)
-        if query.q is not None:
+        split = self._scope.params.get("splitEntities") == "true"
+        if query.q is not None and not split:  # §5.7.2.4: split entities are filtered here
             params.append(("q", to_text(query.q, compact)))
         scope_q = self._scope.params.get("scopeQ")
-        if scope_q:
+        if scope_q and not split:
             params.append(("scopeQ", scope_q))
         if query.geo is not None:
             params += sorted(geo_to_params(query.geo, compact).items())

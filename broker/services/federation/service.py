@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from broker.ngsild.errors import LoopDetected
@@ -28,6 +28,11 @@ from broker.services.registrations import RegistrationService
 from broker.settings import FederationSettings
 
 T = TypeVar("T")
+WARNINGS = "ngsild_warnings"
+"""Where in the request's state the warnings of its distributed parts are collected."""
+TIMED_OUT, INVALID, ERROR = "199", "111", "299"
+"""§6.3.17 Table 6.3.17-1 warning codes: no answer in time (miscellaneous), an answer that
+could not be used (revalidation failed), an error response (miscellaneous persistent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +46,12 @@ class Scope:
     registrations: list[Registration]
     params: dict[str, str]
     """The incoming request's query parameters."""
+    warnings: list[str] = field(default_factory=list)
+    """``NGSILD-Warning`` values of parts that failed (§6.3.17)."""
+
+    def warn(self, code: str, reg: Registration, text: str) -> None:
+        """Record that the part of ``reg`` failed."""
+        self.warnings.append(f'{code} {reg.id} "{text}"')
 
 
 class Federation:
