@@ -113,6 +113,7 @@ def test_prefecture_answers_for_the_region_and_survives_a_town_going_down(
     elapsed = time.monotonic() - started
     assert ids(answer) == ["urn:g:b1", "urn:g:p1", "urn:g:p2"]
     assert elapsed < TIMEOUT_MS / 1000 + 1.0
+    assert answer.headers["NGSILD-Warning"].startswith("199 urn:reg:a ")  # §6.3.17
     status = httpx.get(f"{prefecture.url}{API}/csourceRegistrations/urn:reg:a").json()
     assert status["status"] == "failed"
 
