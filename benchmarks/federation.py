@@ -38,7 +38,7 @@ import httpx
 API = "/ngsi-ld/v1"
 JSON = {"Content-Type": "application/json"}
 ENTITIES = 10_000
-QUERY = {"type": "RiverGauge", "q": "level>=99.0", "limit": "100"}
+QUERY = {"type": "RiverGauge", "q": "level>=99.0", "limit": "20"}
 TIMEOUT_MS, BLACK_HOLE_MS, SLACK_MS, MARGIN_MS = 500, 300, 50, 5.0
 
 
