@@ -26,6 +26,7 @@ from starlette.types import Scope as AsgiScope
 
 from broker.api.media import JSON_LD
 from broker.api.requests import federation_scope, json_request, runtime, tenant_of
+from broker.ngsild.entity import parse_entity
 from broker.ngsild.errors import Conflict, NgsiLdError
 from broker.ngsild.registrations import operations as ops
 from broker.ngsild.registrations.distribution import (
@@ -90,6 +91,7 @@ async def _single(
     if not isinstance(entity_id, str):
         return await handler(request, **kwargs)
     attr = kwargs.get("attrId")
+    _validate(operation, body, scope, kwargs.get("entityId"))  # refused here: not forwarded
     target = await _target(request, scope, entity_id, body, attr)
     forwards = plan_all_writes(scope.registrations, target, operation)
     if not forwards:
@@ -159,6 +161,13 @@ async def _batch(
         parts.insert(0, part)
     ids = [i if isinstance(i, str) else i.get("id") for i in body if isinstance(i, str | dict)]
     return _combined(operation, parts, local, [i for i in ids if isinstance(i, str)])
+
+
+def _validate(operation: str, body: Any, scope: Scope, path_id: str | None) -> None:
+    """Refuse what is not a valid entity before any part of it is forwarded (D001_02)."""
+    if operation in (ops.CREATE_ENTITY, ops.REPLACE_ENTITY) and isinstance(body, dict):
+        plain = {k: v for k, v in body.items() if k != "@context"}
+        parse_entity(plain, scope.terms, entity_id=path_id)
 
 
 def _refused(forward: Forward, operation: str, entity_id: str | None = None) -> _Part:
@@ -283,7 +292,8 @@ async def _run_local(
 def _combined(
     operation: str, parts: list[_Part], local: Response | None, ids: list[str]
 ) -> Response:
-    failed = [part for part in parts if part.status >= 300 or part.problem is not None]
+    # A source's own 207 is a partial failure of its part.
+    failed = [p for p in parts if p.status >= 300 or p.status == 207 or p.problem is not None]
     if not failed:
         if local is not None:
             return local

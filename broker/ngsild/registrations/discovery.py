@@ -25,6 +25,7 @@ from broker.ngsild.registrations.registration import GEO_MEMBERS, Registration
 from broker.ngsild.terms import TermTable
 
 _TIMERELS: Final = ("before", "after", "between")
+_ATTRIBUTE_TYPES: Final = ("Property", "Relationship", "GeoProperty", "LanguageProperty")
 _INTERVAL_OF: Final = {
     "observedAt": "observation_interval",
     "createdAt": "management_interval",
@@ -120,7 +121,9 @@ def as_entity(reg: Registration, expand: Callable[[str], str]) -> dict[str, Any]
         if name in reg.geo:
             attrs[expand(name)] = [{"type": "GeoProperty", "value": reg.geo[name]}]
     for name, value in reg.extra.items():
-        attrs[name] = [{"type": "Property", "value": value}]
+        # A member written as an NGSI-LD Property ({"type": "Property", "value": ...}) is one.
+        is_attribute = isinstance(value, dict) and value.get("type") in _ATTRIBUTE_TYPES
+        attrs[name] = [value if is_attribute else {"type": "Property", "value": value}]
     return {"id": reg.id, "type": [], "attrs": attrs, "scope": list(reg.scope or ())}
 
 

@@ -178,6 +178,14 @@ def outgoing_headers(reg: Registration, incoming: Mapping[str, str], *, via: str
     return headers
 
 
+def wire_format(reg: Registration) -> tuple[str, str]:
+    """(Content-Type, Accept) of requests to ``reg``'s source: ``application/json`` unless its
+    contextSourceInfo says otherwise with the v1.9.1 §4.3.6.6 keys ``contentType`` and
+    ``accept`` (instructions to this broker, not headers)."""
+    info = dict(reg.context_source_info or ())
+    return info.get("contentType", "application/json"), info.get("accept", "application/json")
+
+
 def via_value(incoming: str | None, pseudonym: str) -> str:
     """The ``Via`` header to send on: what arrived, with this broker added."""
     own = f"1.1 {pseudonym}"

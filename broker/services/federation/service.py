@@ -20,14 +20,16 @@ from broker.ngsild.registrations.distribution import (
     looped,
     outgoing_headers,
     via_value,
+    wire_format,
 )
 from broker.ngsild.registrations.registration import Registration
-from broker.ngsild.terms import TermTable, context_link_header
+from broker.ngsild.terms import TermTable, body_context, context_link_header
 from broker.services.federation.client import Reply, SourceClient
 from broker.services.registrations import RegistrationService
 from broker.settings import FederationSettings
 
 T = TypeVar("T")
+JSON_LD = "application/ld+json"
 WARNINGS = "ngsild_warnings"
 """Where in the request's state the warnings of its distributed parts are collected."""
 TIMED_OUT, INVALID, ERROR = "199", "111", "299"
@@ -112,8 +114,19 @@ class Federation:
         headers = outgoing_headers(
             reg, scope.headers, via=via_value(scope.headers.get("via"), self.pseudonym)
         )
-        headers["Link"] = context_link_header(scope.terms.link_url)
-        headers["Accept"] = "application/json"
+        content_type, accept = wire_format(reg)
+        headers["Accept"] = accept
+        if content_type == JSON_LD and isinstance(body, dict | list):
+            # §4.3.6.6: JSON-LD with the @context inline instead of a Link header.
+            context = body_context(scope.terms)
+            body = (
+                [{**item, "@context": context} for item in body]
+                if isinstance(body, list)
+                else {**body, "@context": context}
+            )
+            headers["Content-Type"] = JSON_LD
+        else:
+            headers["Link"] = context_link_header(scope.terms.link_url)
         if local_only(reg) and method == "GET":
             params = [*(params or []), ("local", "true")]
         return await self.client.send(
