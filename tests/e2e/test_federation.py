@@ -7,6 +7,7 @@ owns that data), so a batch upsert of levels sent to the prefecture lands in tow
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import subprocess
@@ -165,3 +166,22 @@ def test_the_readme_federation_example_works_as_written(tmp_path: Path) -> None:
     assert sorted(e["id"].rsplit(":", 1)[1] for e in everything) == ["kamo-1", "pref-1", "uji-1"]
     assert [e["id"] for e in json.loads(answers[1])] == ["urn:ngsi-ld:RiverGauge:pref-1"]
     assert json.loads(answers[2])["level"] == 0.9  # the update reached Uji
+
+
+def test_created_answers_spell_location_canonically(tmp_path: Path) -> None:
+    broker = Broker(tmp_path / "data")
+    broker.start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", broker.port, timeout=10)
+        body = (
+            '{"type": "ContextSourceRegistration", "endpoint": "http://town.example",'
+            ' "information": [{"entities": [{"type": "RiverGauge"}]}]}'
+        )
+        connection.request("POST", f"{API}/csourceRegistrations", body, JSON)
+        answer = connection.getresponse()
+        assert answer.status == 201
+        names = [name for name, _ in answer.getheaders()]
+        assert "Location" in names  # exact spelling, as naive clients look it up
+        connection.close()
+    finally:
+        broker.stop()
