@@ -76,6 +76,8 @@ def distributed(operation: str) -> Callable[[Handler], Handler]:
                 return await handler(request, **kwargs)
             if operation in _BATCH:
                 return await _batch(request, scope, operation, handler, kwargs)
+            if operation == ops.PURGE_ENTITY:
+                return await _purge(request, scope, handler, kwargs)
             return await _single(request, scope, operation, handler, kwargs)
 
         return run
@@ -178,6 +180,33 @@ def _refused(forward: Forward, operation: str, entity_id: str | None = None) -> 
     )
     problem = Conflict(detail).problem() | {"status": 409}
     return _Part(reg.id, 409, problem, entity_id=entity_id)
+
+
+async def _purge(
+    request: Request, scope: Scope, handler: Handler, kwargs: dict[str, Any]
+) -> Response:
+    """Purge Entities (v1.9.1 §5.6.21.4): the same request to every source holding entities
+    of the types it names, and locally unless a redirect registration holds them."""
+    params = request.query_params
+    types = params.get("type")
+    ids = params.get("id")
+    target = Target(
+        ids=None if not ids else tuple(ids.split(",")),
+        types=None if not types else frozenset(scope.terms.expand(t) for t in types.split(",")),
+    )
+    forwards = plan_all_writes(scope.registrations, target, ops.PURGE_ENTITY)
+    if not forwards:
+        return await handler(request, **kwargs)
+    path = request.url.path.split("/ngsi-ld/v1", 1)[1]
+    parts = list(
+        await gather([_send(request, scope, f, path, None) for f in forwards if not blocked(f)])
+    )
+    parts += [_refused(f, ops.PURGE_ENTITY) for f in forwards if blocked(f)]
+    local: Response | None = None
+    if split_local(forwards).local:
+        local, part = await _run_local(request, handler, kwargs, None)
+        parts.insert(0, part)
+    return _combined(ops.PURGE_ENTITY, parts, local, [])
 
 
 async def _body(request: Request) -> Any:
