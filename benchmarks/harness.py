@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -229,3 +230,40 @@ def finish(json_path: str | None, figures: dict[str, Any], problems: list[str]) 
             print(f"!!!! {problem}")
         return 1
     return 0
+
+
+async def closed_loop(
+    server: Server,
+    phase: str,
+    make: Callable[[int], Request],
+    clients: int,
+    duration: float,
+    expected: set[int],
+) -> Result:
+    """``clients`` keep-alive connections each sending ``make(n)`` back to back for ``duration``
+    seconds; a status outside ``expected`` counts as an error."""
+    result = Result(server.name, phase, duration)
+    senders, close = await raw_clients(server.port, clients)
+    counter = iter(range(10**9))
+
+    async def client(send: Send) -> None:
+        while time.perf_counter() < deadline:
+            request = make(next(counter))
+            started = time.perf_counter()
+            try:
+                status = await send(request)
+            except OSError as error:
+                result.note_error(f"{error} on {request[1]}")
+                return
+            if status not in expected:
+                result.note_error(f"{status} on {request[0]} {request[1]}")
+                continue
+            result.latencies_ms.append((time.perf_counter() - started) * 1000)
+
+    cpu_before, wall_before = cpu_seconds(server.pid), time.perf_counter()
+    deadline = wall_before + duration
+    await asyncio.gather(*(client(send) for send in senders))
+    result.seconds = time.perf_counter() - wall_before
+    result.server_cpu = (cpu_seconds(server.pid) - cpu_before) / result.seconds
+    close()
+    return result

@@ -48,7 +48,7 @@ from broker.ngsild.terms import build_term_table
 from broker.services.entities import EntityService
 from broker.store.sqlite import SqliteStore
 
-from harness import API, Request, Result, Server, cpu_seconds, raw_clients
+from harness import API, Request, Result, Server, closed_loop
 
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
 TYPES = ("Sensor", "Gauge", "Camera", "Station")
@@ -148,33 +148,9 @@ def request_maker(phase: str, count: int, seed: int) -> Callable[[int], Request]
 
 
 async def run_phase(server: Server, phase: str, count: int, args: argparse.Namespace) -> Result:
-    result = Result(server.name, phase, args.duration)
+    expected = {204} if server.name == "echo" else {200}
     make = request_maker(phase, count, args.seed)
-    senders, close = await raw_clients(server.port, args.clients)
-    counter = iter(range(10**9))
-    expected = 204 if server.name == "echo" else 200
-
-    async def client(send: Any) -> None:
-        while time.perf_counter() < deadline:
-            request = make(next(counter))
-            started = time.perf_counter()
-            try:
-                status = await send(request)
-            except OSError as error:
-                result.note_error(f"{error} on {request[1]}")
-                return
-            if status != expected:
-                result.note_error(f"{status} on {request[1]}")
-                continue
-            result.latencies_ms.append((time.perf_counter() - started) * 1000)
-
-    cpu_before, wall_before = cpu_seconds(server.pid), time.perf_counter()
-    deadline = wall_before + args.duration
-    await asyncio.gather(*(client(send) for send in senders))
-    result.seconds = time.perf_counter() - wall_before
-    result.server_cpu = (cpu_seconds(server.pid) - cpu_before) / result.seconds
-    close()
-    return result
+    return await closed_loop(server, phase, make, args.clients, args.duration, expected)
 
 
 def row(label: str, r: Result, echo: Result) -> None:

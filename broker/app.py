@@ -13,6 +13,7 @@ import orjson
 from adapters.ingest import IngestService
 from adapters.mqtt.runner import IngestRunner, SessionNames
 from fastapi import FastAPI, Request, Response
+from fastapi.telemetry import TelemetryConfig
 
 from broker import __version__
 from broker.api import (
@@ -38,6 +39,7 @@ from broker.api import (
 )
 from broker.api.access import PUBLIC
 from broker.api.audit import AuditLog
+from broker.api.fastlane import FastLane
 from broker.api.federated import WarningHeaders
 from broker.api.guard import RequestGuard
 from broker.audit import AuditTrail
@@ -89,25 +91,35 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         version=__version__,
         description="NGSI-LD context broker (ETSI GS CIM 009 v1.8).",
         lifespan=lifespan,
+        telemetry=_telemetry(settings.opentelemetry),
     )
     problems.install(app)
-    app.include_router(queries.router, prefix=API_PREFIX)
-    app.include_router(entities.router, prefix=API_PREFIX)
-    app.include_router(discovery.router, prefix=API_PREFIX)
-    app.include_router(subscription_routes.router, prefix=API_PREFIX)
-    app.include_router(attributes.router, prefix=API_PREFIX)
-    app.include_router(entity_maps.router, prefix=API_PREFIX)
-    app.include_router(batch.router, prefix=API_PREFIX)
-    app.include_router(jsonld_contexts.router, prefix=API_PREFIX)
-    app.include_router(registrations.router, prefix=API_PREFIX)
-    app.include_router(csource_subscription_routes.router, prefix=API_PREFIX)
-    app.include_router(source_identity.router, prefix=API_PREFIX)
+    ngsi_ld = [
+        (API_PREFIX, module.router)
+        for module in (
+            queries,
+            entities,
+            discovery,
+            subscription_routes,
+            attributes,
+            entity_maps,
+            batch,
+            jsonld_contexts,
+            registrations,
+            csource_subscription_routes,
+            source_identity,
+        )
+    ]
+    for prefix, router in ngsi_ld:
+        app.include_router(router, prefix=prefix)
     app.include_router(metrics.router)
     app.include_router(iot.router)
     app.include_router(admin.router)
     app.add_api_route(
         "/health", health, methods=["GET"], tags=["Operations"], dependencies=[PUBLIC]
     )
+    if settings.fast_lane:
+        app.add_middleware(FastLane, routers=ngsi_ld)
     if settings.audited:
         app.add_middleware(AuditLog)
     app.add_middleware(WarningHeaders)
@@ -233,3 +245,11 @@ async def health(request: Request) -> Response:
     if not runtime.auth.enabled:  # anonymous probes of a shared platform learn only "ok"
         body |= {"version": __version__, "store": runtime.store.describe()}
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _telemetry(enabled: bool) -> TelemetryConfig:
+    """FastAPI's OpenTelemetry hooks; off, so that an unconfigured process pays nothing for them
+    per request (FastAPI otherwise looks the global providers up on every request)."""
+    if enabled:
+        return {}
+    return {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}

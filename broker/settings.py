@@ -313,6 +313,22 @@ class Settings(BaseSettings):
         "info", description="Log verbosity."
     )
     access_log: bool = Field(False, description="Log every HTTP request (costly at high rates).")
+    fast_lane: bool = Field(
+        True,
+        description=(
+            "Serve the hottest routes (GET /entities, GET /entities/{id}, PATCH "
+            "/entities/{id}/attrs/{attr}) without FastAPI's per-request routing and parameter "
+            "validation; same handlers, same checks (docs/design.md). Off: FastAPI serves them."
+        ),
+    )
+    opentelemetry: bool = Field(
+        False,
+        description=(
+            "Let FastAPI emit OpenTelemetry spans, metrics and logs to the providers the process "
+            "configures (opentelemetry-sdk and its exporters). Off: no per-request telemetry "
+            "checks (they cost about 7% of a small GET)."
+        ),
+    )
     audit_log: bool | None = Field(
         None,
         description="One JSON line per write and admin action (who, tenant, operation, ids, "

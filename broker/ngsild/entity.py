@@ -55,6 +55,9 @@ GEO_ATTRIBUTES: Final = frozenset(
 
 _SCOPE = re.compile(r"^(?:/[^\W\d_]\w*)+\Z")
 
+# What a partial fragment without a type may carry (computed once: it is asked per attribute).
+_ANY_MEMBERS: frozenset[str] = frozenset().union(*ALLOWED_MEMBERS.values())
+
 
 def parse_entity(body: Any, terms: TermTable, *, entity_id: str | None = None) -> EntityDoc:
     """A complete entity (create, replace, upsert) → internal document without system times.
@@ -166,7 +169,7 @@ def parse_instance(
     elif not isinstance(kind, str) or kind not in VALUE_MEMBER:
         raise BadRequestData(f"{name}: unknown attribute type {kind!r:.100}")
     instance: Instance = {} if kind is None else {"type": kind}
-    allowed = ALLOWED_MEMBERS.get(kind or "", frozenset().union(*ALLOWED_MEMBERS.values()))
+    allowed = ALLOWED_MEMBERS.get(kind or "", _ANY_MEMBERS)
     for key, value in raw.items():
         if key == "type" or key in SYSTEM_MEMBERS:
             continue
