@@ -28,7 +28,12 @@ from broker.api import (
     metrics,
     problems,
     queries,
+    registrations,
+    source_identity,
     temporal_provision,
+)
+from broker.api import (
+    csource_subscriptions as csource_subscription_routes,
 )
 from broker.api import (
     subscriptions as subscription_routes,
@@ -37,6 +42,7 @@ from broker.api import temporal as temporal_routes
 from broker.api.access import PUBLIC
 from broker.api.audit import AuditLog
 from broker.api.fastlane import FastLane
+from broker.api.federated import WarningHeaders
 from broker.api.guard import RequestGuard
 from broker.audit import AuditTrail
 from broker.auth.assembly import build_auth
@@ -47,11 +53,14 @@ from broker.notify.http_sender import HttpSender
 from broker.notify.mqtt_sender import MqttSender
 from broker.runtime import Runtime
 from broker.services.contexts import ContextService
+from broker.services.csource_subscriptions import CsourceSubscriptionService
 from broker.services.dead_letters import DeadLetters
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
+from broker.services.federation.service import Federation
 from broker.services.installation import installation_id
 from broker.services.provisioning.service import ProvisioningService
+from broker.services.registrations import RegistrationService
 from broker.services.retention import RetentionJob
 from broker.services.subscriptions import SubscriptionService
 from broker.services.temporal import TemporalService
@@ -102,6 +111,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             temporal_routes,
             temporal_provision,
             jsonld_contexts,
+            registrations,
+            csource_subscription_routes,
+            source_identity,
         )
     ]
     for prefix, router in ngsi_ld:
@@ -116,6 +128,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.add_middleware(FastLane, routers=ngsi_ld)
     if settings.audited:
         app.add_middleware(AuditLog)
+    app.add_middleware(WarningHeaders)
     app.add_middleware(RequestGuard, max_body_bytes=settings.limits.max_body_bytes)
     return app
 
@@ -163,9 +176,18 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         )
         await _start(stack, retention.start, retention.close)
         await _start(stack, subscriptions.start, subscriptions.close)
+        registry = RegistrationService(store)
+        await _start(stack, registry.start, registry.close)
+        csource_subscriptions = CsourceSubscriptionService(store, contexts, dispatcher, registry)
+        await _start(stack, csource_subscriptions.start, csource_subscriptions.close)
         provisioning = ProvisioningService(store)
         await provisioning.start()
         ingest, runner = await open_ingest(settings, entities, provisioning, contexts, stack)
+        pseudonym = settings.federation.pseudonym or (
+            "toshi-" + await installation_id(provisioning.store)
+        )
+        federation = Federation(settings.federation, registry, pseudonym)
+        stack.push_async_callback(federation.close)
         audit = AuditTrail(settings.audit_log_file) if settings.audited else None
         if audit is not None:
             await _start(stack, audit.start, audit.close)
@@ -186,6 +208,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             audit=audit,
             dead_letters=ingest.dead_letters,
             temporal=temporal,
+            registrations=registry,
+            csource_subscriptions=csource_subscriptions,
+            federation=federation,
         )
 
 

@@ -11,10 +11,13 @@ from broker.contexts import ContextLoader
 from broker.notify.dispatcher import Dispatcher
 from broker.prometheus import Family
 from broker.services.contexts import ContextService
+from broker.services.csource_subscriptions import CsourceSubscriptionService
 from broker.services.dead_letters import DeadLetters
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
+from broker.services.federation.service import Federation
 from broker.services.provisioning.service import ProvisioningService
+from broker.services.registrations import RegistrationService
 from broker.services.subscriptions import SubscriptionService
 from broker.services.temporal import TemporalService
 from broker.services.tenants import TenantService
@@ -47,11 +50,19 @@ class Runtime:
     """Device messages the ingest adapters set aside (shown under ``/iot/dead-letters``)."""
     temporal: TemporalService | None = None
     """Attribute history (``/temporal/...``)."""
+    registrations: RegistrationService = field(kw_only=True)
+    """Context source registrations (``/csourceRegistrations``)."""
+    csource_subscriptions: CsourceSubscriptionService = field(kw_only=True)
+    """Registration subscriptions (``/csourceSubscriptions``)."""
+    federation: Federation = field(kw_only=True)
+    """Distributed operations: forwarding to registered context sources."""
 
     async def delete_tenant(self, name: str) -> None:
         """Delete tenant ``name``: what every part holds of it, then its data, for good."""
         await self.tenants.forget(name)
         await self.subscriptions.drop_tenant(name)
+        self.registrations.drop_tenant(name)
+        self.csource_subscriptions.drop_tenant(name)
         if self.provisioning is not None:
             await self.provisioning.drop_tenant(name)
         await self.auth.drop_tenant(name)

@@ -105,13 +105,14 @@ class _Stop:
 
 async def _serve(settings: Settings, listening: socket.socket, stop: _Stop) -> int:
     from broker.app import create_app, open_runtime
+    from broker.http_protocol import CanonicalHttpToolsProtocol
 
     log = logging.getLogger("broker")
     try:
         async with open_runtime(settings) as runtime:
             config = uvicorn.Config(
                 create_app(settings, runtime),
-                http="httptools",
+                http=CanonicalHttpToolsProtocol,
                 lifespan="on",
                 log_level=settings.log_level,
                 access_log=settings.access_log,

@@ -48,6 +48,29 @@ class LimitSettings(BaseModel):
     max_page_size: int = Field(1000, gt=0, description="Largest limit a query may ask for.")
 
 
+class FederationSettings(BaseModel):
+    """Distributed operations: requests forwarded to registered context sources (§4.3.6)."""
+
+    timeout: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds to wait for a context source that registered no "
+        "management.timeout; a source that does not answer in time is left out of the answer.",
+    )
+    cooldown: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds a source that failed `failures` times in a row is not asked "
+        "(its registration's management.cooldown, in milliseconds, wins).",
+    )
+    failures: int = Field(3, gt=0, description="Failures in a row before a source cools down.")
+    pseudonym: str | None = Field(
+        None,
+        description="This broker's name in Via headers (loop detection); unset: "
+        "toshi-<installation id>.",
+    )
+
+
 class NotificationSettings(BaseModel):
     """How notifications are delivered."""
 
@@ -335,6 +358,7 @@ class Settings(BaseSettings):
     sqlite: SqliteSettings = Field(default_factory=SqliteSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    federation: FederationSettings = Field(default_factory=FederationSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tenants: TenantSettings = Field(default_factory=TenantSettings)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from broker.api.access import READ, WRITE
+from broker.api.federated import distributed
 from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate
 from broker.api.requests import read_json, reads_of, runtime, tenant_of, terms_of
 from broker.api.responses import count_headers, feature_collection, json_response, page_links
@@ -34,6 +35,7 @@ from broker.ngsild.query.params import (
     too_wide,
 )
 from broker.ngsild.query.qlang import link_depth, parse_q
+from broker.ngsild.registrations import operations as ops
 from broker.ngsild.render import View, render_entity, render_feature
 from broker.ngsild.terms import TermTable
 from broker.store.base import QueryPage
@@ -86,6 +88,7 @@ async def query_entities(
     expandValues: Text = None,
     collation: Text = None,
     local: Annotated[bool | None, Query()] = None,
+    splitEntities: Flag = False,
     count: Flag = False,
     limit: Number = None,
     offset: Number = None,
@@ -185,6 +188,7 @@ async def query_entities_by_post(
 @router.delete(
     "/entities", status_code=204, summary="Purge Entities (§5.6.21, v1.9)", dependencies=[WRITE]
 )
+@distributed(ops.PURGE_ENTITY)
 async def purge_entities(
     request: Request,
     filters: Annotated[Filters, Depends(_filters)],
