@@ -46,6 +46,7 @@ from broker.services.contexts import ContextService
 from broker.services.dead_letters import DeadLetters
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
+from broker.services.expiry import ExpirySweep
 from broker.services.installation import installation_id
 from broker.services.provisioning.service import ProvisioningService
 from broker.services.subscriptions import SubscriptionService
@@ -135,6 +136,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             quota=lambda tenant: tenants.quotas(tenant).max_entities,
         )
         await _start(stack, subscriptions.start, subscriptions.close)
+        sweep = ExpirySweep(store, entities, settings.expiry_sweep_interval)
+        await _start(stack, sweep.start, sweep.close)
         provisioning = ProvisioningService(store)
         await provisioning.start()
         ingest, runner = await open_ingest(settings, entities, provisioning, contexts, stack)

@@ -240,12 +240,14 @@ class Fragment:
         types: entity types to add.
         scope: the scope given, if any.
         delete_scope: the fragment sets scope to the NGSI-LD Null (merge only).
+        expires_at: the entity-level ``expiresAt`` given, if any (merge sets it, §4.22).
     """
 
     attrs: AttrMap
     types: list[str] | None = None
     scope: list[str] | None = None
     delete_scope: bool = False
+    expires_at: str | None = None
 
 
 def parse_fragment(
@@ -266,4 +268,6 @@ def parse_fragment(
             fragment.delete_scope = True
         else:
             fragment.scope = parse_scope(body["scope"])
+    if EXPIRES_AT in body:
+        fragment.expires_at = check_datetime(body[EXPIRES_AT], EXPIRES_AT)
     return fragment

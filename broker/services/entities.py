@@ -15,7 +15,7 @@ from dataclasses import replace
 from functools import partial
 
 from broker.clock import Clock, timestamp, utc_now
-from broker.ngsild import patch
+from broker.ngsild import expiry, patch
 from broker.ngsild.catalogue import CatalogueRow
 from broker.ngsild.entity import EntityDoc, Fragment, Instance
 from broker.ngsild.errors import (
@@ -25,6 +25,7 @@ from broker.ngsild.errors import (
     TooManyRequests,
     TooManyResults,
 )
+from broker.ngsild.names import EXPIRES_AT
 from broker.ngsild.patch import UpdateResult
 from broker.ngsild.query import EntityQuery
 from broker.ngsild.query.page import PageCollector
@@ -78,16 +79,53 @@ class EntityService:
             raise TooManyRequests(f"the tenant has its quota of {limit} entities", _QUOTA_RETRY)
         stored = patch.new_entity(doc, now=self._now())
         entry = self._entry(tenant)
-        await store.create(stored, journal=entry)
+        try:
+            await store.create(stored, journal=entry)
+        except AlreadyExists:
+            # An expired entity the sweep has not removed yet does not hold its id (§4.22).
+            if not await self._reap(tenant, doc["id"]):
+                raise
+            entry = self._entry(tenant)
+            await store.create(stored, journal=entry)
         self._committed(entry)
         return stored
+
+    async def _reap(self, tenant: str, entity_id: str) -> bool:
+        """Delete ``entity_id`` if it has expired; whether it did."""
+        store = await self._store.tenant(tenant)
+        now = self._clock().timestamp()
+        entry = self._entry(tenant)
+        try:
+            await store.update(entity_id, partial(_expired_only, now=now))
+            await store.delete(entity_id, journal=entry)
+        except ResourceNotFound:
+            return False
+        self._committed(entry)
+        return True
+
+    async def expire(self, tenant: str, entity_id: str) -> None:
+        """Carry out what expired in ``entity_id`` (§4.22): delete the entity if it expired, else
+        remove its expired attribute instances; subscribers are notified as for any deletion.
+        Nothing happens to an entity renewed or deleted meanwhile."""
+        now = self._clock()
+        if await self._reap(tenant, entity_id):
+            return
+        store = await self._store.tenant(tenant)
+        rule = partial(expiry.expire, now=now.timestamp(), stamp=timestamp(lambda: now))
+        entry = self._entry(tenant)
+        try:
+            committed = await store.update(entity_id, rule, journal=entry)
+        except ResourceNotFound:
+            return
+        if committed.changed:
+            self._committed(entry)
 
     async def retrieve(
         self, tenant: str, entity_id: str, types: list[str] | None = None
     ) -> EntityDoc:
         """Retrieve Entity (§5.7.1); ``types`` is the optional type selector."""
         store = await self._store.tenant(tenant)
-        doc = await store.get(entity_id)
+        doc = expiry.live(await store.get(entity_id), self._clock().timestamp())
         if doc is None:
             raise ResourceNotFound(f"entity {entity_id} does not exist")
         _check_types(doc, types)
@@ -97,14 +135,19 @@ class EntityService:
         self, tenant: str, roots: list[EntityDoc], view: View, levels: int
     ) -> dict[str, EntityDoc]:
         """The entities reachable from ``roots`` within ``levels`` Relationship hops (§4.5.23)."""
-        return await linked_entities(await self._store.tenant(tenant), roots, view, levels)
+        found = await linked_entities(await self._store.tenant(tenant), roots, view, levels)
+        now = self._clock().timestamp()
+        alive = ((key, expiry.live(doc, now)) for key, doc in found.items())
+        return {key: doc for key, doc in alive if doc is not None}
 
     async def query(self, tenant: str, query: EntityQuery) -> QueryPage:
         """Query Entities (§5.7.2)."""
         store = await self._store.tenant(tenant)
         if query.q is None or not link_depth(query.q):
-            return await store.query(query)
-        return await _query_linked(store, query)
+            page = await store.query(query)
+        else:
+            page = await _query_linked(store, query)
+        return _alive(page, self._clock().timestamp())
 
     async def purge(
         self,
@@ -216,7 +259,12 @@ class EntityService:
         if replace:
             await self.replace(tenant, doc["id"], doc)
             return
-        fragment = Fragment(attrs=doc["attrs"], types=doc["type"], scope=doc.get("scope"))
+        fragment = Fragment(
+            attrs=doc["attrs"],
+            types=doc["type"],
+            scope=doc.get("scope"),
+            expires_at=doc.get(EXPIRES_AT),
+        )
         await self.append(tenant, doc["id"], fragment)
 
     async def update_attributes(
@@ -287,8 +335,9 @@ class EntityService:
     ) -> Committed[UpdateResult]:
         store = await self._store.tenant(tenant)
         entry = self._entry(tenant)
+        alive = _unexpired(rule, self._clock().timestamp())
         committed = await store.update(
-            entity_id, _gated(rule, types) if types else rule, journal=entry
+            entity_id, _gated(alive, types) if types else alive, journal=entry
         )
         if committed.changed:
             self._committed(entry)
@@ -349,3 +398,31 @@ def _gated(rule: Mutation[T], types: list[str]) -> Mutation[T]:
 
 def _unchanged(doc: EntityDoc) -> tuple[EntityDoc, None]:
     return doc, None
+
+
+def _expired_only(doc: EntityDoc, *, now: float) -> tuple[EntityDoc, None]:
+    # Checked inside the store's atomic update: a concurrent renewal keeps the entity.
+    if not expiry.entity_expired(doc, now):
+        raise ResourceNotFound(f"entity {doc['id']} has not expired")
+    return doc, None
+
+
+def _unexpired(rule: Mutation[T], now: float) -> Mutation[T]:
+    """``rule`` applied to what is left of the entity at ``now`` (§4.22): an expired entity
+    does not exist for writers either, and expired instances are gone before the rule runs."""
+
+    def unexpired(doc: EntityDoc) -> tuple[EntityDoc, T]:
+        alive = expiry.live(doc, now)
+        if alive is None:
+            raise ResourceNotFound(f"entity {doc['id']} does not exist")
+        return rule(alive)
+
+    return unexpired
+
+
+def _alive(page: QueryPage, now: float) -> QueryPage:
+    """``page`` as readers may see it at ``now``. Expired content the sweep has not removed
+    yet (it runs every ``expiry.sweep_interval``) is dropped here; the count still includes
+    it until then."""
+    entities = [doc for doc in (expiry.live(e, now) for e in page.entities) if doc is not None]
+    return QueryPage(entities, page.total)

@@ -82,6 +82,7 @@ from broker.ngsild.errors import (
     NonexistentTenant,
     ResourceNotFound,
 )
+from broker.ngsild.expiry import earliest
 from broker.ngsild.query import EntityQuery
 from broker.ngsild.query.page import PageCollector
 from broker.ngsild.tenants import DEFAULT_TENANT
@@ -128,6 +129,11 @@ class MongoEntityStore(TenantStore):
                 IndexModel([("seq", ASCENDING)], name="seq", unique=True),
                 IndexModel([("types", ASCENDING), ("seq", ASCENDING)], name="types_seq"),
                 IndexModel([("attrNames", ASCENDING), ("seq", ASCENDING)], name="attrs_seq"),
+                IndexModel(
+                    [("expiry", ASCENDING)],
+                    name="expiry",
+                    partialFilterExpression={"expiry": {"$type": "number"}},
+                ),
             ]
         )
         await self._records.create_index(
@@ -328,6 +334,14 @@ class MongoEntityStore(TenantStore):
             await self.save_record("subscription", str(record["_id"]), _load(record))
             await old.delete_one({"_id": record["_id"]})
 
+    async def expiring(self, now: float, limit: int) -> list[str]:
+        cursor = (
+            self._entities.find({"expiry": {"$type": "number", "$lte": now}}, {"_id": 1})
+            .sort("expiry", ASCENDING)
+            .limit(limit)
+        )
+        return [record["_id"] async for record in cursor]
+
     async def count(self) -> int:
         return await self._entities.count_documents({})
 
@@ -458,8 +472,17 @@ def parse_url(url: str) -> tuple[list[str], str | None, dict[str, str]]:
 
 
 def _searchable(doc: EntityDoc) -> Document:
-    """The stored fields derived from an entity document (everything but ids and counters)."""
-    return {"doc": orjson.dumps(doc), "types": list(doc["type"]), "attrNames": list(doc["attrs"])}
+    """The stored fields derived from an entity document (everything but ids and counters).
+
+    ``expiry`` is ``broker.ngsild.expiry.earliest`` (``None`` for durable entities), for the
+    expiry sweep.
+    """
+    return {
+        "doc": orjson.dumps(doc),
+        "types": list(doc["type"]),
+        "attrNames": list(doc["attrs"]),
+        "expiry": earliest(doc),
+    }
 
 
 def _load(record: Mapping[str, Any]) -> EntityDoc:
