@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from broker.api.access import READ, WRITE
 from broker.api.entity_maps import ENTITY_MAP_HEADER, map_id_of, map_location, map_space
-from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate
+from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate, prefers_plain_body
 from broker.api.requests import (
     entity_id_of,
     read_json,
@@ -88,7 +88,8 @@ async def retrieve_entity(
     headers = _entity_map_headers(request, entityMap, [entity_id])
     if media == GEO_JSON:
         payload = render_feature(doc, terms, view, _geometry_iri(terms, geometryProperty))
-        return json_response(payload, media, terms)
+        plain = prefers_plain_body(request.headers.get("prefer"))
+        return json_response(payload, media, terms, geo_context=not plain)
     if join_mode is None:
         return _versioned(render_entity(doc, terms, view), media, terms, request, headers)
     linked = await reads.linked_entities(tenant_of(request), [doc], view, joinLevel)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from broker.api.access import READ, WRITE
-from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate
+from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate, prefers_plain_body
 from broker.api.requests import read_json, reads_of, runtime, tenant_of, terms_of
 from broker.api.responses import count_headers, feature_collection, json_response, page_links
 from broker.ngsild.errors import BadRequestData, InvalidRequest
@@ -244,7 +244,10 @@ async def _page_response(
     if media == GEO_JSON:
         geometry = terms.expand(geometry_property or "location")
         features = [render_feature(doc, terms, view, geometry) for doc in page.entities]
-        return json_response(feature_collection(features), media, terms, headers=headers)
+        plain = prefers_plain_body(request.headers.get("prefer"))
+        return json_response(
+            feature_collection(features), media, terms, headers=headers, geo_context=not plain
+        )
     if join_mode is None:
         rendered = [render_entity(doc, terms, view) for doc in page.entities]
     else:
