@@ -16,9 +16,16 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from broker.api.access import READ, WRITE
 from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate, prefers_plain_body
-from broker.api.requests import read_json, reads_of, runtime, tenant_of, terms_of
+from broker.api.requests import (
+    read_json,
+    reads_of,
+    refuse_unknown_parameters,
+    runtime,
+    tenant_of,
+    terms_of,
+)
 from broker.api.responses import count_headers, feature_collection, json_response, page_links
-from broker.ngsild.errors import BadRequestData, InvalidRequest
+from broker.ngsild.errors import BadRequestData
 from broker.ngsild.linked import check_join, render_joined
 from broker.ngsild.params import build_view, expand_names, parse_options, split_list
 from broker.ngsild.query import EntityQuery
@@ -91,7 +98,7 @@ async def query_entities(
     offset: Number = None,
 ) -> Response:
     _refuse_temporal(request.query_params)
-    _refuse_unknown(request, _QUERY_PARAMETERS)
+    refuse_unknown_parameters(request, _QUERY_PARAMETERS)
     media = negotiate(request.headers.get("accept"), _OFFERED)
     if geometryProperty is not None and media != GEO_JSON:
         raise BadRequestData(
@@ -192,7 +199,7 @@ async def purge_entities(
     drop: Text = None,
     local: Flag = False,
 ) -> Response:
-    _refuse_unknown(request, _PURGE_PARAMETERS)
+    refuse_unknown_parameters(request, _PURGE_PARAMETERS)
     terms = await terms_of(request)
     if keep is not None and drop is not None:
         raise BadRequestData("keep and drop cannot be used together")
@@ -306,15 +313,6 @@ def _check_csf(csf: str | None) -> None:
     """``csf`` filters context source registrations (none exist yet), so it is only checked."""
     if csf is not None:
         parse_q(csf, lambda name: name)
-
-
-def _refuse_unknown(request: Request, known: frozenset[str]) -> None:
-    """§6.3.20: a parameter the operation does not define is an InvalidRequest, not ignored."""
-    unknown = sorted(set(request.query_params) - known)
-    if unknown:
-        raise InvalidRequest(
-            f"unknown query parameter(s) {', '.join(unknown)}; accepted: {', '.join(sorted(known))}"
-        )
 
 
 def _refuse_temporal(params: Any) -> None:
