@@ -27,6 +27,7 @@ from broker.api import (
     metrics,
     problems,
     queries,
+    snapshots,
 )
 from broker.api import (
     subscriptions as subscription_routes,
@@ -49,6 +50,7 @@ from broker.services.entity_maps import EntityMapService
 from broker.services.expiry import ExpirySweep
 from broker.services.installation import installation_id
 from broker.services.provisioning.service import ProvisioningService
+from broker.services.snapshots import SnapshotService
 from broker.services.subscriptions import SubscriptionService
 from broker.services.tenants import TenantService
 from broker.settings import NotificationSettings, Settings
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(entity_maps.router, prefix=API_PREFIX)
     app.include_router(batch.router, prefix=API_PREFIX)
     app.include_router(jsonld_contexts.router, prefix=API_PREFIX)
+    app.include_router(snapshots.router, prefix=API_PREFIX)
     app.include_router(metrics.router)
     app.include_router(iot.router)
     app.include_router(admin.router)
@@ -138,6 +141,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         await _start(stack, subscriptions.start, subscriptions.close)
         sweep = ExpirySweep(store, entities, settings.expiry_sweep_interval)
         await _start(stack, sweep.start, sweep.close)
+        snapshot_service = SnapshotService(store, entities)
+        stack.push_async_callback(snapshot_service.close)
         provisioning = ProvisioningService(store)
         await provisioning.start()
         ingest, runner = await open_ingest(settings, entities, provisioning, contexts, stack)
@@ -160,6 +165,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             provisioning=provisioning,
             audit=audit,
             dead_letters=ingest.dead_letters,
+            snapshots=snapshot_service,
         )
 
 

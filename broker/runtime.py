@@ -15,6 +15,7 @@ from broker.services.dead_letters import DeadLetters
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
 from broker.services.provisioning.service import ProvisioningService
+from broker.services.snapshots import SnapshotService
 from broker.services.subscriptions import SubscriptionService
 from broker.services.tenants import TenantService
 from broker.settings import Settings
@@ -44,6 +45,8 @@ class Runtime:
     """Where audit lines go, when the audit log is on."""
     dead_letters: DeadLetters | None = None
     """Device messages the ingest adapters set aside (shown under ``/iot/dead-letters``)."""
+    snapshots: SnapshotService | None = None
+    """Snapshots (``/snapshots``, v1.9 §5.16)."""
 
     async def delete_tenant(self, name: str) -> None:
         """Delete tenant ``name``: what every part holds of it, then its data, for good."""

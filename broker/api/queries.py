@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from broker.api.access import READ, WRITE
+from broker.api.access import READ, WRITE, snapshot_headers
 from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate, prefers_plain_body
 from broker.api.requests import (
     read_json,
@@ -157,19 +157,7 @@ async def query_entities_by_post(
     terms = incoming.terms
     opts = parse_options(options) | ({"count"} if count else set())
     attrs = _joined(body.get("attrs"), "attrs")
-    filters = Filters(
-        attrs=attrs, q=_text(body.get("q"), "q"), scope_q=_text(body.get("scopeQ"), "scopeQ")
-    )
-    query = parse_entity_query(terms, filters, _paging(request, limit, offset, opts))
-    if "geoQ" in body:
-        query = replace(query, geo=parse_geo_object(body["geoQ"], terms.expand))
-    if "entities" in body:
-        query = narrow_by_selectors(query, parse_selectors(body["entities"], terms))
-    if "ordering" in body:
-        query = replace(query, ordering=_body_ordering(body["ordering"], terms))
-    local = body.get("local")
-    _check_scope(query, terms, local if isinstance(local, bool) else None)
-    _check_csf(_text(body.get("csf"), "csf"))
+    query = query_of_body(body, terms, _paging(request, limit, offset, opts))
     view = build_view(
         terms,
         options=opts,
@@ -187,6 +175,27 @@ async def query_entities_by_post(
     _check_linked_q(query, join_mode, levels)
     page = await reads_of(request).query(incoming.tenant, _picked(query, view))
     return await _page_response(request, page, query, media, terms, view, None, join_mode, levels)
+
+
+def query_of_body(body: dict[str, Any], terms: TermTable, paging: Paging) -> EntityQuery:
+    """The entity query a Query object (§5.2.23) asks for, checked as Query Entities checks
+    its parameters (also what each of a Snapshot's ``snapshotQueries`` selects)."""
+    filters = Filters(
+        attrs=_joined(body.get("attrs"), "attrs"),
+        q=_text(body.get("q"), "q"),
+        scope_q=_text(body.get("scopeQ"), "scopeQ"),
+    )
+    query = parse_entity_query(terms, filters, paging)
+    if "geoQ" in body:
+        query = replace(query, geo=parse_geo_object(body["geoQ"], terms.expand))
+    if "entities" in body:
+        query = narrow_by_selectors(query, parse_selectors(body["entities"], terms))
+    if "ordering" in body:
+        query = replace(query, ordering=_body_ordering(body["ordering"], terms))
+    local = body.get("local")
+    _check_scope(query, terms, local if isinstance(local, bool) else None)
+    _check_csf(_text(body.get("csf"), "csf"))
+    return query
 
 
 @router.delete(
@@ -239,7 +248,7 @@ async def _page_response(
     join_mode: str | None,
     levels: int,
 ) -> Response:
-    headers = count_headers(page)
+    headers = count_headers(page) | snapshot_headers(request)
     headers |= page_links(
         request,
         query.offset,
