@@ -31,7 +31,9 @@ from broker.ngsild.names import (
     GEO_PROPERTY,
     KIND_OF_VALUE_MEMBER,
     NGSI_LD_NULL,
+    PROOF_NAMES,
     PROPERTY,
+    SEALED_MEMBERS,
     SYSTEM_MEMBERS,
     VALUE_MEMBER,
     check_datetime,
@@ -166,7 +168,7 @@ def parse_instance(
     elif not isinstance(kind, str) or kind not in VALUE_MEMBER:
         raise BadRequestData(f"{name}: unknown attribute type {kind!r:.100}")
     instance: Instance = {} if kind is None else {"type": kind}
-    allowed = ALLOWED_MEMBERS.get(kind or "", frozenset().union(*ALLOWED_MEMBERS.values()))
+    allowed = _allowed_members(kind, name)
     for key, value in raw.items():
         if key == "type" or key in SYSTEM_MEMBERS:
             continue
@@ -183,7 +185,19 @@ def parse_instance(
             instance[sub_iri] = parse_instance(value, terms, nulls=nulls, name=key)
     if kind is not None and not partial and VALUE_MEMBER[kind] not in instance:
         raise BadRequestData(f"{name}: a {kind} needs a {VALUE_MEMBER[kind]!r} member")
+    _check_proof(instance, name)
     return instance
+
+
+def _allowed_members(kind: str | None, name: str) -> frozenset[str]:
+    allowed = ALLOWED_MEMBERS.get(kind or "", frozenset().union(*ALLOWED_MEMBERS.values()))
+    return allowed | SEALED_MEMBERS if name in PROOF_NAMES else allowed
+
+
+def _check_proof(instance: Instance, name: str) -> None:
+    # v1.9 §4.5.2.2: the value of ngsildproof is a W3C Data Integrity proof object.
+    if name in PROOF_NAMES and "value" in instance and not isinstance(instance["value"], dict):
+        raise BadRequestData(f"{name}: the value of ngsildproof must be a proof object")
 
 
 def is_deletion(instance: Instance) -> bool:
