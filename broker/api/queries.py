@@ -12,9 +12,12 @@ from dataclasses import replace
 from inspect import signature
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from broker.api.access import READ, WRITE, snapshot_headers
+from broker.api.entity_map_queries import mapped_query, matching_ids
+from broker.api.entity_maps import ENTITY_MAP_HEADER, map_location, map_space
 from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate, prefers_plain_body
 from broker.api.requests import (
     read_json,
@@ -25,6 +28,7 @@ from broker.api.requests import (
     terms_of,
 )
 from broker.api.responses import count_headers, feature_collection, json_response, page_links
+from broker.ngsild.durations import parse_duration
 from broker.ngsild.errors import BadRequestData
 from broker.ngsild.linked import check_join, render_joined
 from broker.ngsild.params import build_view, expand_names, parse_options, split_list
@@ -96,6 +100,7 @@ async def query_entities(
     count: Flag = False,
     limit: Number = None,
     offset: Number = None,
+    entityMap: Flag = False,
 ) -> Response:
     _refuse_temporal(request.query_params)
     refuse_unknown_parameters(request, _QUERY_PARAMETERS)
@@ -128,9 +133,45 @@ async def query_entities(
         joinLevel or 1,
     )
     _check_linked_q(query, join_mode, levels)
-    page = await reads_of(request).query(tenant_of(request), _picked(query, view))
+    page, headers, status = await mapped_query(request, _picked(query, view), entityMap)
     return await _page_response(
-        request, page, query, media, terms, view, geometryProperty, join_mode, levels
+        request,
+        page,
+        query,
+        media,
+        terms,
+        view,
+        geometryProperty,
+        join_mode,
+        levels,
+        extra=headers,
+        status=status,
+    )
+
+
+@router.get(
+    "/entityMaps", status_code=201, summary="Create EntityMap (§5.14.4)", dependencies=[READ]
+)
+async def create_entity_map(
+    request: Request,
+    filters: Annotated[Filters, Depends(_filters)],
+    entityMapLifetime: Text = None,
+    local: Annotated[bool | None, Query()] = None,
+) -> Response:
+    refuse_unknown_parameters(request, _MAP_PARAMETERS)
+    lifetime = None
+    if entityMapLifetime is not None:
+        lifetime = parse_duration(entityMapLifetime, "entityMapLifetime")
+    terms = await terms_of(request)
+    query = parse_entity_query(terms, filters, _paging(request, None, None, frozenset()))
+    _check_scope(query, terms, local, wildcard=filters.types == WILDCARD)
+    ids = await matching_ids(request, query)
+    created = runtime(request).entity_maps.create(map_space(request), ids, lifetime)
+    return Response(
+        orjson.dumps(created.as_json()),
+        201,
+        headers={ENTITY_MAP_HEADER: map_location(created.id)},
+        media_type="application/json",
     )
 
 
@@ -247,8 +288,11 @@ async def _page_response(
     geometry_property: str | None,
     join_mode: str | None,
     levels: int,
+    *,
+    extra: dict[str, str] | None = None,
+    status: int = 200,
 ) -> Response:
-    headers = count_headers(page) | snapshot_headers(request)
+    headers = count_headers(page) | snapshot_headers(request) | (extra or {})
     headers |= page_links(
         request,
         query.offset,
@@ -262,7 +306,12 @@ async def _page_response(
         features = [render_feature(doc, terms, view, geometry) for doc in page.entities]
         plain = prefers_plain_body(request.headers.get("prefer"))
         return json_response(
-            feature_collection(features), media, terms, headers=headers, geo_context=not plain
+            feature_collection(features),
+            media,
+            terms,
+            status=status,
+            headers=headers,
+            geo_context=not plain,
         )
     if join_mode is None:
         rendered = [render_entity(doc, terms, view) for doc in page.entities]
@@ -271,7 +320,7 @@ async def _page_response(
             tenant_of(request), page.entities, view, levels
         )
         rendered = render_joined(page.entities, terms, view, linked, levels, join_mode)
-    return json_response(rendered, media, terms, headers=headers)
+    return json_response(rendered, media, terms, status=status, headers=headers)
 
 
 def _check_scope(
@@ -360,3 +409,4 @@ def _parameters(handler: Any) -> frozenset[str]:
 
 _QUERY_PARAMETERS = _parameters(query_entities)
 _PURGE_PARAMETERS = _parameters(purge_entities)
+_MAP_PARAMETERS = _parameters(create_entity_map)
