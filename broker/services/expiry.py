@@ -17,9 +17,9 @@ import logging
 
 from broker.clock import Clock, utc_now
 from broker.ngsild.errors import NonexistentTenant
-from broker.ngsild.tenants import DEFAULT_TENANT
 from broker.services.entities import EntityService
 from broker.store.base import Store
+from broker.store.everywhere import every_tenant
 
 _log = logging.getLogger(__name__)
 _BATCH = 200
@@ -53,7 +53,7 @@ class ExpirySweep:
     async def sweep(self) -> int:
         """One pass over every tenant; returns how many entities were expired."""
         done = 0
-        for tenant in [DEFAULT_TENANT, *await self._store.tenants()]:
+        for tenant in await every_tenant(self._store):
             try:
                 done += await self._sweep_tenant(tenant)
             except NonexistentTenant:
