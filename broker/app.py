@@ -93,10 +93,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(entity_maps.router, prefix=API_PREFIX)
     app.include_router(batch.router, prefix=API_PREFIX)
     app.include_router(jsonld_contexts.router, prefix=API_PREFIX)
-    app.include_router(snapshots.router, prefix=API_PREFIX)
     app.include_router(metrics.router)
     app.include_router(iot.router)
     app.include_router(admin.router)
+    app.include_router(snapshots.router, prefix=API_PREFIX)
     app.add_api_route(
         "/health", health, methods=["GET"], tags=["Operations"], dependencies=[PUBLIC]
     )
