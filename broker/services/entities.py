@@ -27,7 +27,7 @@ from broker.ngsild.errors import (
 )
 from broker.ngsild.names import EXPIRES_AT
 from broker.ngsild.patch import UpdateResult
-from broker.ngsild.query import EntityQuery
+from broker.ngsild.query import EntityQuery, matches
 from broker.ngsild.query.page import PageCollector
 from broker.ngsild.query.qeval import linked_ids
 from broker.ngsild.query.qlang import link_depth, linked_paths
@@ -42,6 +42,8 @@ _QUOTA_RETRY = 60
 """Seconds a client over its entity quota is told to wait (something must be deleted first)."""
 _LINKED_CHUNK = 500
 _LINKED_MAX_CANDIDATES = 10_000
+_SETTLE_MAX = 1000
+"""Most entities expired on the spot before a count; the sweep takes the rest."""
 
 
 class EntityService:
@@ -143,11 +145,18 @@ class EntityService:
     async def query(self, tenant: str, query: EntityQuery) -> QueryPage:
         """Query Entities (§5.7.2)."""
         store = await self._store.tenant(tenant)
+        if query.count:
+            await self._settle(tenant, store)
         if query.q is None or not link_depth(query.q):
             page = await store.query(query)
-        else:
-            page = await _query_linked(store, query)
-        return _alive(page, self._clock().timestamp())
+            return _alive(page, query, self._clock().timestamp())
+        return _alive(await _query_linked(store, query), None, self._clock().timestamp())
+
+    async def _settle(self, tenant: str, store: EntityStore) -> None:
+        """Expire now what is due, before an answer that counts (a count or discovery must
+        not include what expired since the last sweep, §4.22)."""
+        due = await store.expiring(self._clock().timestamp(), _SETTLE_MAX)
+        await asyncio.gather(*(self.expire(tenant, entity_id) for entity_id in due))
 
     async def purge(
         self,
@@ -195,6 +204,7 @@ class EntityService:
     async def catalogue(self, tenant: str) -> list[CatalogueRow]:
         """The tenant's type/attribute catalogue, for discovery (§5.7.5–5.7.10)."""
         store = await self._store.tenant(tenant)
+        await self._settle(tenant, store)
         return await store.catalogue()
 
     async def delete(
@@ -420,9 +430,14 @@ def _unexpired(rule: Mutation[T], now: float) -> Mutation[T]:
     return unexpired
 
 
-def _alive(page: QueryPage, now: float) -> QueryPage:
-    """``page`` as readers may see it at ``now``. Expired content the sweep has not removed
-    yet (it runs every ``expiry.sweep_interval``) is dropped here; the count still includes
-    it until then."""
-    entities = [doc for doc in (expiry.live(e, now) for e in page.entities) if doc is not None]
+def _alive(page: QueryPage, query: EntityQuery | None, now: float) -> QueryPage:
+    """``page`` as readers may see it at ``now``: expired entities dropped, expired instances
+    removed, and (with ``query``) an entity that matched only through what expired dropped
+    too. Counts are settled before the query (``EntityService._settle``)."""
+    entities = []
+    for doc in page.entities:
+        alive = expiry.live(doc, now)
+        if alive is None or (alive is not doc and query is not None and not matches(query, alive)):
+            continue
+        entities.append(alive)
     return QueryPage(entities, page.total)

@@ -60,3 +60,22 @@ async def test_batch_upsert_makes_an_existing_entity_transient(client: httpx.Asy
     )
     assert answer.status_code == 204
     assert (await client.get(URL)).status_code == 404
+
+
+async def test_counts_matches_and_discovery_leave_out_what_expired(
+    client: httpx.AsyncClient,
+) -> None:
+    gone = {**gauge("urn:ngsi-ld:RiverGauge:gone"), "expiresAt": PAST}
+    flagged = gauge("urn:ngsi-ld:RiverGauge:flagged", level=9.0)
+    flagged["level"]["expiresAt"] = PAST
+    for body in (gone, flagged, gauge("urn:ngsi-ld:RiverGauge:low", level=0.5)):
+        assert (await client.post(f"{API}/entities", json=body, headers=JSON)).status_code == 201
+    counted = await client.get(f"{API}/entities", params={"type": "RiverGauge", "count": "true"})
+    assert counted.headers["ngsild-results-count"] == "2"
+    high = await client.get(f"{API}/entities", params={"type": "RiverGauge", "q": "level>1"})
+    assert high.json() == [], "a match on an expired attribute is no match"
+    types = await client.get(f"{API}/types", params={"details": "true"})
+    level_attrs = [t["attributeNames"] for t in types.json() if t["typeName"] == "RiverGauge"]
+    assert level_attrs and "level" in level_attrs[0]
+    attributes = await client.get(f"{API}/attributes/level")
+    assert attributes.json()["attributeCount"] == 1
