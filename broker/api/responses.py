@@ -1,10 +1,10 @@
 """Writing entity responses: serialised once with orjson, @context by media type.
 
 GS CIM 009 v1.8.1 §6.3.5/§6.3.6: ``application/json`` bodies carry no @context and get a ``Link``
-header to it; ``application/ld+json`` bodies carry it as ``@context``. GeoJSON (§6.3.15, v1.9
-§6.3.6) carries it in the body too, on the Feature or on the FeatureCollection and each of its
-Features, unless the request's ``Prefer`` asks for ``body=json``; the ``Link`` header names it
-either way.
+header to it; ``application/ld+json`` bodies carry it as ``@context``. GeoJSON (§4.5.16,
+v1.9 §6.3.6) carries it at the top of the body too, of the Feature or of the FeatureCollection
+(not in each of its Features), unless the request's ``Prefer`` asks for ``body=json``; the
+``Link`` header names it either way.
 """
 
 from __future__ import annotations
@@ -47,9 +47,8 @@ def json_response(
 
 
 def _with_geo_context(payload: dict[str, Any], context: Any) -> dict[str, Any]:
-    if payload.get("type") == "FeatureCollection":
-        features = [{**feature, "@context": context} for feature in payload["features"]]
-        return {**payload, "features": features, "@context": context}
+    # §4.5.16.3: a FeatureCollection carries the @context once, at its top; its Features
+    # are §4.5.16.2 Feature objects without one.
     return {**payload, "@context": context}
 
 
