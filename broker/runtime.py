@@ -56,4 +56,6 @@ class Runtime:
             await self.provisioning.drop_tenant(name)
         await self.auth.drop_tenant(name)
         self.jsonld_contexts.drop_tenant(name)
+        if self.snapshots is not None:
+            await self.snapshots.purge(name, None)  # their frozen copies live in tenants too
         await self.store.drop_tenant(name)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 
-from tests.conftest import API
+from tests.conftest import API, broker_client, make_settings
 
 JSON = {"Content-Type": "application/json"}
 FAST, SLOW = "urn:ngsi-ld:Vehicle:fast", "urn:ngsi-ld:Vehicle:slow"
@@ -92,3 +93,28 @@ async def test_update_clone_delete_and_purge(client: httpx.AsyncClient) -> None:
     assert sorted(e["id"] for e in listed.json()) == [FAST, SLOW]
     assert (await client.delete(clone)).status_code == 204
     assert (await client.get(f"{API}/snapshots")).json() == []
+
+
+async def test_deleting_a_tenant_deletes_its_snapshots(tmp_path: Path) -> None:
+    holder = broker_client(make_settings(tmp_path / "data"))
+    async with holder as http:
+        town = {"NGSILD-Tenant": "kamo"}
+        body = {"id": FAST, "type": "Vehicle", "speed": 80}
+        assert (
+            await http.post(f"{API}/entities", json=body, headers={**JSON, **town})
+        ).status_code == 201
+        snap = {
+            "type": "Snapshot",
+            "snapshotQueries": [{"type": "Query", "entities": [{"type": "Vehicle"}]}],
+        }
+        made = await http.post(f"{API}/snapshots", json=snap, headers={**JSON, **town})
+        assert made.status_code == 201
+        for _ in range(100):
+            shown = await http.get(made.headers["location"], headers=town)
+            if shown.json()["snapshotStatus"] != "preparing":
+                break
+            await asyncio.sleep(0.02)
+        runtime = holder.app.state.runtime
+        assert [t for t in await runtime.store.tenants() if t.startswith("_snapshot-")]
+        await runtime.delete_tenant("kamo")
+        assert [t for t in await runtime.store.tenants() if t.startswith("_snapshot-")] == []
