@@ -29,6 +29,7 @@ from broker.api import (
     problems,
     queries,
     registrations,
+    snapshots,
     source_identity,
     temporal_provision,
 )
@@ -57,11 +58,13 @@ from broker.services.csource_subscriptions import CsourceSubscriptionService
 from broker.services.dead_letters import DeadLetters
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
+from broker.services.expiry import ExpirySweep
 from broker.services.federation.service import Federation
 from broker.services.installation import installation_id
 from broker.services.provisioning.service import ProvisioningService
 from broker.services.registrations import RegistrationService
 from broker.services.retention import RetentionJob
+from broker.services.snapshots import SnapshotService
 from broker.services.subscriptions import SubscriptionService
 from broker.services.temporal import TemporalService
 from broker.services.tenants import TenantService
@@ -121,6 +124,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(metrics.router)
     app.include_router(iot.router)
     app.include_router(admin.router)
+    app.include_router(snapshots.router, prefix=API_PREFIX)
     app.add_api_route(
         "/health", health, methods=["GET"], tags=["Operations"], dependencies=[PUBLIC]
     )
@@ -180,6 +184,10 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         await _start(stack, registry.start, registry.close)
         csource_subscriptions = CsourceSubscriptionService(store, contexts, dispatcher, registry)
         await _start(stack, csource_subscriptions.start, csource_subscriptions.close)
+        sweep = ExpirySweep(store, entities, settings.expiry_sweep_interval)
+        await _start(stack, sweep.start, sweep.close)
+        snapshot_service = SnapshotService(store, entities)
+        stack.push_async_callback(snapshot_service.close)
         provisioning = ProvisioningService(store)
         await provisioning.start()
         ingest, runner = await open_ingest(settings, entities, provisioning, contexts, stack)
@@ -211,6 +219,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             registrations=registry,
             csource_subscriptions=csource_subscriptions,
             federation=federation,
+            snapshots=snapshot_service,
         )
 
 

@@ -18,6 +18,7 @@ from broker.services.entity_maps import EntityMapService
 from broker.services.federation.service import Federation
 from broker.services.provisioning.service import ProvisioningService
 from broker.services.registrations import RegistrationService
+from broker.services.snapshots import SnapshotService
 from broker.services.subscriptions import SubscriptionService
 from broker.services.temporal import TemporalService
 from broker.services.tenants import TenantService
@@ -56,6 +57,8 @@ class Runtime:
     """Registration subscriptions (``/csourceSubscriptions``)."""
     federation: Federation = field(kw_only=True)
     """Distributed operations: forwarding to registered context sources."""
+    snapshots: SnapshotService | None = None
+    """Snapshots (``/snapshots``, v1.9 §5.16)."""
 
     async def delete_tenant(self, name: str) -> None:
         """Delete tenant ``name``: what every part holds of it, then its data, for good."""
@@ -67,4 +70,6 @@ class Runtime:
             await self.provisioning.drop_tenant(name)
         await self.auth.drop_tenant(name)
         self.jsonld_contexts.drop_tenant(name)
+        if self.snapshots is not None:
+            await self.snapshots.purge(name, None)  # their frozen copies live in tenants too
         await self.store.drop_tenant(name)

@@ -329,6 +329,12 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log verbosity."
     )
+    expiry_sweep_interval: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds between sweeps deleting expired transient entities and attributes "
+        "(GS CIM 009 §4.22); reads hide them from the moment they expire.",
+    )
     access_log: bool = Field(False, description="Log every HTTP request (costly at high rates).")
     fast_lane: bool = Field(
         True,

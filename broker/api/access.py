@@ -11,7 +11,10 @@ The policy is a FastAPI dependency, so it runs before the handler and before the
 2. with authentication on, the caller (``Authorization: Bearer`` JWT or API key) and what it
    may do there (``broker.auth.access.decide``): 401 or 403 otherwise;
 3. the tenant must exist (when tenants are explicit) and have request budget left (429);
-4. the ``Access`` is kept on the request, where ``tenant_of`` and the handlers find it.
+4. the ``Access`` is kept on the request, where ``tenant_of`` and the handlers find it; an
+   entity operation with an ``NGSILD-Snapshot`` header (v1.9 §6.3.22) then works in that
+   Snapshot of the tenant (404 if it has none of that id): its ``Access`` names the store
+   tenant holding the Snapshot's entities (``broker.services.snapshots``).
 
 Authorization comes before the existence check, so a caller without rights in a tenant learns
 nothing about whether it exists.
@@ -21,14 +24,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 from fastapi import Request
 from fastapi.params import Depends
 
 from broker.auth.access import Access, Need, decide
-from broker.ngsild.errors import TooManyRequests
+from broker.ngsild.errors import ResourceNotFound, TooManyRequests
 from broker.ngsild.tenants import tenant_from_header
 from broker.runtime import Runtime
+
+SNAPSHOT_HEADER = "NGSILD-Snapshot"
+_ENTITY_PATHS = ("/ngsi-ld/v1/entities", "/ngsi-ld/v1/entityOperations")
 
 __all__ = ["ADMIN", "OPERATOR", "PUBLIC", "READ", "SUBSCRIBE", "WRITE", "Need", "Policy"]
 
@@ -85,6 +92,25 @@ class Policy:
             if wait is not None:
                 raise TooManyRequests("the tenant's request rate quota is spent", math.ceil(wait))
         request.state.access = access
+        if SNAPSHOT_HEADER.lower() in request.headers and self.need in (Need.READ, Need.WRITE):
+            await _enter_snapshot(request, runtime, access)
+
+
+async def _enter_snapshot(request: Request, runtime: Runtime, access: Access) -> None:
+    if not request.url.path.startswith(_ENTITY_PATHS):
+        return
+    snapshot_id = request.headers[SNAPSHOT_HEADER]
+    if runtime.snapshots is None:
+        raise ResourceNotFound(f"snapshot {snapshot_id} does not exist")
+    store = await runtime.snapshots.store_of(access.tenant, snapshot_id)
+    request.state.access = replace(access, tenant=store)
+    request.state.snapshot = snapshot_id
+
+
+def snapshot_headers(request: Request) -> dict[str, str]:
+    """The ``NGSILD-Snapshot`` header echoed on answers from a Snapshot (§6.3.22)."""
+    snapshot_id = getattr(request.state, "snapshot", None)
+    return {} if snapshot_id is None else {SNAPSHOT_HEADER: snapshot_id}
 
 
 def policy(need: Need, tenant: Callable[[Request], str] = header_tenant) -> Depends:

@@ -15,15 +15,17 @@ from fastapi import APIRouter, Query, Request, Response
 
 from broker.api.access import READ
 from broker.api.media import JSON, JSON_LD, negotiate
-from broker.api.requests import reads_of, tenant_of, terms_of
+from broker.api.requests import reads_of, refuse_unknown_parameters, tenant_of, terms_of
 from broker.api.responses import json_response
 from broker.ngsild import discovery
 from broker.ngsild.catalogue import CatalogueRow
-from broker.ngsild.errors import InvalidRequest, ResourceNotFound
+from broker.ngsild.errors import ResourceNotFound
 from broker.ngsild.names import check_name
 from broker.ngsild.terms import TermTable
 
 router = APIRouter(tags=["Discovery"])
+_LOCAL = frozenset({"local"})
+_DETAILED = _LOCAL | {"details"}
 Flag = Annotated[bool, Query()]
 
 
@@ -31,7 +33,7 @@ Flag = Annotated[bool, Query()]
     "/types", summary="Retrieve Available Entity Types (§5.7.5, §5.7.6)", dependencies=[READ]
 )
 async def entity_types(request: Request, details: Flag = False, local: Flag = False) -> Response:
-    _only(request, "details", "local")
+    refuse_unknown_parameters(request, _DETAILED)
     terms, rows = await _catalogue(request)
     render = discovery.entity_types if details else discovery.entity_type_list
     return _respond(request, render(rows, terms.compact), terms)
@@ -43,7 +45,7 @@ async def entity_types(request: Request, details: Flag = False, local: Flag = Fa
     dependencies=[READ],
 )
 async def entity_type(request: Request, type_name: str, local: Flag = False) -> Response:
-    _only(request, "local")
+    refuse_unknown_parameters(request, _LOCAL)
     terms, rows = await _catalogue(request)
     return _one(request, terms, rows, type_name, "entity type", discovery.entity_type_info)
 
@@ -52,7 +54,7 @@ async def entity_type(request: Request, type_name: str, local: Flag = False) -> 
     "/attributes", summary="Retrieve Available Attributes (§5.7.8, §5.7.9)", dependencies=[READ]
 )
 async def attributes(request: Request, details: Flag = False, local: Flag = False) -> Response:
-    _only(request, "details", "local")
+    refuse_unknown_parameters(request, _DETAILED)
     terms, rows = await _catalogue(request)
     render = discovery.attributes if details else discovery.attribute_list
     return _respond(request, render(rows, terms.compact), terms)
@@ -64,7 +66,7 @@ async def attributes(request: Request, details: Flag = False, local: Flag = Fals
     dependencies=[READ],
 )
 async def attribute(request: Request, attr_name: str, local: Flag = False) -> Response:
-    _only(request, "local")
+    refuse_unknown_parameters(request, _LOCAL)
     terms, rows = await _catalogue(request)
     return _one(request, terms, rows, attr_name, "attribute", discovery.attribute_info)
 
@@ -91,12 +93,3 @@ def _one(
 def _respond(request: Request, payload: Any, terms: TermTable) -> Response:
     media = negotiate(request.headers.get("accept"), (JSON, JSON_LD))
     return json_response(payload, media, terms)
-
-
-def _only(request: Request, *allowed: str) -> None:
-    unknown = set(request.query_params) - set(allowed)
-    if unknown:
-        raise InvalidRequest(
-            f"unknown query parameter(s) {', '.join(sorted(unknown))}; "
-            f"this endpoint accepts {', '.join(allowed)}"
-        )

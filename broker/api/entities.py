@@ -12,10 +12,10 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 
-from broker.api.access import READ, WRITE
+from broker.api.access import READ, WRITE, snapshot_headers
 from broker.api.entity_maps import ENTITY_MAP_HEADER, map_id_of, map_location, map_space
 from broker.api.federated import distributed
-from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate
+from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate, prefers_plain_body
 from broker.api.requests import (
     entity_id_of,
     read_json,
@@ -88,10 +88,11 @@ async def retrieve_entity(
     doc = await reads.retrieve(tenant_of(request), entity_id, selected_types(type, terms))
     if not shows_anything(doc, view):
         raise ResourceNotFound(f"entity {entity_id} has none of the attributes asked for")
-    headers = _entity_map_headers(request, entityMap, [entity_id])
+    headers = _entity_map_headers(request, entityMap, [entity_id]) | snapshot_headers(request)
     if media == GEO_JSON:
         payload = render_feature(doc, terms, view, _geometry_iri(terms, geometryProperty))
-        return json_response(payload, media, terms)
+        plain = prefers_plain_body(request.headers.get("prefer"))
+        return json_response(payload, media, terms, headers=headers, geo_context=not plain)
     if join_mode is None:
         return _versioned(render_entity(doc, terms, view), media, terms, request, headers)
     linked = await reads.linked_entities(tenant_of(request), [doc], view, joinLevel)

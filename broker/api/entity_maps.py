@@ -1,15 +1,17 @@
-"""``/entityMaps/{entityMapId}``: read and delete EntityMaps (v1.9 §6.32)."""
+"""``/entityMaps/{entityMapId}``: read, update and delete EntityMaps (v1.9 §6.32)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Request, Response
 
 from broker.api.access import READ, access_of
-from broker.api.requests import runtime
-from broker.ngsild.errors import ResourceNotFound
+from broker.api.requests import json_body, runtime
+from broker.ngsild.errors import BadRequestData, ResourceNotFound
+from broker.ngsild.names import EXPIRES_AT, check_datetime, is_uri
 
 router = APIRouter(tags=["EntityMaps"])
 ENTITY_MAP_HEADER = "NGSILD-EntityMap"
@@ -36,16 +38,46 @@ def map_space(request: Request) -> str:
     "/entityMaps/{entityMapId}", summary="Retrieve EntityMap (§5.14.1)", dependencies=[READ]
 )
 async def retrieve_entity_map(request: Request, entityMapId: str) -> Response:
-    found = runtime(request).entity_maps.get(map_space(request), entityMapId)
+    found = runtime(request).entity_maps.get(map_space(request), _map_id(entityMapId))
     if found is None:
         raise ResourceNotFound(f"EntityMap {entityMapId} does not exist or has expired")
     return Response(orjson.dumps(found.as_json()), media_type="application/json")
+
+
+@router.patch(
+    "/entityMaps/{entityMapId}",
+    status_code=204,
+    summary="Update EntityMap (§5.14.2)",
+    dependencies=[READ],
+)
+async def update_entity_map(request: Request, entityMapId: str) -> Response:
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequestData("an EntityMap update is a JSON object")
+    # Only expiresAt can change; entityMap and the rest are the broker's (§5.14.2.4).
+    when = body.get(EXPIRES_AT)
+    map_id = _map_id(entityMapId)
+    maps = runtime(request).entity_maps
+    if when is None:
+        if maps.get(map_space(request), map_id) is None:
+            raise ResourceNotFound(f"EntityMap {entityMapId} does not exist or has expired")
+        return Response(status_code=204)
+    moment = datetime.fromisoformat(check_datetime(when, EXPIRES_AT))
+    if not maps.expire_at(map_space(request), map_id, moment):
+        raise ResourceNotFound(f"EntityMap {entityMapId} does not exist or has expired")
+    return Response(status_code=204)
+
+
+def _map_id(path_value: str) -> str:
+    if not is_uri(path_value):
+        raise BadRequestData(f"EntityMap id {path_value!r} is not a URI")
+    return path_value
 
 
 @router.delete(
     "/entityMaps/{entityMapId}", status_code=204, summary="Delete EntityMap", dependencies=[READ]
 )
 async def delete_entity_map(request: Request, entityMapId: str) -> Response:
-    if not runtime(request).entity_maps.delete(map_space(request), entityMapId):
+    if not runtime(request).entity_maps.delete(map_space(request), _map_id(entityMapId)):
         raise ResourceNotFound(f"EntityMap {entityMapId} does not exist or has expired")
     return Response(status_code=204)

@@ -59,6 +59,19 @@ def negotiate(accept: str | None, offered: tuple[str, ...] = (JSON, JSON_LD)) ->
     return min(ranked)[2]
 
 
+def prefers_plain_body(prefer: str | None) -> bool:
+    """Whether a ``Prefer`` header asks for ``body=json`` (v1.9 §6.3.6): a GeoJSON body then
+    carries no ``@context``, only the ``Link`` header names it."""
+    if not prefer:
+        return False
+    # RFC 7240: comma-separated `token [= value] *(; parameter)`, the token case-insensitive.
+    for preference in prefer.split(","):
+        name, _, value = preference.split(";", 1)[0].partition("=")
+        if name.strip().lower() == "body" and value.strip().strip('"').lower() == "json":
+            return True
+    return False
+
+
 def context_link(header: str | None) -> str | None:
     """The @context URL of a ``Link`` header, if it has a JSON-LD context link."""
     if not header:

@@ -12,14 +12,25 @@ from dataclasses import replace
 from inspect import signature
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from broker.api.access import READ, WRITE
+from broker.api.access import READ, WRITE, snapshot_headers
+from broker.api.entity_map_queries import mapped_query, matching_ids
+from broker.api.entity_maps import ENTITY_MAP_HEADER, map_location, map_space
 from broker.api.federated import distributed
-from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate
-from broker.api.requests import read_json, reads_of, runtime, tenant_of, terms_of
+from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate, prefers_plain_body
+from broker.api.requests import (
+    read_json,
+    reads_of,
+    refuse_unknown_parameters,
+    runtime,
+    tenant_of,
+    terms_of,
+)
 from broker.api.responses import count_headers, feature_collection, json_response, page_links
-from broker.ngsild.errors import BadRequestData, InvalidRequest
+from broker.ngsild.durations import parse_duration
+from broker.ngsild.errors import BadRequestData
 from broker.ngsild.linked import check_join, render_joined
 from broker.ngsild.params import build_view, expand_names, parse_options, split_list
 from broker.ngsild.query import EntityQuery
@@ -92,9 +103,10 @@ async def query_entities(
     count: Flag = False,
     limit: Number = None,
     offset: Number = None,
+    entityMap: Flag = False,
 ) -> Response:
     _refuse_temporal(request.query_params)
-    _refuse_unknown(request, _QUERY_PARAMETERS)
+    refuse_unknown_parameters(request, _QUERY_PARAMETERS)
     media = negotiate(request.headers.get("accept"), _OFFERED)
     if geometryProperty is not None and media != GEO_JSON:
         raise BadRequestData(
@@ -124,9 +136,45 @@ async def query_entities(
         joinLevel or 1,
     )
     _check_linked_q(query, join_mode, levels)
-    page = await reads_of(request).query(tenant_of(request), _picked(query, view))
+    page, headers, status = await mapped_query(request, _picked(query, view), entityMap)
     return await _page_response(
-        request, page, query, media, terms, view, geometryProperty, join_mode, levels
+        request,
+        page,
+        query,
+        media,
+        terms,
+        view,
+        geometryProperty,
+        join_mode,
+        levels,
+        extra=headers,
+        status=status,
+    )
+
+
+@router.get(
+    "/entityMaps", status_code=201, summary="Create EntityMap (§5.14.4)", dependencies=[READ]
+)
+async def create_entity_map(
+    request: Request,
+    filters: Annotated[Filters, Depends(_filters)],
+    entityMapLifetime: Text = None,
+    local: Annotated[bool | None, Query()] = None,
+) -> Response:
+    refuse_unknown_parameters(request, _MAP_PARAMETERS)
+    lifetime = None
+    if entityMapLifetime is not None:
+        lifetime = parse_duration(entityMapLifetime, "entityMapLifetime")
+    terms = await terms_of(request)
+    query = parse_entity_query(terms, filters, _paging(request, None, None, frozenset()))
+    _check_scope(query, terms, local, wildcard=filters.types == WILDCARD)
+    ids = await matching_ids(request, query)
+    created = runtime(request).entity_maps.create(map_space(request), ids, lifetime)
+    return Response(
+        orjson.dumps(created.as_json()),
+        201,
+        headers={ENTITY_MAP_HEADER: map_location(created.id)},
+        media_type="application/json",
     )
 
 
@@ -153,19 +201,7 @@ async def query_entities_by_post(
     terms = incoming.terms
     opts = parse_options(options) | ({"count"} if count else set())
     attrs = _joined(body.get("attrs"), "attrs")
-    filters = Filters(
-        attrs=attrs, q=_text(body.get("q"), "q"), scope_q=_text(body.get("scopeQ"), "scopeQ")
-    )
-    query = parse_entity_query(terms, filters, _paging(request, limit, offset, opts))
-    if "geoQ" in body:
-        query = replace(query, geo=parse_geo_object(body["geoQ"], terms.expand))
-    if "entities" in body:
-        query = narrow_by_selectors(query, parse_selectors(body["entities"], terms))
-    if "ordering" in body:
-        query = replace(query, ordering=_body_ordering(body["ordering"], terms))
-    local = body.get("local")
-    _check_scope(query, terms, local if isinstance(local, bool) else None)
-    _check_csf(_text(body.get("csf"), "csf"))
+    query = query_of_body(body, terms, _paging(request, limit, offset, opts))
     view = build_view(
         terms,
         options=opts,
@@ -185,6 +221,27 @@ async def query_entities_by_post(
     return await _page_response(request, page, query, media, terms, view, None, join_mode, levels)
 
 
+def query_of_body(body: dict[str, Any], terms: TermTable, paging: Paging) -> EntityQuery:
+    """The entity query a Query object (§5.2.23) asks for, checked as Query Entities checks
+    its parameters (also what each of a Snapshot's ``snapshotQueries`` selects)."""
+    filters = Filters(
+        attrs=_joined(body.get("attrs"), "attrs"),
+        q=_text(body.get("q"), "q"),
+        scope_q=_text(body.get("scopeQ"), "scopeQ"),
+    )
+    query = parse_entity_query(terms, filters, paging)
+    if "geoQ" in body:
+        query = replace(query, geo=parse_geo_object(body["geoQ"], terms.expand))
+    if "entities" in body:
+        query = narrow_by_selectors(query, parse_selectors(body["entities"], terms))
+    if "ordering" in body:
+        query = replace(query, ordering=_body_ordering(body["ordering"], terms))
+    local = body.get("local")
+    _check_scope(query, terms, local if isinstance(local, bool) else None)
+    _check_csf(_text(body.get("csf"), "csf"))
+    return query
+
+
 @router.delete(
     "/entities", status_code=204, summary="Purge Entities (§5.6.21, v1.9)", dependencies=[WRITE]
 )
@@ -196,7 +253,7 @@ async def purge_entities(
     drop: Text = None,
     local: Flag = False,
 ) -> Response:
-    _refuse_unknown(request, _PURGE_PARAMETERS)
+    refuse_unknown_parameters(request, _PURGE_PARAMETERS)
     terms = await terms_of(request)
     if keep is not None and drop is not None:
         raise BadRequestData("keep and drop cannot be used together")
@@ -235,8 +292,11 @@ async def _page_response(
     geometry_property: str | None,
     join_mode: str | None,
     levels: int,
+    *,
+    extra: dict[str, str] | None = None,
+    status: int = 200,
 ) -> Response:
-    headers = count_headers(page)
+    headers = count_headers(page) | snapshot_headers(request) | (extra or {})
     headers |= page_links(
         request,
         query.offset,
@@ -248,7 +308,15 @@ async def _page_response(
     if media == GEO_JSON:
         geometry = terms.expand(geometry_property or "location")
         features = [render_feature(doc, terms, view, geometry) for doc in page.entities]
-        return json_response(feature_collection(features), media, terms, headers=headers)
+        plain = prefers_plain_body(request.headers.get("prefer"))
+        return json_response(
+            feature_collection(features),
+            media,
+            terms,
+            status=status,
+            headers=headers,
+            geo_context=not plain,
+        )
     if join_mode is None:
         rendered = [render_entity(doc, terms, view) for doc in page.entities]
     else:
@@ -256,7 +324,7 @@ async def _page_response(
             tenant_of(request), page.entities, view, levels
         )
         rendered = render_joined(page.entities, terms, view, linked, levels, join_mode)
-    return json_response(rendered, media, terms, headers=headers)
+    return json_response(rendered, media, terms, status=status, headers=headers)
 
 
 def _check_scope(
@@ -309,15 +377,6 @@ def _check_csf(csf: str | None) -> None:
         parse_q(csf, lambda name: name)
 
 
-def _refuse_unknown(request: Request, known: frozenset[str]) -> None:
-    """§6.3.20: a parameter the operation does not define is an InvalidRequest, not ignored."""
-    unknown = sorted(set(request.query_params) - known)
-    if unknown:
-        raise InvalidRequest(
-            f"unknown query parameter(s) {', '.join(unknown)}; accepted: {', '.join(sorted(known))}"
-        )
-
-
 def _refuse_temporal(params: Any) -> None:
     temporal = sorted(_TEMPORAL.intersection(params))
     if temporal:
@@ -354,3 +413,4 @@ def _parameters(handler: Any) -> frozenset[str]:
 
 _QUERY_PARAMETERS = _parameters(query_entities)
 _PURGE_PARAMETERS = _parameters(purge_entities)
+_MAP_PARAMETERS = _parameters(create_entity_map)

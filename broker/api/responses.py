@@ -1,8 +1,10 @@
 """Writing entity responses: serialised once with orjson, @context by media type.
 
 GS CIM 009 v1.8.1 §6.3.5/§6.3.6: ``application/json`` bodies carry no @context and get a ``Link``
-header to it; ``application/ld+json`` bodies carry it as ``@context``; GeoJSON (§6.3.15) puts it
-in each Feature when JSON-LD is wanted, else in the Link header.
+header to it; ``application/ld+json`` bodies carry it as ``@context``. GeoJSON (§4.5.16,
+v1.9 §6.3.6) carries it at the top of the body too, of the Feature or of the FeatureCollection
+(not in each of its Features), unless the request's ``Prefer`` asks for ``body=json``; the
+``Link`` header names it either way.
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ def json_response(
     *,
     status: int = 200,
     headers: dict[str, str] | None = None,
+    geo_context: bool = True,
 ) -> Response:
-    """An entity, entity list or Feature(Collection) response in ``media``."""
+    """An entity, entity list or Feature(Collection) response in ``media``; ``geo_context``
+    false leaves the @context out of a GeoJSON body (``Prefer: body=json``)."""
     extra = dict(headers or {})
+    if media == GEO_JSON and geo_context:
+        payload = _with_geo_context(payload, body_context(terms))
     if media == JSON_LD:
         context = body_context(terms)
         if isinstance(payload, list):
@@ -38,6 +44,12 @@ def json_response(
         context_link = context_link_header(terms.link_url)
         extra["Link"] = f"{context_link}, {extra['Link']}" if "Link" in extra else context_link
     return Response(orjson.dumps(payload), status, headers=extra, media_type=media)
+
+
+def _with_geo_context(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    # §4.5.16.3: a FeatureCollection carries the @context once, at its top; its Features
+    # are §4.5.16.2 Feature objects without one.
+    return {**payload, "@context": context}
 
 
 def count_headers(page: QueryPage) -> dict[str, str]:

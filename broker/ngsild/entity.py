@@ -31,7 +31,9 @@ from broker.ngsild.names import (
     GEO_PROPERTY,
     KIND_OF_VALUE_MEMBER,
     NGSI_LD_NULL,
+    PROOF_NAMES,
     PROPERTY,
+    SEALED_MEMBERS,
     SYSTEM_MEMBERS,
     VALUE_MEMBER,
     check_datetime,
@@ -169,7 +171,7 @@ def parse_instance(
     elif not isinstance(kind, str) or kind not in VALUE_MEMBER:
         raise BadRequestData(f"{name}: unknown attribute type {kind!r:.100}")
     instance: Instance = {} if kind is None else {"type": kind}
-    allowed = ALLOWED_MEMBERS.get(kind or "", _ANY_MEMBERS)
+    allowed = _allowed_members(kind, name)
     for key, value in raw.items():
         if key == "type" or key in SYSTEM_MEMBERS:
             continue
@@ -186,7 +188,19 @@ def parse_instance(
             instance[sub_iri] = parse_instance(value, terms, nulls=nulls, name=key)
     if kind is not None and not partial and VALUE_MEMBER[kind] not in instance:
         raise BadRequestData(f"{name}: a {kind} needs a {VALUE_MEMBER[kind]!r} member")
+    _check_proof(instance, name)
     return instance
+
+
+def _allowed_members(kind: str | None, name: str) -> frozenset[str]:
+    allowed = ALLOWED_MEMBERS.get(kind or "", _ANY_MEMBERS)
+    return allowed | SEALED_MEMBERS if name in PROOF_NAMES else allowed
+
+
+def _check_proof(instance: Instance, name: str) -> None:
+    # v1.9 §4.5.2.2: the value of ngsildproof is a W3C Data Integrity proof object.
+    if name in PROOF_NAMES and "value" in instance and not isinstance(instance["value"], dict):
+        raise BadRequestData(f"{name}: the value of ngsildproof must be a proof object")
 
 
 def is_deletion(instance: Instance) -> bool:
@@ -243,12 +257,14 @@ class Fragment:
         types: entity types to add.
         scope: the scope given, if any.
         delete_scope: the fragment sets scope to the NGSI-LD Null (merge only).
+        expires_at: the entity-level ``expiresAt`` given, if any (merge sets it, §4.22).
     """
 
     attrs: AttrMap
     types: list[str] | None = None
     scope: list[str] | None = None
     delete_scope: bool = False
+    expires_at: str | None = None
 
 
 def parse_fragment(
@@ -269,4 +285,6 @@ def parse_fragment(
             fragment.delete_scope = True
         else:
             fragment.scope = parse_scope(body["scope"])
+    if EXPIRES_AT in body:
+        fragment.expires_at = check_datetime(body[EXPIRES_AT], EXPIRES_AT)
     return fragment

@@ -68,6 +68,11 @@ ALLOWED_MEMBERS: Final[dict[str, frozenset[str]]] = {
 }
 """Members each attribute type may carry on input (GS CIM 009 §4.5.2-§4.5.24)."""
 
+SEALED_MEMBERS: Final = frozenset({"entityIdSealed", "entityTypeSealed"})
+"""v1.9 §4.5.2.2: members only the ``ngsildproof`` Property may carry (as plain strings)."""
+PROOF_NAMES: Final = frozenset({"ngsildproof", "https://uri.etsi.org/ngsi-ld/ngsildproof"})
+"""How a request names the ``ngsildproof`` Property (term, or its core IRI)."""
+
 CORE_MEMBERS: Final = frozenset().union(*ALLOWED_MEMBERS.values()) | {
     "id",
     "scope",

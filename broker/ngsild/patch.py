@@ -27,7 +27,7 @@ from typing import Any
 from broker.ngsild.entity import EntityDoc, Fragment, Instance, is_deletion
 from broker.ngsild.errors import BadRequestData, ResourceNotFound
 from broker.ngsild.geojson import is_geometry
-from broker.ngsild.names import NGSI_LD_NULL, VALUE_MEMBER
+from broker.ngsild.names import EXPIRES_AT, NGSI_LD_NULL, VALUE_MEMBER
 
 SCOPE = "scope"
 """Pseudo attribute name under which results report changes to an entity's scope."""
@@ -80,6 +80,7 @@ def append_attributes(
         else:
             new["scope"] = fragment.scope
         result.updated.append(SCOPE)
+    _set_expiry(new, fragment, result)
     for iri, instances in fragment.attrs.items():
         for instance in instances:
             index = _find(new["attrs"].get(iri, []), instance.get("datasetId"))
@@ -223,6 +224,7 @@ def merge_entity(
     elif fragment.scope is not None:
         new["scope"] = fragment.scope
         result.updated.append(SCOPE)
+    _set_expiry(new, fragment, result)
     for iri, instances in fragment.attrs.items():
         for instance in instances:
             index = _find(new["attrs"].get(iri, []), instance.get("datasetId"))
@@ -281,6 +283,14 @@ def _add_types(new: EntityDoc, fragment: Fragment, result: UpdateResult) -> None
         if types != new["type"]:
             new["type"] = types
             result.touched = True
+
+
+def _set_expiry(new: EntityDoc, fragment: Fragment, result: UpdateResult) -> None:
+    # §4.22: an entity-level expiresAt in a merged or appended fragment makes the entity
+    # transient, or moves its end.
+    if fragment.expires_at is not None and fragment.expires_at != new.get(EXPIRES_AT):
+        new[EXPIRES_AT] = fragment.expires_at
+        result.touched = True
 
 
 def _copy(entity: EntityDoc) -> EntityDoc:

@@ -27,7 +27,7 @@ CONCISE = "concise"
 SIMPLIFIED = "simplified"
 FORMATS = (NORMALIZED, CONCISE, SIMPLIFIED)
 
-_EXPANDED_MEMBERS = frozenset({"vocab", "previousVocab", "objectType"})
+_EXPANDED_MEMBERS = frozenset({"vocab", "previousVocab", "objectType", "entityTypeSealed"})
 _SYSTEM = ("createdAt", "modifiedAt", "expiresAt", "deletedAt")
 """Members shown only with ``options=sysAttrs`` (§6.3.11)."""
 

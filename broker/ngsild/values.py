@@ -155,6 +155,8 @@ _CHECKERS: dict[str, Callable[[Any, TermTable, str], Any]] = {
     "languageMap": _language_map,
     "vocab": _vocab,
     "objectType": _vocab,
+    "entityIdSealed": lambda value, terms, what: check_uri(value, what),
+    "entityTypeSealed": lambda value, terms, what: _vocab_term(value, terms, what),
     "valueList": _list,
     "observedAt": lambda value, terms, what: check_datetime(value, what),
     "expiresAt": lambda value, terms, what: check_datetime(value, what),

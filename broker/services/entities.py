@@ -15,7 +15,7 @@ from dataclasses import replace
 from functools import partial
 
 from broker.clock import Clock, timestamp, utc_now
-from broker.ngsild import patch
+from broker.ngsild import expiry, patch
 from broker.ngsild.catalogue import CatalogueRow
 from broker.ngsild.entity import EntityDoc, Fragment, Instance
 from broker.ngsild.errors import (
@@ -25,8 +25,9 @@ from broker.ngsild.errors import (
     TooManyRequests,
     TooManyResults,
 )
+from broker.ngsild.names import EXPIRES_AT
 from broker.ngsild.patch import UpdateResult
-from broker.ngsild.query import EntityQuery
+from broker.ngsild.query import EntityQuery, matches
 from broker.ngsild.query.page import PageCollector
 from broker.ngsild.query.qeval import linked_ids
 from broker.ngsild.query.qlang import link_depth, linked_paths
@@ -42,6 +43,8 @@ _QUOTA_RETRY = 60
 """Seconds a client over its entity quota is told to wait (something must be deleted first)."""
 _LINKED_CHUNK = 500
 _LINKED_MAX_CANDIDATES = 10_000
+_SETTLE_MAX = 1000
+"""Most entities expired on the spot before a count; the sweep takes the rest."""
 
 
 class EntityService:
@@ -88,18 +91,56 @@ class EntityService:
             raise TooManyRequests(f"the tenant has its quota of {limit} entities", _QUOTA_RETRY)
         stored = patch.new_entity(doc, now=self._now())
         entry = self._entry(tenant)
-        await store.create(
-            stored, journal=entry, history=self._history(tenant, stored["createdAt"])
-        )
+        history = self._history(tenant, stored["createdAt"])
+        try:
+            await store.create(stored, journal=entry, history=history)
+        except AlreadyExists:
+            # An expired entity the sweep has not removed yet does not hold its id (§4.22).
+            if not await self._reap(tenant, doc["id"]):
+                raise
+            entry = self._entry(tenant)
+            await store.create(stored, journal=entry, history=history)
         self._committed(entry)
         return stored
+
+    async def _reap(self, tenant: str, entity_id: str) -> bool:
+        """Delete ``entity_id`` if it has expired; whether it did."""
+        store = await self._store.tenant(tenant)
+        now = self._clock().timestamp()
+        entry = self._entry(tenant)
+        try:
+            await store.update(entity_id, partial(_expired_only, now=now))
+            await store.delete(entity_id, journal=entry, history=self._history(tenant))
+        except ResourceNotFound:
+            return False
+        self._committed(entry)
+        return True
+
+    async def expire(self, tenant: str, entity_id: str) -> None:
+        """Carry out what expired in ``entity_id`` (§4.22): delete the entity if it expired, else
+        remove its expired attribute instances; subscribers are notified as for any deletion.
+        Nothing happens to an entity renewed or deleted meanwhile."""
+        now = self._clock()
+        if await self._reap(tenant, entity_id):
+            return
+        store = await self._store.tenant(tenant)
+        rule = partial(expiry.expire, now=now.timestamp(), stamp=timestamp(lambda: now))
+        entry = self._entry(tenant)
+        try:
+            committed = await store.update(
+                entity_id, rule, journal=entry, history=self._history(tenant)
+            )
+        except ResourceNotFound:
+            return
+        if committed.changed:
+            self._committed(entry)
 
     async def retrieve(
         self, tenant: str, entity_id: str, types: list[str] | None = None
     ) -> EntityDoc:
         """Retrieve Entity (§5.7.1); ``types`` is the optional type selector."""
         store = await self._store.tenant(tenant)
-        doc = await store.get(entity_id)
+        doc = expiry.live(await store.get(entity_id), self._clock().timestamp())
         if doc is None:
             raise ResourceNotFound(f"entity {entity_id} does not exist")
         _check_types(doc, types)
@@ -109,14 +150,26 @@ class EntityService:
         self, tenant: str, roots: list[EntityDoc], view: View, levels: int
     ) -> dict[str, EntityDoc]:
         """The entities reachable from ``roots`` within ``levels`` Relationship hops (§4.5.23)."""
-        return await linked_entities(await self._store.tenant(tenant), roots, view, levels)
+        found = await linked_entities(await self._store.tenant(tenant), roots, view, levels)
+        now = self._clock().timestamp()
+        alive = ((key, expiry.live(doc, now)) for key, doc in found.items())
+        return {key: doc for key, doc in alive if doc is not None}
 
     async def query(self, tenant: str, query: EntityQuery) -> QueryPage:
         """Query Entities (§5.7.2)."""
         store = await self._store.tenant(tenant)
+        if query.count:
+            await self._settle(tenant, store)
         if query.q is None or not link_depth(query.q):
-            return await store.query(query)
-        return await _query_linked(store, query)
+            page = await store.query(query)
+            return _alive(page, query, self._clock().timestamp())
+        return _alive(await _query_linked(store, query), None, self._clock().timestamp())
+
+    async def _settle(self, tenant: str, store: EntityStore) -> None:
+        """Expire now what is due, before an answer that counts (a count or discovery must
+        not include what expired since the last sweep, §4.22)."""
+        due = await store.expiring(self._clock().timestamp(), _SETTLE_MAX)
+        await asyncio.gather(*(self.expire(tenant, entity_id) for entity_id in due))
 
     async def purge(
         self,
@@ -170,6 +223,7 @@ class EntityService:
     async def catalogue(self, tenant: str) -> list[CatalogueRow]:
         """The tenant's type/attribute catalogue, for discovery (§5.7.5–5.7.10)."""
         store = await self._store.tenant(tenant)
+        await self._settle(tenant, store)
         return await store.catalogue()
 
     async def delete(
@@ -234,7 +288,12 @@ class EntityService:
         if replace:
             await self.replace(tenant, doc["id"], doc)
             return
-        fragment = Fragment(attrs=doc["attrs"], types=doc["type"], scope=doc.get("scope"))
+        fragment = Fragment(
+            attrs=doc["attrs"],
+            types=doc["type"],
+            scope=doc.get("scope"),
+            expires_at=doc.get(EXPIRES_AT),
+        )
         await self.append(tenant, doc["id"], fragment)
 
     async def update_attributes(
@@ -305,9 +364,10 @@ class EntityService:
     ) -> Committed[UpdateResult]:
         store = await self._store.tenant(tenant)
         entry = self._entry(tenant)
+        alive = _unexpired(rule, self._clock().timestamp())
         committed = await store.update(
             entity_id,
-            _gated(rule, types) if types else rule,
+            _gated(alive, types) if types else alive,
             journal=entry,
             history=self._history(tenant),
         )
@@ -370,3 +430,36 @@ def _gated(rule: Mutation[T], types: list[str]) -> Mutation[T]:
 
 def _unchanged(doc: EntityDoc) -> tuple[EntityDoc, None]:
     return doc, None
+
+
+def _expired_only(doc: EntityDoc, *, now: float) -> tuple[EntityDoc, None]:
+    # Checked inside the store's atomic update: a concurrent renewal keeps the entity.
+    if not expiry.entity_expired(doc, now):
+        raise ResourceNotFound(f"entity {doc['id']} has not expired")
+    return doc, None
+
+
+def _unexpired(rule: Mutation[T], now: float) -> Mutation[T]:
+    """``rule`` applied to what is left of the entity at ``now`` (§4.22): an expired entity
+    does not exist for writers either, and expired instances are gone before the rule runs."""
+
+    def unexpired(doc: EntityDoc) -> tuple[EntityDoc, T]:
+        alive = expiry.live(doc, now)
+        if alive is None:
+            raise ResourceNotFound(f"entity {doc['id']} does not exist")
+        return rule(alive)
+
+    return unexpired
+
+
+def _alive(page: QueryPage, query: EntityQuery | None, now: float) -> QueryPage:
+    """``page`` as readers may see it at ``now``: expired entities dropped, expired instances
+    removed, and (with ``query``) an entity that matched only through what expired dropped
+    too. Counts are settled before the query (``EntityService._settle``)."""
+    entities = []
+    for doc in page.entities:
+        alive = expiry.live(doc, now)
+        if alive is None or (alive is not doc and query is not None and not matches(query, alive)):
+            continue
+        entities.append(alive)
+    return QueryPage(entities, page.total)

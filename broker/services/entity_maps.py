@@ -45,8 +45,12 @@ class EntityMapService:
         ttl: timedelta = timedelta(hours=1),
         max_maps: int = 10_000,
         clock: Clock = utc_now,
+        max_ttl: timedelta = timedelta(days=1),
     ) -> None:
         self._ttl = ttl
+        self._max_ttl = max_ttl
+        """The longest a map lives, whatever a client asks for (v1.9 Table 6.4.3.2-1: the
+        broker sets the actual expiry, "possibly overriding the requested duration")."""
         self._max = max_maps
         self._clock = clock
         self._maps: OrderedDict[tuple[str, str], EntityMap] = OrderedDict()
@@ -68,12 +72,37 @@ class EntityMapService:
             found.entries.setdefault(entity_id, [LOCAL_SOURCE])
         return found
 
+    def create(
+        self, tenant: str, entity_ids: list[str], lifetime: timedelta | None = None
+    ) -> EntityMap:
+        """A new map of ``entity_ids``, living ``lifetime`` (bounded), else the default."""
+        created = self._create(tenant, lifetime)
+        for entity_id in entity_ids:
+            created.entries[entity_id] = [LOCAL_SOURCE]
+        return created
+
+    def expire_at(self, tenant: str, map_id: str, when: datetime) -> bool:
+        """Update EntityMap (§5.14.2): move its expiry to ``when`` (bounded); whether it was
+        live. A time in the past ends it."""
+        found = self.get(tenant, map_id)
+        if found is None:
+            return False
+        found.expires_at = min(when, self._clock() + self._max_ttl)
+        return True
+
+    def prune(self, tenant: str, map_id: str, gone: set[str]) -> None:
+        """Drop entities that no longer fit the map's query (§5.5.9.3)."""
+        found = self.get(tenant, map_id)
+        if found is not None:
+            for entity_id in gone:
+                found.entries.pop(entity_id, None)
+
     def delete(self, tenant: str, map_id: str) -> bool:
         """Drop a map; whether it existed."""
         return self._maps.pop((tenant, map_id), None) is not None
 
-    def _create(self, tenant: str) -> EntityMap:
-        expires = self._clock() + self._ttl
+    def _create(self, tenant: str, lifetime: timedelta | None = None) -> EntityMap:
+        expires = self._clock() + min(lifetime or self._ttl, self._max_ttl)
         created = EntityMap(f"urn:ngsi-ld:entitymap:{uuid.uuid4()}", expires)
         self._maps[(tenant, created.id)] = created
         while len(self._maps) > self._max:

@@ -99,6 +99,11 @@ class EntityStore(Protocol):
     async def catalogue(self) -> list[CatalogueRow]:
         """Counts of entities per type and per (type, attribute, attribute type), for discovery."""
 
+    async def expiring(self, now: float, limit: int) -> list[str]:
+        """Ids of up to ``limit`` entities something of which expires at or before ``now``
+        (POSIX seconds; ``broker.ngsild.expiry.earliest``), soonest first."""
+        ...
+
     async def count(self) -> int:
         """How many entities the tenant has (for its quota)."""
 

@@ -138,6 +138,11 @@ _ENTITY_INDEXES: Final = [
     IndexModel([("vals.a", ASCENDING), ("vals.v", ASCENDING)], name="vals"),
     IndexModel([("geo.g", GEOSPHERE)], name="geo"),
     IndexModel([("geoWide", ASCENDING)], name="geo_wide"),
+    IndexModel(
+        [("expiry", ASCENDING)],
+        name="expiry",
+        partialFilterExpression={"expiry": {"$type": "number"}},
+    ),
 ]
 """Every index of ``entities``; ``geo`` is a 2dsphere index (sparse by nature: entities without a
 geometry are not in it)."""
@@ -428,6 +433,14 @@ class MongoEntityStore(TenantStore, HistoryStore):
         async for record in old.find({}).sort("seq", ASCENDING):
             await self.save_record("subscription", str(record["_id"]), _load(record))
             await old.delete_one({"_id": record["_id"]})
+
+    async def expiring(self, now: float, limit: int) -> list[str]:
+        cursor = (
+            self._entities.find({"expiry": {"$type": "number", "$lte": now}}, {"_id": 1})
+            .sort("expiry", ASCENDING)
+            .limit(limit)
+        )
+        return [record["_id"] async for record in cursor]
 
     async def count(self) -> int:
         return await self._entities.count_documents({})

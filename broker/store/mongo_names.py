@@ -23,7 +23,9 @@ HASHED_INFIX: Final = "-h-"
 MAX_DATABASE_NAME: Final = 63
 _MIN_DIGEST: Final = 29
 MAX_BASE_NAME: Final = MAX_DATABASE_NAME - len(HASHED_INFIX) - _MIN_DIGEST
-_TENANT: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}\Z")
+# A leading underscore marks the broker's own store tenants (a snapshot's frozen copy,
+# ``_snapshot-<hex>``); client tenant names never start with one.
+_TENANT: Final = re.compile(r"_?[a-z0-9][a-z0-9_-]{0,62}\Z")
 # MongoDB's forbidden characters in database names (any platform).
 _BASE: Final = re.compile(r"[^/\\. \"$*<>:|?\x00]+\Z")
 # Nothing in a base that an infix could continue: then the names of two installations sharing a

@@ -119,6 +119,9 @@ class SqliteEntityStore(TenantStore, HistoryStore):
     async def catalogue(self) -> list[CatalogueRow]:
         return await self._reader.submit(_catalogue)
 
+    async def expiring(self, now: float, limit: int) -> list[str]:
+        return await self._reader.submit(lambda db: _expiring(db, now, limit))
+
     async def count(self) -> int:
         return await self._reader.submit(
             lambda db: int(db.execute("SELECT count(*) FROM entities").fetchone()[0])
@@ -398,6 +401,15 @@ def _catalogue(db: sqlite3.Connection) -> list[CatalogueRow]:
         "SELECT type, attr, kind, n FROM catalogue WHERE n > 0 ORDER BY type, attr, kind"
     )
     return [CatalogueRow(*row) for row in rows]
+
+
+def _expiring(db: sqlite3.Connection, now: float, limit: int) -> list[str]:
+    rows = db.execute(
+        "SELECT e.id FROM entity_expiry AS x JOIN entities AS e ON e.pk = x.pk "
+        "WHERE x.at <= ? ORDER BY x.at LIMIT ?",
+        (now, limit),
+    )
+    return [row[0] for row in rows]
 
 
 def _migrate(db: sqlite3.Connection) -> None:

@@ -9,6 +9,9 @@ Tables (all per tenant file):
 * ``geo_boxes`` (an R*Tree) + ``geo_keys(gid, pk, attr)`` — bounding boxes of GeoProperty values,
   so a geo-query reads the entities near its search box instead of every entity.
 * ``catalogue(type, attr, kind, n)`` — counts behind discovery (``broker.ngsild.catalogue``).
+* ``entity_expiry(pk, at)`` — when the first part of a transient entity expires
+  (``broker.ngsild.expiry.earliest``, POSIX seconds), for the expiry sweep; durable entities
+  have no row.
 
 ``reindex`` diffs the document before and after a write and touches only what changed, so a
 partial update of a Property costs two set comparisons and no index writes.
@@ -22,10 +25,11 @@ from typing import Any
 
 from broker.ngsild.catalogue import catalogue_delta
 from broker.ngsild.entity import EntityDoc
+from broker.ngsild.expiry import earliest
 from broker.ngsild.names import GEO_PROPERTY
 from broker.ngsild.query.geo import BBox, geometry_box
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 INDEX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS entity_types (
@@ -55,6 +59,11 @@ CREATE TABLE IF NOT EXISTS catalogue (
     n    INTEGER NOT NULL,
     PRIMARY KEY (type, attr, kind)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS entity_expiry (
+    pk INTEGER PRIMARY KEY,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entity_expiry_by_at ON entity_expiry (at);
 """
 
 
@@ -62,6 +71,7 @@ def reindex(
     db: sqlite3.Connection, pk: int, before: EntityDoc | None, after: EntityDoc | None
 ) -> None:
     """Bring every index of entity ``pk`` from ``before`` to ``after`` (``None`` = absent)."""
+    _reexpire(db, pk, before, after)
     if before is not None and after is not None and _values_only(before, after):
         _renumber(db, pk, before, after)
         return
@@ -129,7 +139,8 @@ def _renumber(db: sqlite3.Connection, pk: int, before: EntityDoc, after: EntityD
 
 def rebuild(db: sqlite3.Connection, docs: Iterator[tuple[int, EntityDoc]]) -> None:
     """Recreate every index from the documents (opening a file written by an older version)."""
-    for table in ("entity_types", "entity_attrs", "geo_boxes", "geo_keys", "catalogue"):
+    tables = ("entity_types", "entity_attrs", "geo_boxes", "geo_keys", "catalogue", "entity_expiry")
+    for table in tables:
         db.execute(f"DROP TABLE IF EXISTS {table}")
     # Statement by statement: executescript() would commit the caller's transaction first.
     for statement in INDEX_SCHEMA.split(";"):
@@ -137,6 +148,22 @@ def rebuild(db: sqlite3.Connection, docs: Iterator[tuple[int, EntityDoc]]) -> No
             db.execute(statement)
     for pk, doc in docs:
         reindex(db, pk, None, doc)
+
+
+def _reexpire(
+    db: sqlite3.Connection, pk: int, before: EntityDoc | None, after: EntityDoc | None
+) -> None:
+    old, new = earliest(before), earliest(after)
+    if old == new:
+        return
+    if new is None:
+        db.execute("DELETE FROM entity_expiry WHERE pk = ?", (pk,))
+    else:
+        db.execute(
+            "INSERT INTO entity_expiry (pk, at) VALUES (?, ?) "
+            "ON CONFLICT (pk) DO UPDATE SET at = excluded.at",
+            (pk, new),
+        )
 
 
 def _replace_rows(

@@ -73,6 +73,33 @@ async def test_retrieve_as_geojson(client: httpx.AsyncClient) -> None:
     feature = got.json()
     assert feature["type"] == "Feature"
     assert feature["geometry"] == {"type": "Point", "coordinates": [135.77, 35.01]}
+    assert feature["@context"] == CORE_CONTEXT
+
+
+CORE_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
+
+
+async def test_geojson_bodies_carry_the_context_unless_prefer_body_json(
+    client: httpx.AsyncClient,
+) -> None:
+    # v1.9 §6.3.6: without Prefer (or with body=ld+json) the GeoJSON body has the @context;
+    # with "Prefer: body=json" only the Link header names it.
+    await create(client, gauge())
+    geo = {"Accept": "application/geo+json"}
+    listed = await client.get(f"{API}/entities", params={"type": "RiverGauge"}, headers=geo)
+    collection = listed.json()
+    assert collection["@context"] == CORE_CONTEXT
+    assert ["@context" in f for f in collection["features"]] == [False]  # §4.5.16.3
+    plain = await client.get(
+        f"{API}/entities", params={"type": "RiverGauge"}, headers={**geo, "Prefer": "body=json"}
+    )
+    assert "@context" not in plain.json()
+    assert "@context" not in plain.json()["features"][0]
+    assert 'rel="http://www.w3.org/ns/json-ld#context"' in plain.headers["link"]
+    one = await client.get(
+        f"{API}/entities/urn:ngsi-ld:RiverGauge:kamo-1", headers={**geo, "Prefer": "body=json"}
+    )
+    assert "@context" not in one.json()
 
 
 async def test_type_selector_hides_entities_of_other_types(client: httpx.AsyncClient) -> None:

@@ -29,6 +29,7 @@ PATH_VALUES = {
     "type_name": "RiverGauge",
     "attr_name": "level",
     "entityMapId": "nowhere",
+    "snapshotId": "urn:ngsi-ld:Snapshot:nowhere",
     "device_id": "nowhere",
     "name": "nowhere",
     "grant_id": "nowhere",

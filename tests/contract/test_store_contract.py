@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -129,6 +130,29 @@ async def test_an_entity_comes_back_byte_for_byte(store: Store) -> None:
     again = await tenant.get(doc["id"])
     assert again is not None
     assert orjson.dumps(again) == orjson.dumps(doc)
+
+
+async def test_expiring_finds_what_is_due_soonest_first_and_follows_every_write(
+    store: Store,
+) -> None:
+    # §4.22: the expiry sweep's lookup, over entity- and attribute-level expiresAt.
+    tenant = await default(store)
+    soon, later = "2026-05-01T12:00:00Z", "2026-05-01T13:00:00Z"
+    at_soon, at_later = (datetime.fromisoformat(t).timestamp() for t in (soon, later))
+    await tenant.create({**entity("durable", level=1)})
+    await tenant.create({**entity("whole", level=1), "expiresAt": later})
+    part = entity("part", level=1)
+    part["attrs"][D + "flash"] = [{"type": "Property", "value": 2, "expiresAt": soon}]
+    await tenant.create(part)
+    assert await tenant.expiring(at_soon - 1, 10) == []
+    assert await tenant.expiring(at_soon, 10) == [eid("part")]
+    assert await tenant.expiring(at_later, 10) == [eid("part"), eid("whole")]
+    assert await tenant.expiring(at_later, 1) == [eid("part")]
+    await tenant.update(eid("part"), drop_attr(D + "flash"))
+    await tenant.update(eid("durable"), lambda d: ({**d, "expiresAt": soon}, None))
+    assert await tenant.expiring(at_later, 10) == [eid("durable"), eid("whole")]
+    await tenant.delete(eid("whole"))
+    assert await tenant.expiring(at_later, 10) == [eid("durable")]
 
 
 async def test_creating_a_taken_id_is_refused_and_keeps_the_first(store: Store) -> None:

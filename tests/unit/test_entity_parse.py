@@ -130,3 +130,39 @@ def test_merge_fragments_may_null_the_scope() -> None:
 def test_partial_fragments_need_neither_type_nor_value() -> None:
     instance = parse_instance({"observedAt": "2026-01-01T00:00:00Z"}, TERMS, partial=True)
     assert instance == {"observedAt": "2026-01-01T00:00:00Z"}
+
+
+PROOF = {"type": "DataIntegrityProof", "cryptosuite": "eddsa-rdfc-2022", "proofValue": "zQe"}
+
+
+def test_ngsildproof_keeps_its_sealed_members_and_proof_object() -> None:
+    # v1.9 §4.5.2.2: entityIdSealed / entityTypeSealed are plain strings of ngsildproof only.
+    body = {
+        "id": "urn:ngsi-ld:Vehicle:1",
+        "type": "Vehicle",
+        "ngsildproof": {
+            "type": "Property",
+            "value": PROOF,
+            "entityIdSealed": "urn:ngsi-ld:Vehicle:1",
+            "entityTypeSealed": "Vehicle",
+        },
+    }
+    doc = parse_entity(body, TERMS)
+    (proof,) = next(iter(doc["attrs"].values()))
+    assert proof["value"] == PROOF
+    assert proof["entityIdSealed"] == "urn:ngsi-ld:Vehicle:1"
+    assert proof["entityTypeSealed"] == TERMS.expand("Vehicle")
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"speed": {"type": "Property", "value": 1, "entityIdSealed": "urn:ngsi-ld:Vehicle:1"}},
+        {"ngsildproof": {"type": "Property", "value": "not-a-proof-object"}},
+        {"ngsildproof": {"type": "Property", "value": PROOF, "entityTypeSealed": 42}},
+        {"ngsildproof": {"type": "Property", "value": PROOF, "entityIdSealed": "no uri"}},
+    ],
+)
+def test_sealed_members_elsewhere_or_malformed_are_bad_request_data(attrs: dict) -> None:
+    with pytest.raises(BadRequestData):
+        parse_entity({"id": "urn:ngsi-ld:Vehicle:1", "type": "Vehicle", **attrs}, TERMS)

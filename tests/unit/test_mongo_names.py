@@ -15,7 +15,7 @@ from broker.store.mongo_names import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-tenants = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,62}", fullmatch=True)
+tenants = st.from_regex(r"_?[a-z0-9][a-z0-9_-]{0,62}", fullmatch=True)
 bases = st.sampled_from(["toshi", "city", "toshi-production", "t", "x" * MAX_BASE_NAME, "a-b"])
 # What MongoDB refuses in database names (any platform), and its length limit.
 FORBIDDEN = re.compile(r"[/\\. \"$*<>:|?\x00]")
@@ -25,6 +25,14 @@ def test_short_tenants_keep_their_readable_name() -> None:
     assert tenant_database_name("toshi", "") == "toshi"
     assert tenant_database_name("toshi", "kyoto") == "toshi-t-kyoto"
     assert tenant_database_name("city", "a_b-c") == "city-t-a_b-c"
+
+
+def test_the_brokers_own_store_tenants_have_databases_too() -> None:
+    # Snapshots keep their frozen entities in a store tenant named _snapshot-<hex>.
+    assert tenant_database_name("toshi", "_snapshot-1a2b") == "toshi-t-_snapshot-1a2b"
+    assert tenant_database_name("toshi", "_snapshot-1a2b") != tenant_database_name(
+        "toshi", "snapshot-1a2b"
+    )
 
 
 @given(base=bases, tenant=tenants)

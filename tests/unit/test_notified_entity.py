@@ -126,3 +126,12 @@ def test_an_attribute_deleted_with_all_its_instances_is_shown_once() -> None:
     before = gauge(level=[{"type": "Property", "value": 2.0}, german], **NAME)
     entity = shown(sub(showChanges=True), before, gauge(**NAME))
     assert entity["level"] == {"type": "Property", "value": NULL, "previousValue": 2.0}
+
+
+def test_pick_and_omit_project_the_notified_entity() -> None:
+    # v1.8 §5.2.14 notification.pick/omit, applied like the query parameters (§4.21).
+    before, after = gauge(**LEVEL), gauge(**LEVEL, **BRIDGE, **NAME)
+    picked = shown(sub(format="normalized", pick=["id", "level", "bridge"]), before, after)
+    assert set(picked) == {"id", "level", "bridge"}
+    omitted = shown(sub(format="normalized", omit=["type", "name"]), before, after)
+    assert set(omitted) == {"id", "level", "bridge"}

@@ -16,7 +16,14 @@ import orjson
 
 from broker.ngsild.entity import EntityDoc
 from broker.ngsild.linked import render_joined
-from broker.ngsild.render import CONCISE, NORMALIZED, SIMPLIFIED, View, render_entity
+from broker.ngsild.render import (
+    CONCISE,
+    NORMALIZED,
+    SHOWN_MEMBERS,
+    SIMPLIFIED,
+    View,
+    render_entity,
+)
 from broker.ngsild.subscriptions.subscription import Subscription
 from broker.ngsild.terms import TermTable, body_context, context_link_header
 
@@ -27,13 +34,27 @@ _FORMATS = {"normalized": NORMALIZED, "concise": CONCISE, "keyValues": SIMPLIFIE
 
 
 def notification_view(sub: Subscription) -> View:
-    """How the subscription wants entities shown."""
+    """How the subscription wants entities shown.
+
+    ``notification.pick``/``omit`` (v1.8 §5.2.14) project the notified entities as the query
+    parameters of the same names do (§4.21): entity members among ``id``, ``type``, ``scope``,
+    and attribute IRIs.
+    """
     params = sub.notification
     attrs = None if params.attributes is None else frozenset(params.attributes)
+    members, omitted = SHOWN_MEMBERS, frozenset[str]()
+    if params.pick is not None:
+        members = SHOWN_MEMBERS.intersection(params.pick)
+        attrs = frozenset(params.pick).difference(SHOWN_MEMBERS)
+    if params.omit is not None:
+        members = members.difference(params.omit)
+        omitted = frozenset(params.omit).difference(SHOWN_MEMBERS)
     return View(
         format=_FORMATS.get(params.format, SIMPLIFIED),
         sys_attrs=params.sys_attrs,
         attrs=attrs,
+        omitted=omitted,
+        members=members,
         lang=sub.lang,
         dataset_ids=None if sub.dataset_ids is None else frozenset(sub.dataset_ids),
     )

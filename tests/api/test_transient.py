@@ -1,0 +1,81 @@
+"""Transient entities over HTTP (GS CIM 009 v1.9.1 §4.22): what expired is not served, counted
+as a match, written to or holding its id, from the moment it expires (before any sweep)."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import API, gauge
+
+JSON = {"Content-Type": "application/json"}
+PAST = "2020-01-01T00:00:00Z"
+FUTURE = "2100-01-01T00:00:00Z"
+URL = f"{API}/entities/urn:ngsi-ld:RiverGauge:kamo-1"
+
+
+async def test_an_entity_whose_expiry_passed_is_gone_for_readers_and_writers(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.post(f"{API}/entities", json=gauge(), headers=JSON)).status_code == 201
+    merge = {"expiresAt": FUTURE}
+    assert (await client.patch(URL, json=merge, headers=JSON)).status_code == 204
+    shown = (await client.get(URL, params={"options": "sysAttrs"})).json()
+    assert shown["expiresAt"] == FUTURE
+    assert "expiresAt" not in (await client.get(URL)).json()
+
+    assert (await client.patch(URL, json={"expiresAt": PAST}, headers=JSON)).status_code == 204
+    assert (await client.get(URL)).status_code == 404
+    listed = await client.get(f"{API}/entities", params={"type": "RiverGauge"})
+    assert listed.json() == []
+    update = {"alert": {"type": "Property", "value": "high"}}
+    assert (await client.post(f"{URL}/attrs", json=update, headers=JSON)).status_code == 404
+    # Its id is free again: creating it anew succeeds.
+    assert (await client.post(f"{API}/entities", json=gauge(), headers=JSON)).status_code == 201
+    assert (await client.get(URL)).json()["alert"]["value"] == "none"
+
+
+async def test_an_expired_attribute_instance_vanishes_its_siblings_stay(
+    client: httpx.AsyncClient,
+) -> None:
+    body = gauge()
+    body["alert"]["expiresAt"] = PAST
+    body["speed"] = [
+        {"type": "Property", "value": 1, "datasetId": "urn:ngsi-ld:d:gps", "expiresAt": PAST},
+        {"type": "Property", "value": 2, "datasetId": "urn:ngsi-ld:d:odo", "expiresAt": FUTURE},
+    ]
+    assert (await client.post(f"{API}/entities", json=body, headers=JSON)).status_code == 201
+    shown = (await client.get(URL)).json()
+    assert "alert" not in shown
+    assert shown["speed"]["datasetId"] == "urn:ngsi-ld:d:odo"
+    assert shown["level"]["value"] == 1.5
+    queried = await client.get(f"{API}/entities", params={"type": "RiverGauge", "attrs": "speed"})
+    assert [e["speed"]["value"] for e in queried.json()] == [2]
+
+
+async def test_batch_upsert_makes_an_existing_entity_transient(client: httpx.AsyncClient) -> None:
+    assert (await client.post(f"{API}/entities", json=gauge(), headers=JSON)).status_code == 201
+    upsert = {**gauge(), "expiresAt": PAST}
+    answer = await client.post(
+        f"{API}/entityOperations/upsert", params={"options": "update"}, json=[upsert], headers=JSON
+    )
+    assert answer.status_code == 204
+    assert (await client.get(URL)).status_code == 404
+
+
+async def test_counts_matches_and_discovery_leave_out_what_expired(
+    client: httpx.AsyncClient,
+) -> None:
+    gone = {**gauge("urn:ngsi-ld:RiverGauge:gone"), "expiresAt": PAST}
+    flagged = gauge("urn:ngsi-ld:RiverGauge:flagged", level=9.0)
+    flagged["level"]["expiresAt"] = PAST
+    for body in (gone, flagged, gauge("urn:ngsi-ld:RiverGauge:low", level=0.5)):
+        assert (await client.post(f"{API}/entities", json=body, headers=JSON)).status_code == 201
+    counted = await client.get(f"{API}/entities", params={"type": "RiverGauge", "count": "true"})
+    assert counted.headers["ngsild-results-count"] == "2"
+    high = await client.get(f"{API}/entities", params={"type": "RiverGauge", "q": "level>1"})
+    assert high.json() == [], "a match on an expired attribute is no match"
+    types = await client.get(f"{API}/types", params={"details": "true"})
+    level_attrs = [t["attributeNames"] for t in types.json() if t["typeName"] == "RiverGauge"]
+    assert level_attrs and "level" in level_attrs[0]
+    attributes = await client.get(f"{API}/attributes/level")
+    assert attributes.json()["attributeCount"] == 1
