@@ -96,8 +96,9 @@ async def test_update_clone_delete_and_purge(client: httpx.AsyncClient) -> None:
 
 
 async def test_deleting_a_tenant_deletes_its_snapshots(tmp_path: Path) -> None:
-    holder = broker_client(make_settings(tmp_path / "data"))
+    holder = broker_client(make_settings(tmp_path / "data", tenants={"explicit": True}))
     async with holder as http:
+        await holder.app.state.runtime.tenants.create({"name": "kamo"}, None)
         town = {"NGSILD-Tenant": "kamo"}
         body = {"id": FAST, "type": "Vehicle", "speed": 80}
         assert (
