@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from broker.audit import AuditTrail
 from broker.auth.assembly import AuthServices
 from broker.contexts import ContextLoader
+from broker.dashboard.sink import Sinks
 from broker.notify.dispatcher import Dispatcher
 from broker.prometheus import Family
 from broker.services.contexts import ContextService
@@ -44,6 +45,8 @@ class Runtime:
     """Where audit lines go, when the audit log is on."""
     dead_letters: DeadLetters | None = None
     """Device messages the ingest adapters set aside (shown under ``/iot/dead-letters``)."""
+    sinks: Sinks = field(default_factory=Sinks)
+    """In-process receivers of dashboard streams (``broker.dashboard``)."""
 
     async def delete_tenant(self, name: str) -> None:
         """Delete tenant ``name``: what every part holds of it, then its data, for good."""

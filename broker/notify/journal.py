@@ -55,6 +55,10 @@ class Matcher(Protocol):
         """What ``change`` fires and the ids of the subscriptions it notifies at ``now``."""
         ...
 
+    def owes_record(self, tenant: str, subscription_ids: list[str]) -> bool:
+        """Whether notifying ``subscription_ids`` must survive a restart."""
+        ...
+
 
 @dataclass(slots=True, eq=False)
 class Entry:
@@ -96,6 +100,8 @@ class Entry:
             self.subscriptions = []
         if not (self.durable and self.subscriptions):
             return None
+        if not self.matcher.owes_record(self.tenant, self.subscriptions):
+            return None  # only in-process sinks: a dashboard takes a snapshot when it reconnects
         self.key = uuid.uuid4().hex
         return KIND, self.key, self.to_doc()
 

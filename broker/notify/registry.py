@@ -33,6 +33,8 @@ from broker.ngsild.terms import TermTable
 from broker.notify.dispatcher import Outcome
 from broker.notify.throttle import Throttle
 
+SINK_SCHEME = "sink:"
+"""Endpoints of in-process receivers (``broker.dashboard.sink``); clients cannot name them."""
 Key = tuple[str, str]
 """(tenant, subscription id)."""
 GrantLookup = Callable[[str, Principal], Sequence[Grant]]
@@ -60,6 +62,12 @@ class Held:
 
     def active(self, now: str) -> bool:
         return status(self.sub, now) == "active"
+
+    @property
+    def transient(self) -> bool:
+        """Held in memory only, for an in-process sink (a dashboard stream): never saved,
+        never journaled, not listed; it ends with the connection that made it."""
+        return self.sub.notification.endpoint.uri.startswith(SINK_SCHEME)
 
 
 class Registry:
@@ -174,7 +182,18 @@ class Registry:
 
     def of_tenant(self, tenant: str) -> list[Subscription]:
         """The tenant's subscriptions in creation order."""
-        return [held.sub for (t, _), held in self.items.items() if t == tenant]
+        return [
+            held.sub for (t, _), held in self.items.items() if t == tenant and not held.transient
+        ]
+
+    def owes_record(self, tenant: str, subscription_ids: list[str]) -> bool:
+        """Whether a change notifying ``subscription_ids`` must be journaled: transient
+        subscriptions have nothing to send again after a restart."""
+        for subscription_id in subscription_ids:
+            held = self.items.get((tenant, subscription_id))
+            if held is None or not held.transient:
+                return True
+        return False
 
     def record(self, tenant: str, subscription_id: str, outcome: Outcome, now: str) -> None:
         """Count a delivery's outcome in the subscription's status members."""
@@ -191,7 +210,8 @@ class Registry:
                 sub, times_failed=sub.times_failed + 1, last_notification=now, last_failure=now
             )
         held.sub = sub
-        self.dirty.add((tenant, subscription_id))
+        if not held.transient:
+            self.dirty.add((tenant, subscription_id))
 
     def close(self) -> None:
         for held in self.items.values():
