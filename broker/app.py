@@ -206,7 +206,7 @@ def open_dispatcher(
     http = HttpSender(max_connections=settings.concurrency)
     mqtt = MqttSender()
     senders: dict[str, Sender] = {"http": http, "https": http, "mqtt": mqtt, "mqtts": mqtt}
-    senders[SINK] = sinks or Sinks()
+    senders[SINK] = Sinks() if sinks is None else sinks
     return Dispatcher(settings, egress=egress, senders=senders)
 
 

@@ -35,6 +35,7 @@ EVENT_STREAM = "text/event-stream"
 RETRY_MS = 2000
 """How soon the browser reconnects after a drop (the ``retry`` field)."""
 MAX_TYPES = 50
+PLACEHOLDER = "http://dashboard.invalid/"
 
 
 @router.get("/dashboard/events", summary="Live changes for the dashboard", dependencies=[READ])
@@ -53,13 +54,16 @@ async def events(request: Request, type: Annotated[str, Query()]) -> StreamingRe
     body = {
         "type": "Subscription",
         "entities": [{"type": name} for name in types],
-        "notification": {"endpoint": {"uri": stream.endpoint}, "sysAttrs": True},
+        # Clients may not name a sink (the parser refuses the scheme): the sink is put in after.
+        "notification": {"endpoint": {"uri": PLACEHOLDER}, "sysAttrs": True},
     }
     try:
         sub = parse_subscription(body, terms, now=service.now(), context=terms.source)
         shared = access.shared and access.principal is not None
         shared_by = principal_doc(access.principal) if shared and access.principal else None
-        sub = replace(sub, owner=access.who, shared_by=shared_by)
+        endpoint = replace(sub.notification.endpoint, uri=stream.endpoint)
+        notification = replace(sub.notification, endpoint=endpoint)
+        sub = replace(sub, notification=notification, owner=access.who, shared_by=shared_by)
         await service.hold_transient(access.tenant, sub)
     except Exception:
         stream.close()

@@ -78,7 +78,9 @@ class Sinks:
         self._streams[stream.id] = stream
         return stream
 
-    def __len__(self) -> int:
+    @property
+    def open_streams(self) -> int:
+        """How many pages are connected."""
         return len(self._streams)
 
     def _forget(self, stream_id: str) -> None:
