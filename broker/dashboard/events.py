@@ -86,6 +86,8 @@ async def _frames(
         yield f"retry: {RETRY_MS}\nevent: ready\ndata: {{}}\n\n".encode()
         while True:
             bodies = await stream.take(heartbeat)
+            if stream.ended:
+                return
             if bodies is None:
                 yield b": keep-alive\n\n"
                 continue

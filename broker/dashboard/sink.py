@@ -38,6 +38,8 @@ class SinkStream:
         self._items: deque[bytes] = deque()
         self._ready = asyncio.Event()
         self.overflowed = False
+        self.ended = False
+        """Set when the broker stops: the page is let go (it reconnects to whoever serves next)."""
 
     def put(self, body: bytes) -> None:
         """Take one notification body (never waits)."""
@@ -51,7 +53,7 @@ class SinkStream:
     async def take(self, timeout: float) -> list[bytes] | None:  # noqa: ASYNC109
         """Everything buffered, waiting up to ``timeout`` seconds for something; None when
         nothing came. After an overflow, an empty list and ``overflowed`` set."""
-        if not self._items and not self.overflowed:
+        if not self._items and not self.overflowed and not self.ended:
             self._ready.clear()
             try:
                 async with asyncio.timeout(timeout):
@@ -61,6 +63,11 @@ class SinkStream:
         taken = list(self._items)
         self._items.clear()
         return taken
+
+    def end(self) -> None:
+        """Let the page go (the broker is stopping)."""
+        self.ended = True
+        self._ready.set()
 
     def close(self) -> None:
         self._closed(self.id)
@@ -82,6 +89,12 @@ class Sinks:
     def open_streams(self) -> int:
         """How many pages are connected."""
         return len(self._streams)
+
+    def end_all(self) -> None:
+        """End every stream now: uvicorn waits for open responses before it stops, and an
+        event stream would never end by itself."""
+        for stream in list(self._streams.values()):
+            stream.end()
 
     def _forget(self, stream_id: str) -> None:
         self._streams.pop(stream_id, None)
