@@ -311,6 +311,7 @@ async function start() {
   window.toshiDashboard = {
     state,
     painted: (id) => state.map.paintedColor(id),
+    paintedAt: (lon, lat) => state.map.paintedAt([lat, lon]),
     level: (id) => state.entities.get(id)?.level.id,
     count: () => state.map.markers.size,
     select,

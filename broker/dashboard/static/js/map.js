@@ -17,6 +17,7 @@ export class TownMap {
     this.districts = L.geoJSON(districts || { type: "FeatureCollection", features: [] }, {
       style: { color: "#12355b", weight: 2, fillColor: "#9fb7d1", fillOpacity: 0.12 },
       interactive: false,
+      renderer: this.renderer,
     }).addTo(this.map);
     if (definition.center) {
       this.map.setView([definition.center[1], definition.center[0]], definition.zoom || 13);
@@ -66,14 +67,20 @@ export class TownMap {
   paintedColor(id) {
     const marker = this.markers.get(id);
     if (!marker || !this.map.hasLayer(marker)) return null;
+    return this.paintedAt(marker.getLatLng());
+  }
+
+  /** The colour the canvas shows at `latlng` (null where nothing is drawn). */
+  paintedAt(latlng) {
     const canvas = this.renderer._container;
-    const point = this.map.latLngToContainerPoint(marker.getLatLng());
+    const point = this.map.latLngToContainerPoint(latlng);
     const origin = canvas.getBoundingClientRect();
     const mapBox = this.map.getContainer().getBoundingClientRect();
     const scale = canvas.width / origin.width;
     const px = Math.round((point.x + mapBox.left - origin.left) * scale);
     const py = Math.round((point.y + mapBox.top - origin.top) * scale);
-    const [r, g, b] = canvas.getContext("2d").getImageData(px, py, 1, 1).data;
+    const [r, g, b, a] = canvas.getContext("2d").getImageData(px, py, 1, 1).data;
+    if (!a) return null;
     return `#${[r, g, b].map((c) => c.toString(16).padStart(2, "0")).join("")}`;
   }
 }
