@@ -32,9 +32,7 @@ from tests.dashboard.town import (
 from tests.e2e.broker_process import Broker
 
 pytestmark = pytest.mark.e2e
-from tests.dashboard.town import browser, context  # noqa: E402  (fixtures)
 
-__all__ = ["browser", "context"]
 OWNER, NEIGHBOUR, OTHER = "kamogawa", "shimogawa", "yamano"
 SANJO = "urn:ngsi-ld:WaterObserved:kamo-sanjo"
 ALERT = "urn:ngsi-ld:Alert:kujo-evacuation"

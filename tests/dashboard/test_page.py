@@ -10,14 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import BrowserContext, Route
+from playwright.sync_api import BrowserContext
 
 from tests.dashboard.town import (
     API,
     definition,
     level_colors,
     open_dashboard,
-    painted,
     river_town,
     screenshot,
     seed,
@@ -27,8 +26,6 @@ from tests.dashboard.town import (
 from tests.e2e.broker_process import Broker
 
 pytestmark = pytest.mark.e2e
-__all__ = ["browser", "context", "town"]
-from tests.dashboard.town import browser, context, town  # noqa: E402  (fixtures)
 
 SANJO = "urn:ngsi-ld:WaterObserved:kamo-sanjo"
 
@@ -96,7 +93,9 @@ def test_the_page_works_with_the_tile_server_cut(tmp_path: Path, context: Browse
         failed: list[str] = []
         context.on("requestfailed", lambda request: failed.append(request.url))
         # And cut at the browser too, whatever the operating system does with the port.
-        context.route(f"http://127.0.0.1:{port}/**", lambda route: route.abort("internetdisconnected"))
+        context.route(
+            f"http://127.0.0.1:{port}/**", lambda route: route.abort("internetdisconnected")
+        )
         page = open_dashboard(context, broker.url)
         colors = level_colors()
         for entity_id, level in expected_levels().items():
@@ -109,7 +108,9 @@ def test_the_page_works_with_the_tile_server_cut(tmp_path: Path, context: Browse
             lon = (ring[0][0] + ring[2][0]) / 2 + 0.012  # off-centre: no marker there
             lat = (ring[0][1] + ring[2][1]) / 2 + 0.008
             assert page.evaluate("([x, y]) => toshiDashboard.paintedAt(x, y)", [lon, lat])
-        assert page.evaluate("([x, y]) => toshiDashboard.paintedAt(x, y)", [135.750, 35.012]) is None
+        assert (
+            page.evaluate("([x, y]) => toshiDashboard.paintedAt(x, y)", [135.750, 35.012]) is None
+        )
         reply = httpx.patch(f"{broker.url}{API}/entities/{SANJO}/attrs/height", json={"value": 1.0})
         assert reply.status_code == 204
         wait_painted(page, SANJO, colors["normal"], timeout=1_000)

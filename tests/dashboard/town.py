@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,12 +102,19 @@ def painted(page: Page, entity_id: str) -> str | None:
     return page.evaluate("id => toshiDashboard.painted(id)", entity_id)  # type: ignore[no-any-return]
 
 
+def poll(page: Page, predicate: str, arg: Any, timeout: float) -> None:
+    """Wait until ``predicate(arg)`` holds in the page, asking every 20 ms (Playwright's own
+    wait_for_function was seen to miss a condition that held, under load)."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(predicate, arg):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} ms: {predicate} ({arg!r})")
+        time.sleep(0.02)
+
+
 def wait_painted(page: Page, entity_id: str, color: str, timeout: float = 5_000) -> None:
-    page.wait_for_function(
-        "([id, color]) => toshiDashboard.painted(id) === color",
-        arg=[entity_id, color],
-        timeout=timeout,
-    )
+    """Wait until the canvas shows ``color`` at ``entity_id``'s marker."""
+    poll(page, "([id, color]) => toshiDashboard.painted(id) === color", [entity_id, color], timeout)
 
 
 def screenshot(page: Page, name: str) -> None:

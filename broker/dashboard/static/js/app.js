@@ -313,6 +313,7 @@ async function start() {
     painted: (id) => state.map.paintedColor(id),
     paintedAt: (lon, lat) => state.map.paintedAt([lat, lon]),
     level: (id) => state.entities.get(id)?.level.id,
+    markerColor: (id) => state.map.markers.get(id)?.options.fillColor,
     count: () => state.map.markers.size,
     select,
     live,
