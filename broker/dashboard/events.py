@@ -57,6 +57,8 @@ async def events(request: Request, type: Annotated[str, Query()]) -> StreamingRe
         # Clients may not name a sink (the parser refuses the scheme): the sink is put in after.
         "notification": {"endpoint": {"uri": PLACEHOLDER}, "sysAttrs": True},
     }
+    if settings.throttling:
+        body["throttling"] = settings.throttling
     try:
         sub = parse_subscription(body, terms, now=service.now(), context=terms.source)
         shared = access.shared and access.principal is not None

@@ -34,6 +34,14 @@ class DashboardSettings(BaseModel):
         description="Notifications a slow page may fall behind before it is told to take a "
         "new snapshot instead.",
     )
+    throttling: float = Field(
+        0.1,
+        ge=0,
+        le=0.5,
+        description="The stream's subscription throttling (GS CIM 009 §5.2.12) in seconds: "
+        "changes within it are sent together, the latest state of each entity (0: each "
+        "change on its own).",
+    )
     heartbeat: float = Field(
         15.0, gt=0, description="Seconds between keep-alive comments on an idle stream."
     )

@@ -18,11 +18,12 @@ import asyncio
 import secrets
 from collections import deque
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from broker.notify.http_sender import PeerCheck
 
 SCHEME = "sink"
+_HOST_AT = len(SCHEME) + 3
+"""Where the stream id starts in ``sink://<id>:1/``."""
 GONE = 410
 """Status for a stream that has closed: not retried (4xx), the delivery ends."""
 
@@ -99,6 +100,15 @@ class Sinks:
     def _forget(self, stream_id: str) -> None:
         self._streams.pop(stream_id, None)
 
+    def hand_over(self, url: str, body: bytes) -> bool:
+        """Give ``body`` to the stream ``url`` names (the dispatcher's ``ImmediateSender``):
+        False when it has closed."""
+        stream = self._streams.get(url[_HOST_AT : url.find(":", _HOST_AT)])
+        if stream is None:
+            return False
+        stream.put(body)
+        return True
+
     async def post(
         self,
         url: str,
@@ -107,12 +117,8 @@ class Sinks:
         timeout: float,  # noqa: ASYNC109 - the Sender protocol
         check: PeerCheck | None = None,
     ) -> int:
-        """Hand ``body`` to the stream ``url`` names: 200, or 410 when it has closed."""
-        stream = self._streams.get(urlsplit(url).hostname or "")
-        if stream is None:
-            return GONE
-        stream.put(body)
-        return 200
+        """The ``Sender`` way of ``hand_over``: 200, or 410 when the stream has closed."""
+        return 200 if self.hand_over(url, body) else GONE
 
     async def close(self) -> None:
         """Nothing to release: streams end with their connections."""

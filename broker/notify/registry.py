@@ -198,8 +198,8 @@ class Registry:
     def record(self, tenant: str, subscription_id: str, outcome: Outcome, now: str) -> None:
         """Count a delivery's outcome in the subscription's status members."""
         held = self.items.get((tenant, subscription_id))
-        if held is None or outcome.cancelled:
-            return
+        if held is None or outcome.cancelled or held.transient:
+            return  # a transient subscription's status is never shown
         sub = held.sub
         if outcome.ok:
             sub = replace(
@@ -210,8 +210,7 @@ class Registry:
                 sub, times_failed=sub.times_failed + 1, last_notification=now, last_failure=now
             )
         held.sub = sub
-        if not held.transient:
-            self.dirty.add((tenant, subscription_id))
+        self.dirty.add((tenant, subscription_id))
 
     def close(self) -> None:
         for held in self.items.values():
