@@ -58,7 +58,8 @@ class Updates(threading.Thread):
         self.url, self.count, self.rate = url, count, rate
         self.sent = 0
         self.failed = 0
-        self.last: tuple[str, float] | None = None
+        self.latest: dict[str, float] = {}
+        """The last value acknowledged for each gauge (one thread: in the order written)."""
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -72,7 +73,7 @@ class Updates(threading.Thread):
                 reply = http.patch(f"{API}/entities/{entity}/attrs/height", json={"value": value})
                 if reply.status_code == 204:
                     self.sent += 1
-                    self.last = (entity, value)
+                    self.latest[entity] = value
                 else:
                     self.failed += 1
                 due += interval

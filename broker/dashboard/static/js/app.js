@@ -17,7 +17,7 @@ const state = {
   entities: new Map(), // id -> {doc, layer, level, position, district}
   dirty: new Set(), frame: 0, selected: null, range: "6h",
   filter: { types: new Set(), district: "", minRank: -1 },
-  stats: { notifications: 0, applied: 0 },
+  stats: { notifications: 0, applied: 0, workMs: 0, longestWorkMs: 0 },
 };
 
 function message(text) {
@@ -86,6 +86,18 @@ function visible(entry) {
 // Changes are drawn once per frame, however many arrived: 50 updates a second cost at most
 // one canvas redraw per frame.
 function flush() {
+  const started = performance.now();
+  try { draw(); } finally { work(started); }
+}
+
+/** The page's own script time (its frame budget, whatever else the machine does). */
+function work(started) {
+  const spent = performance.now() - started;
+  state.stats.workMs += spent;
+  state.stats.longestWorkMs = Math.max(state.stats.longestWorkMs, spent);
+}
+
+function draw() {
   state.frame = 0;
   let alerts = false;
   for (const id of state.dirty) {
@@ -102,6 +114,7 @@ function flush() {
 
 function refilter() {
   for (const id of state.entities.keys()) state.dirty.add(id);
+  if (state.frame) cancelAnimationFrame(state.frame);
   flush();
   renderAlerts();
 }
@@ -300,8 +313,10 @@ async function start() {
     ready: () => snapshot().catch((error) => message(error.message)),
     resync: () => snapshot().catch((error) => message(error.message)),
     notification: (body) => {
+      const started = performance.now();
       state.stats.notifications += 1;
       for (const doc of body.data || []) apply(doc);
+      work(started);
     },
     denied: () => { message(t("forbidden")); setStatus("offline"); },
   });
