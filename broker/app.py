@@ -27,10 +27,12 @@ from broker.api import (
     metrics,
     problems,
     queries,
+    temporal_provision,
 )
 from broker.api import (
     subscriptions as subscription_routes,
 )
+from broker.api import temporal as temporal_routes
 from broker.api.access import PUBLIC
 from broker.api.audit import AuditLog
 from broker.api.guard import RequestGuard
@@ -52,7 +54,9 @@ from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
 from broker.services.installation import installation_id
 from broker.services.provisioning.service import ProvisioningService
+from broker.services.retention import RetentionJob
 from broker.services.subscriptions import SubscriptionService
+from broker.services.temporal import TemporalService
 from broker.services.tenants import TenantService
 from broker.settings import NotificationSettings, Settings
 from broker.store import open_store
@@ -93,6 +97,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(attributes.router, prefix=API_PREFIX)
     app.include_router(entity_maps.router, prefix=API_PREFIX)
     app.include_router(batch.router, prefix=API_PREFIX)
+    app.include_router(temporal_routes.router, prefix=API_PREFIX)
+    app.include_router(temporal_provision.router, prefix=API_PREFIX)
     app.include_router(jsonld_contexts.router, prefix=API_PREFIX)
     app.include_router(metrics.router)
     app.include_router(iot.router)
@@ -137,11 +143,21 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         )
         stack.push_async_callback(subscriptions.close_journal)  # after the dispatcher's drain
         await _start(stack, dispatcher.start, partial(dispatcher.close, notify.drain_timeout))
+        history = settings.temporal
         entities = EntityService(
             store,
             notifier=subscriptions.notifier,
             quota=lambda tenant: tenants.quotas(tenant).max_entities,
+            history=lambda tenant: _history_on(tenants, tenant, history.history),
         )
+        temporal = TemporalService(store)
+        retention = RetentionJob(
+            store,
+            temporal,
+            lambda tenant: tenants.history(tenant).retention_days or history.retention_days,
+            history.retention_interval,
+        )
+        await _start(stack, retention.start, retention.close)
         await _start(stack, subscriptions.start, subscriptions.close)
         provisioning = ProvisioningService(store)
         await provisioning.start()
@@ -166,7 +182,13 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             audit=audit,
             dead_letters=ingest.dead_letters,
             sinks=sinks,
+            temporal=temporal,
         )
+
+
+def _history_on(tenants: TenantService, tenant: str, default: bool) -> bool:
+    enabled = tenants.history(tenant).enabled
+    return default if enabled is None else enabled
 
 
 async def _start(

@@ -17,6 +17,7 @@ from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
 from broker.services.provisioning.service import ProvisioningService
 from broker.services.subscriptions import SubscriptionService
+from broker.services.temporal import TemporalService
 from broker.services.tenants import TenantService
 from broker.settings import Settings
 from broker.store.base import Store
@@ -47,6 +48,8 @@ class Runtime:
     """Device messages the ingest adapters set aside (shown under ``/iot/dead-letters``)."""
     sinks: Sinks = field(default_factory=Sinks)
     """In-process receivers of dashboard streams (``broker.dashboard``)."""
+    temporal: TemporalService | None = None
+    """Attribute history (``/temporal/...``)."""
 
     async def delete_tenant(self, name: str) -> None:
         """Delete tenant ``name``: what every part holds of it, then its data, for good."""

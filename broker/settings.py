@@ -270,6 +270,23 @@ class TenantSettings(BaseModel):
     )
 
 
+class TemporalSettings(BaseModel):
+    """Attribute history (the Temporal API)."""
+
+    history: bool = Field(
+        True, description="Record attribute history for tenants that do not say otherwise."
+    )
+    retention_days: float = Field(
+        0.0, ge=0, description="Drop instances recorded longer ago (0: keep them for ever)."
+    )
+    retention_interval: float = Field(
+        600.0, gt=0, description="Seconds between two runs of the retention job."
+    )
+    max_instances: int = Field(
+        10_000, gt=0, description="Most instances of one attribute a temporal response lists."
+    )
+
+
 class Settings(BaseSettings):
     """Toshi's configuration."""
 
@@ -308,6 +325,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tenants: TenantSettings = Field(default_factory=TenantSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
 
     @property
     def listen_host(self) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -51,7 +51,7 @@ async def events(request: Request, type: Annotated[str, Query()]) -> StreamingRe
     service = parts.subscriptions
     settings = parts.settings.dashboard
     stream = parts.sinks.open(settings.stream_queue)
-    body = {
+    body: dict[str, Any] = {
         "type": "Subscription",
         "entities": [{"type": name} for name in types],
         # Clients may not name a sink (the parser refuses the scheme): the sink is put in after.

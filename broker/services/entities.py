@@ -31,6 +31,7 @@ from broker.ngsild.query.page import PageCollector
 from broker.ngsild.query.qeval import linked_ids
 from broker.ngsild.query.qlang import link_depth, linked_paths
 from broker.ngsild.render import View
+from broker.ngsild.temporal.history import History, changes
 from broker.notify.engine import Notifier
 from broker.notify.journal import Entry
 from broker.store.base import Committed, EntityStore, Mutation, QueryPage, Store, T
@@ -53,8 +54,11 @@ class EntityService:
         *,
         notifier: Notifier | None = None,
         quota: Callable[[str], int] | None = None,
+        history: Callable[[str], bool] | None = None,
     ) -> None:
         self._store = store
+        self._history_on = history
+        """Tenant → whether its writes record attribute history (Temporal API)."""
         self._clock = clock
         self._notifier = notifier
         self._quota = quota
@@ -70,6 +74,12 @@ class EntityService:
     def _now(self) -> str:
         return timestamp(self._clock)
 
+    def _history(self, tenant: str, now: str | None = None) -> History | None:
+        # Each write appends what it changed to the tenant's history, in its own transaction.
+        if self._history_on is None or not self._history_on(tenant):
+            return None
+        return partial(changes, now=now or self._now())
+
     async def create(self, tenant: str, doc: EntityDoc) -> EntityDoc:
         """Create Entity (§5.6.1); creating in a new tenant creates the tenant."""
         store = await self._store.tenant(tenant, create=True)
@@ -78,7 +88,9 @@ class EntityService:
             raise TooManyRequests(f"the tenant has its quota of {limit} entities", _QUOTA_RETRY)
         stored = patch.new_entity(doc, now=self._now())
         entry = self._entry(tenant)
-        await store.create(stored, journal=entry)
+        await store.create(
+            stored, journal=entry, history=self._history(tenant, stored["createdAt"])
+        )
         self._committed(entry)
         return stored
 
@@ -133,11 +145,17 @@ class EntityService:
             entries = [self._entry(tenant) for _ in chunk]
             jobs: list[Awaitable[object]]
             if keep is None and drop is None:
-                jobs = [store.delete(i, journal=e) for i, e in zip(chunk, entries, strict=True)]
+                history = self._history(tenant, now)
+                jobs = [
+                    store.delete(i, journal=e, history=history)
+                    for i, e in zip(chunk, entries, strict=True)
+                ]
             else:
                 rule = partial(patch.drop_attributes, now=now, keep=keep, drop=drop or frozenset())
+                history = self._history(tenant, now)
                 jobs = [
-                    store.update(i, rule, journal=e) for i, e in zip(chunk, entries, strict=True)
+                    store.update(i, rule, journal=e, history=history)
+                    for i, e in zip(chunk, entries, strict=True)
                 ]
             # An entity deleted meanwhile by someone else is simply no longer there to purge.
             outcomes = await asyncio.gather(*jobs, return_exceptions=True)
@@ -162,7 +180,7 @@ class EntityService:
         if types:
             await store.update(entity_id, _gated(_unchanged, types))
         entry = self._entry(tenant)
-        deleted = await store.delete(entity_id, journal=entry)
+        deleted = await store.delete(entity_id, journal=entry, history=self._history(tenant))
         self._committed(entry)
         return deleted
 
@@ -288,7 +306,10 @@ class EntityService:
         store = await self._store.tenant(tenant)
         entry = self._entry(tenant)
         committed = await store.update(
-            entity_id, _gated(rule, types) if types else rule, journal=entry
+            entity_id,
+            _gated(rule, types) if types else rule,
+            journal=entry,
+            history=self._history(tenant),
         )
         if committed.changed:
             self._committed(entry)

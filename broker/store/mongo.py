@@ -18,6 +18,9 @@ characters is shortened and suffixed with a hash of the full name). Each tenant 
   IoT provisioning and other small documents (``RecordStore``). Earlier versions kept
   subscriptions in a ``subscriptions`` collection; ``prepare`` moves them here.
 
+* ``instances``: attribute history, one document per instance (``mongo_history``), appended in
+  the same transaction as the entity write it comes from.
+
 The base database also has ``tenants``: one ``{_id: <tenant name>}`` per tenant that was created,
 which is what ``tenant(name)`` and ``tenants()`` consult (several brokers may share one MongoDB,
 so a tenant another broker created is found, and an unknown name is never cached as missing).
@@ -75,7 +78,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from broker.ngsild.catalogue import CatalogueRow, catalogue_delta
-from broker.ngsild.entity import EntityDoc
+from broker.ngsild.entity import EntityDoc, Instance
 from broker.ngsild.errors import (
     AlreadyExists,
     InternalError,
@@ -84,9 +87,15 @@ from broker.ngsild.errors import (
 )
 from broker.ngsild.query import EntityQuery
 from broker.ngsild.query.page import PageCollector
+from broker.ngsild.temporal.history import History, HistoryRow
+from broker.ngsild.temporal.query import HistorySelection
+from broker.ngsild.temporal.render import AttributeAggregate, AttributeHistory
 from broker.ngsild.tenants import DEFAULT_TENANT
 from broker.retry import full_jitter
 from broker.store.base import Committed, Journal, JournalRecord, Mutation, QueryPage, TenantStore
+from broker.store.history import HistoryStore
+from broker.store.mongo_history import MongoHistory
+from broker.store.mongo_history import decode as decode_instance
 from broker.store.tenant_cache import TenantCache
 
 T = TypeVar("T")
@@ -109,13 +118,15 @@ _RECORDS: Final = "records"
 _OLD_SUBSCRIPTIONS: Final = "subscriptions"
 _TENANTS: Final = "tenants"
 _SEQ_COUNTER: Final = "entities"
+_INSTANCES: Final = "instances"
 
 
-class MongoEntityStore(TenantStore):
+class MongoEntityStore(TenantStore, HistoryStore):
     """The entities of one tenant in one MongoDB database."""
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self.database = database
+        self._history = MongoHistory(database[_INSTANCES])
         self._entities: AsyncCollection[Document] = database[_ENTITIES]
         self._counters: AsyncCollection[Document] = database[_COUNTERS]
         self._catalogue: AsyncCollection[Document] = database[_CATALOGUE]
@@ -133,6 +144,7 @@ class MongoEntityStore(TenantStore):
         await self._records.create_index(
             [("_id.k", ASCENDING), ("seq", ASCENDING)], name="kind_seq"
         )
+        await self._history.prepare()
         await self._adopt_old_subscriptions()
         # Two brokers may race to create it; the loser's duplicate key means it exists.
         with contextlib.suppress(DuplicateKeyError):
@@ -140,17 +152,20 @@ class MongoEntityStore(TenantStore):
                 {"_id": _SEQ_COUNTER}, {"$setOnInsert": {"seq": 0}}, upsert=True
             )
 
-    async def create(self, doc: EntityDoc, *, journal: Journal | None = None) -> None:
+    async def create(
+        self, doc: EntityDoc, *, journal: Journal | None = None, history: History | None = None
+    ) -> None:
         # A seq taken by an insert that then fails is simply never used: gaps do not matter,
         # only the order does.
         seq = await self._next_seq()
         record = {**_searchable(doc), "_id": doc["id"], "seq": seq, "version": 0}
         noted = None if journal is None else journal(None, doc)
+        rows = _rows(doc["id"], history, None, doc)
         try:
-            if noted is None:
+            if noted is None and rows is None:
                 await self._entities.insert_one(record)
             else:
-                await self._in_transaction(noted, partial(self._entities.insert_one, record))
+                await self._in_transaction(noted, partial(self._entities.insert_one, record), rows)
         except DuplicateKeyError:
             raise AlreadyExists(f"entity {doc['id']} already exists") from None
         await self._recount(None, doc)
@@ -160,7 +175,12 @@ class MongoEntityStore(TenantStore):
         return None if record is None else _load(record)
 
     async def update(
-        self, entity_id: str, mutate: Mutation[T], *, journal: Journal | None = None
+        self,
+        entity_id: str,
+        mutate: Mutation[T],
+        *,
+        journal: Journal | None = None,
+        history: History | None = None,
     ) -> Committed[T]:
         for attempt in range(MAX_UPDATE_ATTEMPTS):
             record = await self._entities.find_one({"_id": entity_id}, {"doc": 1, "version": 1})
@@ -176,12 +196,13 @@ class MongoEntityStore(TenantStore):
                 {"$set": _searchable(after), "$inc": {"version": 1}},
             )
             noted = None if journal is None else journal(before, after)
+            rows = _rows(entity_id, history, before, after)
             try:
-                if noted is None:
+                if noted is None and rows is None:
                     written = await write()
                     won = written.matched_count == 1
                 else:
-                    won = await self._in_transaction(noted, write)
+                    won = await self._in_transaction(noted, write, rows)
             except _LostRace:
                 won = False
             if won:
@@ -192,24 +213,31 @@ class MongoEntityStore(TenantStore):
             f"entity {entity_id} kept changing: gave up after {MAX_UPDATE_ATTEMPTS} attempts"
         )
 
-    async def delete(self, entity_id: str, *, journal: Journal | None = None) -> EntityDoc:
-        if journal is None:
+    async def delete(
+        self, entity_id: str, *, journal: Journal | None = None, history: History | None = None
+    ) -> EntityDoc:
+        if journal is None and history is None:
             record = await self._entities.find_one_and_delete({"_id": entity_id}, {"doc": 1})
         else:
-            record = await self._delete_journaled(entity_id, journal)
+            record = await self._delete_journaled(entity_id, journal, history)
         if record is None:
             raise ResourceNotFound(f"entity {entity_id} does not exist")
         doc = _load(record)
         await self._recount(doc, None)
         return doc
 
-    async def _delete_journaled(self, entity_id: str, journal: Journal) -> Document | None:
+    async def _delete_journaled(
+        self, entity_id: str, journal: Journal | None, history: History | None = None
+    ) -> Document | None:
         seq = await self._next_seq()
         if not _TRANSACTIONS.available:
             record = await self._entities.find_one_and_delete({"_id": entity_id}, {"doc": 1})
-            noted = None if record is None else journal(_load(record), None)
+            noted = None if record is None or journal is None else journal(_load(record), None)
             if noted is not None:
                 await self._save_noted(noted, seq, None)
+            rows = None if record is None else _rows(entity_id, history, _load(record), None)
+            if rows:
+                await self._history.append(*rows, None)
             return record
         try:
             client = self.database.client
@@ -217,25 +245,35 @@ class MongoEntityStore(TenantStore):
                 record = await self._entities.find_one_and_delete(
                     {"_id": entity_id}, {"doc": 1}, session=session
                 )
-                noted = None if record is None else journal(_load(record), None)
+                noted = None if record is None or journal is None else journal(_load(record), None)
                 if noted is not None:
                     await self._save_noted(noted, seq, session)
+                rows = None if record is None else _rows(entity_id, history, _load(record), None)
+                if rows:
+                    await self._history.append(*rows, session)
                 return record
         except OperationFailure as exc:
             _TRANSACTIONS.refused(exc)
-            return await self._delete_journaled(entity_id, journal)
+            return await self._delete_journaled(entity_id, journal, history)
 
     async def _in_transaction(
-        self, noted: JournalRecord, write: Callable[..., Awaitable[Any]]
+        self,
+        noted: JournalRecord | None,
+        write: Callable[..., Awaitable[Any]],
+        rows: tuple[str, list[HistoryRow]] | None = None,
     ) -> bool:
-        """Run ``write`` and save the journal record ``noted`` in one transaction (a replica
-        set is needed for transactions); False when ``write`` matched nothing."""
+        """Run ``write`` and save the journal record ``noted`` and the history ``rows`` in one
+        transaction (a replica set is needed for transactions); False when ``write`` matched
+        nothing."""
         seq = await self._next_seq()
         if not _TRANSACTIONS.available:  # a standalone mongod: the record follows the write
             written = await write()
             if getattr(written, "matched_count", 1) != 1:
                 return False
-            await self._save_noted(noted, seq, None)
+            if noted is not None:
+                await self._save_noted(noted, seq, None)
+            if rows is not None:
+                await self._history.append(*rows, None)
             return True
         try:
             client = self.database.client
@@ -243,10 +281,13 @@ class MongoEntityStore(TenantStore):
                 written = await write(session=session)
                 if getattr(written, "matched_count", 1) != 1:
                     raise _LostRace  # aborts the transaction: the record is not saved
-                await self._save_noted(noted, seq, session)
+                if noted is not None:
+                    await self._save_noted(noted, seq, session)
+                if rows is not None:
+                    await self._history.append(*rows, session)
         except OperationFailure as exc:
             _TRANSACTIONS.refused(exc)
-            return await self._in_transaction(noted, write)
+            return await self._in_transaction(noted, write, rows)
         return True
 
     async def _save_noted(
@@ -288,6 +329,42 @@ class MongoEntityStore(TenantStore):
             await cursor.close()
         entities, total = collector.result()
         return QueryPage(entities, total)
+
+    async def history(
+        self, entity_ids: list[str], selection: HistorySelection
+    ) -> dict[str, list[AttributeHistory]]:
+        return await self._history.read(entity_ids, selection)
+
+    async def aggregate(
+        self, entity_ids: list[str], selection: HistorySelection
+    ) -> dict[str, list[AttributeAggregate]]:
+        return await self._history.aggregate(entity_ids, selection)
+
+    async def delete_history(
+        self, entity_id: str, attr: str | None = None, dataset_id: str | None = None
+    ) -> int:
+        return await self._history.delete_history(entity_id, attr, dataset_id)
+
+    async def instance(self, entity_id: str, attr: str, instance_id: str) -> Instance | None:
+        found = await self._history.instance(entity_id, attr, instance_id)
+        return None if found is None else decode_instance(found)
+
+    async def replace_instance(
+        self, entity_id: str, attr: str, instance_id: str, instance: Instance, modified: str
+    ) -> bool:
+        found = await self._history.instance(entity_id, attr, instance_id)
+        if found is not None:
+            await self._history.replace(found, instance, modified)
+        return found is not None
+
+    async def delete_instance(self, entity_id: str, attr: str, instance_id: str) -> bool:
+        found = await self._history.instance(entity_id, attr, instance_id)
+        if found is not None:
+            await self._history.delete(found)
+        return found is not None
+
+    async def trim_history(self, recorded_before: int, limit: int) -> int:
+        return await self._history.trim(recorded_before, limit)
 
     async def save_record(self, kind: str, key: str, doc: dict[str, Any]) -> None:
         await self.save_records(kind, [(key, doc)])
@@ -517,3 +594,13 @@ async def _back_off(attempt: int) -> None:
 def _record_id(kind: str, key: str) -> dict[str, str]:
     # An embedded document as _id: exact-match lookups compare it field by field, in this order.
     return {"k": kind, "n": key}
+
+
+def _rows(
+    entity_id: str, history: History | None, before: EntityDoc | None, after: EntityDoc | None
+) -> tuple[str, list[HistoryRow]] | None:
+    """What a write appends to history, for ``MongoHistory.append`` (``None``: nothing)."""
+    if history is None:
+        return None
+    rows = history(before, after)
+    return (entity_id, rows) if rows else None

@@ -44,9 +44,12 @@ def seed(url: str, entities: list[dict[str, Any]], headers: dict[str, str] | Non
     assert reply.status_code in (201, 204), reply.text
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, driven by Playwright (installed by scripts/test)."""
+    """Debian's Chromium, headless, driven by Playwright (installed by scripts/test).
+
+    One per module: Playwright's sync API keeps an event loop of its own while it runs, which
+    the asyncio tests of other modules must not find running."""
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield launched
