@@ -20,7 +20,7 @@ README = ROOT / "README.md"
 
 def commands() -> list[str]:
     text = README.read_text()
-    section = text[text.index("## Dashboard") : text.index("## Tests")]
+    section = text[text.index("## Dashboard") : text.index("## Sharing between towns")]
     (block,) = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
     joined = block.replace("\\\n", " ")
     return [line for line in joined.splitlines() if line.strip() and not line.startswith("#")]
