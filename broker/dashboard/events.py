@@ -36,6 +36,14 @@ RETRY_MS = 2000
 """How soon the browser reconnects after a drop (the ``retry`` field)."""
 MAX_TYPES = 50
 PLACEHOLDER = "http://dashboard.invalid/"
+TRIGGERS = [
+    "entityCreated",
+    "entityUpdated",
+    "entityDeleted",
+    "attributeCreated",
+    "attributeUpdated",
+    "attributeDeleted",
+]
 
 
 @router.get("/dashboard/events", summary="Live changes for the dashboard", dependencies=[READ])
@@ -56,6 +64,8 @@ async def events(request: Request, type: Annotated[str, Query()]) -> StreamingRe
         "entities": [{"type": name} for name in types],
         # Clients may not name a sink (the parser refuses the scheme): the sink is put in after.
         "notification": {"endpoint": {"uri": PLACEHOLDER}, "sysAttrs": True},
+        # Deletions too (not among the default triggers, §5.2.12): the page removes the marker.
+        "notificationTrigger": TRIGGERS,
     }
     if settings.throttling:
         body["throttling"] = settings.throttling

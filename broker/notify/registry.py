@@ -79,6 +79,7 @@ class Registry:
         self.dirty: set[Key] = set()
         self._index = SubscriptionIndex()
         self._tenants: dict[str, int] = {}
+        self._transient: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def get(self, tenant: str, subscription_id: str) -> Held | None:
@@ -96,6 +97,8 @@ class Registry:
             previous.stop_timers()
         else:
             self._tenants[tenant] = self._tenants.get(tenant, 0) + 1
+            if held.transient:
+                self._transient[tenant] = self._transient.get(tenant, 0) + 1
         with self._lock:
             self.items[key] = held
             self._index.add(tenant, held.sub.id, index_keys(held.sub))
@@ -112,6 +115,8 @@ class Registry:
             self._tenants[tenant] -= 1
             if not self._tenants[tenant]:
                 del self._tenants[tenant]
+            if held.transient:
+                self._transient[tenant] -= 1
         return held
 
     def could_concern(self, tenant: str, before: EntityDoc | None, after: EntityDoc | None) -> bool:
@@ -177,8 +182,8 @@ class Registry:
         return bool(self._grants and self._grants(tenant, held.shared_by))
 
     def count(self, tenant: str) -> int:
-        """How many subscriptions ``tenant`` has."""
-        return self._tenants.get(tenant, 0)
+        """How many subscriptions ``tenant`` has (its dashboards' streams not counted)."""
+        return self._tenants.get(tenant, 0) - self._transient.get(tenant, 0)
 
     def of_tenant(self, tenant: str) -> list[Subscription]:
         """The tenant's subscriptions in creation order."""

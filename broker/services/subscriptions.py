@@ -138,7 +138,9 @@ class SubscriptionService:
 
     def count_by_tenant(self) -> Counter[str]:
         """How many subscriptions each tenant has (for metrics)."""
-        return Counter(tenant for tenant, _ in self._registry.items)
+        return Counter(
+            tenant for (tenant, _), held in self._registry.items.items() if not held.transient
+        )
 
     async def update(
         self,

@@ -17,6 +17,7 @@ from tests.dashboard.town import (
     definition,
     level_colors,
     open_dashboard,
+    poll,
     river_town,
     screenshot,
     seed,
@@ -137,6 +138,14 @@ def test_after_a_drop_the_page_reconnects_with_the_latest_state(
     # And live again after it.
     httpx.patch(f"{town.url}{API}/entities/{SANJO}/attrs/height", json={"value": 3.3})
     wait_painted(page, SANJO, colors["evacuation"], timeout=1_000)
+
+
+def test_a_deleted_gauge_leaves_the_map(town: Broker, context: BrowserContext) -> None:
+    page = open_dashboard(context, town.url)
+    count = page.evaluate("toshiDashboard.count()")
+    assert httpx.delete(f"{town.url}{API}/entities/{SANJO}").status_code == 204
+    poll(page, "n => toshiDashboard.count() === n", count - 1, 1_000)
+    assert page.evaluate("id => toshiDashboard.level(id)", SANJO) is None
 
 
 def test_the_history_chart_shows_one_point_per_aggregated_period(

@@ -66,3 +66,21 @@ def test_a_change_only_a_sink_is_notified_of_is_not_journaled() -> None:
     assert not registry.owes_record("t", ["urn:s:sink"])
     assert registry.owes_record("t", ["urn:s:sink", "urn:s:http"])
     assert [sub.id for sub in registry.of_tenant("t")] == ["urn:s:http"]
+
+
+def test_streams_do_not_count_against_the_subscription_quota() -> None:
+    terms = ContextLoader(ContextSettings()).core
+    body = {
+        "type": "Subscription",
+        "entities": [{"type": "WaterObserved"}],
+        "notification": {"endpoint": {"uri": "http://dashboard.invalid/"}},
+    }
+    registry = Registry()
+    sub = parse_subscription(body, terms, now="2026-01-01T00:00:00Z", context=None)
+    endpoint = replace(sub.notification.endpoint, uri="sink://abc:1/")
+    sub = replace(sub, notification=replace(sub.notification, endpoint=endpoint))
+    registry.put("t", Held(sub, parse_filters(sub, terms), terms))
+    assert registry.has_tenant("t")  # its writes are matched
+    assert registry.count("t") == 0
+    registry.remove("t", sub.id)
+    assert not registry.has_tenant("t")

@@ -109,3 +109,14 @@ def test_a_client_cannot_name_a_sink(broker: Broker) -> None:
     }
     reply = httpx.post(f"{broker.url}{API}/subscriptions", json=subscription)
     assert reply.status_code == 400
+
+
+def test_a_deleted_entity_is_pushed_as_deleted(broker: Broker) -> None:
+    reader = Reader(broker.url + EVENTS)
+    reader.start()
+    reader.wait_for("ready")
+    assert httpx.delete(f"{broker.url}{API}/entities/{SANJO}").status_code == 204
+    (data,) = reader.wait_for("notification")
+    (entity,) = json.loads(data)["data"]
+    assert entity["id"] == SANJO
+    assert "deletedAt" in entity

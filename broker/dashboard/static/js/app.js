@@ -57,6 +57,13 @@ function districtOf(position) {
 function apply(doc) {
   const layer = state.layers.get(doc.type);
   if (!layer) return;
+  if (doc.deletedAt) {
+    // The entity itself was deleted (shown with its own deletedAt); a deleted attribute comes
+    // in an entity without one, as an attribute with deletedAt, and is dealt with as an update.
+    state.entities.delete(doc.id);
+    markDirty(doc.id);
+    return;
+  }
   const held = state.entities.get(doc.id);
   const modified = doc.modifiedAt || "";
   if (held && held.doc.modifiedAt && modified && modified < held.doc.modifiedAt) return;
