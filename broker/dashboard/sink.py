@@ -3,9 +3,9 @@
 Theory of operation. A dashboard stream opens a ``SinkStream`` and holds a transient
 subscription whose endpoint is the stream's address, ``sink://<stream id>:1/``. The
 subscription engine matches, projects (grants) and renders its notifications exactly as for any
-other subscription; the dispatcher hands them, one origin (queue and worker) per stream, to
-``Sinks.post``, which appends the body to the stream's buffer instead of sending it anywhere.
-No HTTP over loopback, no socket, no serialising twice.
+other subscription; the dispatcher hands each to ``Sinks.hand_over`` the moment it is submitted
+(``ImmediateSender``: no queue, worker or retry), which appends the body to the stream's buffer
+instead of sending it anywhere. No HTTP over loopback, no socket, no serialising twice.
 
 A page that reads slower than changes arrive falls behind; past ``capacity`` notifications the
 buffer is emptied and the stream marked ``overflowed``, and the page is told to take a new
