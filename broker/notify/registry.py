@@ -191,6 +191,11 @@ class Registry:
             held.sub for (t, _), held in self.items.items() if t == tenant and not held.transient
         ]
 
+    def only_transient(self, tenant: str) -> bool:
+        """Whether all of ``tenant``'s subscriptions are transient (dashboards' streams)."""
+        transient = self._transient.get(tenant, 0)
+        return bool(transient) and transient == self._tenants.get(tenant, 0)
+
     def owes_record(self, tenant: str, subscription_ids: list[str]) -> bool:
         """Whether a change notifying ``subscription_ids`` must be journaled: transient
         subscriptions have nothing to send again after a restart."""

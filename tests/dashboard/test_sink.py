@@ -8,6 +8,7 @@ from broker.contexts import ContextLoader
 from broker.dashboard.sink import Sinks
 from broker.ngsild.subscriptions.subscription import parse_filters, parse_subscription
 from broker.notify.dispatcher import Delivery, Dispatcher, Outcome
+from broker.notify.journal import Entry
 from broker.notify.registry import Held, Registry
 from broker.settings import ContextSettings
 
@@ -84,3 +85,26 @@ def test_streams_do_not_count_against_the_subscription_quota() -> None:
     assert registry.count("t") == 0
     registry.remove("t", sub.id)
     assert not registry.has_tenant("t")
+
+
+def test_with_only_streams_the_matching_leaves_the_write_transaction() -> None:
+    terms = ContextLoader(ContextSettings()).core
+    body = {
+        "type": "Subscription",
+        "entities": [{"type": "WaterObserved"}],
+        "notification": {"endpoint": {"uri": "http://dashboard.invalid/"}},
+    }
+    registry = Registry()
+    sub = parse_subscription(body, terms, now="2026-01-01T00:00:00Z", context=None)
+    endpoint = replace(sub.notification.endpoint, uri="sink://abc:1/")
+    sub = replace(sub, notification=replace(sub.notification, endpoint=endpoint))
+    registry.put("t", Held(sub, parse_filters(sub, terms), terms))
+    gauge = terms.expand("WaterObserved")
+    height = terms.expand("height")
+    before = {"id": "urn:g", "type": [gauge], "attrs": {height: [{"type": "Property", "value": 1}]}}
+    after = {"id": "urn:g", "type": [gauge], "attrs": {height: [{"type": "Property", "value": 2}]}}
+    entry = Entry("t", registry)
+    assert entry(before, after) is None  # nothing saved with the write...
+    assert entry.subscriptions == []  # ...and nothing matched inside it
+    entry.matched()  # after the commit, on the event loop
+    assert entry.subscriptions == [sub.id]
