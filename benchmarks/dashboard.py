@@ -88,47 +88,45 @@ def patches(count: int, seed: int) -> Callable[[int], Request]:
 
 
 class Stream:
-    """One connected dashboard: reads ``/dashboard/events``, keeps the latest ``height`` of each
-    entity it was sent (throttled notifications carry the latest state of each)."""
+    """One connected dashboard: ``curl`` reads ``/dashboard/events`` into a file (in a process
+    of its own, so that reading the stream takes nothing from the load generator); afterwards
+    the latest ``height`` of each entity it was sent is worked out from the file (throttled
+    notifications carry the latest state of each)."""
 
-    def __init__(self, port: int) -> None:
-        self.port = port
+    def __init__(self, port: int, directory: Path) -> None:
+        self.url = f"http://{HOST}:{port}/dashboard/events?type=WaterObserved"
+        self.file = directory / f"stream-{id(self)}.txt"
+        self.process: asyncio.subprocess.Process | None = None
         self.events = 0
         self.latest: dict[str, tuple[str, float]] = {}
-        self.ready = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
 
-    async def run(self) -> None:
-        url = f"http://{HOST}:{self.port}/dashboard/events?type=WaterObserved"
-        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
-        headers = {"Accept": "text/event-stream"}
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as http,
-            http.get(url, headers=headers) as reply,
-        ):
-            async for line in reply.content:
-                if line.startswith(b"event: ready"):
-                    self.ready.set()
-                elif line.startswith(b"event: notification"):
-                    self.events += 1
-                elif line.startswith(b'data: {"id"'):
-                    self.take(json.loads(line[6:]))
+    async def __aenter__(self) -> Stream:
+        with self.file.open("wb") as out:
+            self.process = await asyncio.create_subprocess_exec(
+                "curl", "-sN", "-H", "Accept: text/event-stream", self.url, stdout=out
+            )
+        deadline = time.monotonic() + 10
+        while b"event: ready" not in self.file.read_bytes():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the dashboard stream did not open")
+            await asyncio.sleep(0.05)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        await self.process.wait()
+        for line in self.file.read_bytes().splitlines():
+            if line.startswith(b'data: {"id"'):
+                self.events += 1
+                self.take(json.loads(line[6:]))
+        self.file.unlink()
 
     def take(self, notification: dict[str, Any]) -> None:
         for doc in notification["data"]:
             seen = self.latest.get(doc["id"])
             if seen is None or seen[0] <= doc["modifiedAt"]:
                 self.latest[doc["id"]] = (doc["modifiedAt"], doc["height"]["value"])
-
-    async def __aenter__(self) -> Stream:
-        self.task = asyncio.create_task(self.run())
-        await asyncio.wait_for(self.ready.wait(), 10)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.task is not None
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
 
 
 async def measure(args: argparse.Namespace) -> tuple[list[Result], list[Result], list[str]]:
@@ -144,7 +142,7 @@ async def measure(args: argparse.Namespace) -> tuple[list[Result], list[Result],
             baseline.append(
                 await closed_loop(server, "baseline", make, args.clients, args.duration, {204})
             )
-            streams = [Stream(server.port) for _ in range(args.streams)]
+            streams = [Stream(server.port, server.data) for _ in range(args.streams)]
             for stream in streams:
                 await stream.__aenter__()
             try:
@@ -153,18 +151,18 @@ async def measure(args: argparse.Namespace) -> tuple[list[Result], list[Result],
                 )
                 pushed.append(result)
                 await asyncio.sleep(1.0)  # longer than the streams' throttling
-                stored = await heights(server.port, args.gauges)
-                for stream in streams:
-                    wrong = [i for i, (_, v) in stream.latest.items() if stored[i] != v]
-                    print(
-                        f"  stream: {stream.events} notifications carried the latest state of "
-                        f"{len(stream.latest)} entities; {len(wrong)} differ from the store"
-                    )
-                    if wrong or not stream.latest:
-                        problems.append(f"a stream lost the latest state of {len(wrong)} entities")
             finally:
                 for stream in streams:
                     await stream.__aexit__()
+            stored = await heights(server.port, args.gauges)
+            for stream in streams:
+                wrong = [i for i, (_, v) in stream.latest.items() if stored[i] != v]
+                print(
+                    f"  stream: {stream.events} notifications carried the latest state of "
+                    f"{len(stream.latest)} entities; {len(wrong)} differ from the store"
+                )
+                if wrong or not stream.latest:
+                    problems.append(f"a stream lost the latest state of {len(wrong)} entities")
     return baseline, pushed, problems
 
 
