@@ -49,7 +49,11 @@ from broker.audit import AuditTrail
 from broker.auth.assembly import build_auth
 from broker.context_store import HostedContexts
 from broker.contexts import ContextLoader
-from broker.notify.dispatcher import Dispatcher, Egress
+from broker.dashboard import events as dashboard_events
+from broker.dashboard import pages as dashboard_pages
+from broker.dashboard.sink import SCHEME as SINK
+from broker.dashboard.sink import Sinks
+from broker.notify.dispatcher import Dispatcher, Egress, Sender
 from broker.notify.http_sender import HttpSender
 from broker.notify.mqtt_sender import MqttSender
 from broker.runtime import Runtime
@@ -125,6 +129,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(iot.router)
     app.include_router(admin.router)
     app.include_router(snapshots.router, prefix=API_PREFIX)
+    if settings.dashboard.enabled:
+        app.include_router(dashboard_pages.router)
+        app.include_router(dashboard_events.router)
     app.add_api_route(
         "/health", health, methods=["GET"], tags=["Operations"], dependencies=[PUBLIC]
     )
@@ -158,7 +165,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         await hosted.start()
         contexts = ContextLoader(settings.contexts, hosted=hosted.document)
         stack.push_async_callback(contexts.close)
-        dispatcher = open_dispatcher(notify, auth.egress_refusal)
+        sinks = Sinks()  # dashboard streams, fed by the engine in-process
+        dispatcher = open_dispatcher(notify, auth.egress_refusal, sinks)
         subscriptions = SubscriptionService(
             store, contexts, dispatcher, durable=notify.durable, grants=auth.subscribable
         )
@@ -215,6 +223,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             provisioning=provisioning,
             audit=audit,
             dead_letters=ingest.dead_letters,
+            sinks=sinks,
             temporal=temporal,
             registrations=registry,
             csource_subscriptions=csource_subscriptions,
@@ -258,13 +267,15 @@ async def open_ingest(
     return ingest, runner
 
 
-def open_dispatcher(settings: NotificationSettings, egress: Egress | None = None) -> Dispatcher:
-    """The dispatcher with its senders: raw-asyncio HTTP(S) and MQTT(S)."""
+def open_dispatcher(
+    settings: NotificationSettings, egress: Egress | None = None, sinks: Sinks | None = None
+) -> Dispatcher:
+    """The dispatcher with its senders: raw-asyncio HTTP(S), MQTT(S) and in-process sinks."""
     http = HttpSender(max_connections=settings.concurrency)
     mqtt = MqttSender()
-    return Dispatcher(
-        settings, egress=egress, senders={"http": http, "https": http, "mqtt": mqtt, "mqtts": mqtt}
-    )
+    senders: dict[str, Sender] = {"http": http, "https": http, "mqtt": mqtt, "mqtts": mqtt}
+    senders[SINK] = Sinks() if sinks is None else sinks
+    return Dispatcher(settings, egress=egress, senders=senders)
 
 
 async def health(request: Request) -> Response:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from broker.audit import AuditTrail
 from broker.auth.assembly import AuthServices
 from broker.contexts import ContextLoader
+from broker.dashboard.sink import Sinks
 from broker.notify.dispatcher import Dispatcher
 from broker.prometheus import Family
 from broker.services.contexts import ContextService
@@ -49,6 +50,8 @@ class Runtime:
     """Where audit lines go, when the audit log is on."""
     dead_letters: DeadLetters | None = None
     """Device messages the ingest adapters set aside (shown under ``/iot/dead-letters``)."""
+    sinks: Sinks = field(default_factory=Sinks)
+    """In-process receivers of dashboard streams (``broker.dashboard``)."""
     temporal: TemporalService | None = None
     """Attribute history (``/temporal/...``)."""
     registrations: RegistrationService = field(kw_only=True)

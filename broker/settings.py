@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from broker.dashboard.settings import DashboardSettings
+
 
 class ContextSettings(BaseModel):
     """How user @contexts are obtained."""
@@ -368,6 +370,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tenants: TenantSettings = Field(default_factory=TenantSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
 
     @property

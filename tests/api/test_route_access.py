@@ -35,6 +35,7 @@ PATH_VALUES = {
     "grant_id": "nowhere",
     "key_id": "nowhere",
     "contextId": "nowhere",
+    "path": "app.js",
     "instanceId": "urn:ngsi-ld:Instance:nowhere",
     "registrationId": "urn:ngsi-ld:ContextSourceRegistration:nowhere",
 }
