@@ -130,7 +130,8 @@ def bytes_per_instance(path: Path) -> tuple[float, int]:
         size = db.execute(
             "SELECT sum(pgsize) FROM dbstat "
             "WHERE name IN ('instances', 'instances_by_time', 'history_keys', "
-            "'sqlite_autoindex_history_keys_1')"
+            "'sqlite_autoindex_history_keys_1', 'history_docs', "
+            "'sqlite_autoindex_history_docs_1', 'history_hours')"
         ).fetchone()[0]
     finally:
         db.close()
@@ -188,6 +189,8 @@ async def prepare_update_tenants(port: int) -> None:
     headers = {"Content-Type": "application/json"}
     async with aiohttp.ClientSession() as http:
         for tenant, history in (("hist", True), ("quiet", False)):
+            async with http.delete(f"{base}/admin/tenants/{tenant}"):
+                pass  # left by an earlier run on the same --data
             body = json.dumps({"name": tenant, "history": {"enabled": history}})
             async with http.post(f"{base}/admin/tenants", data=body, headers=headers) as r:
                 if r.status != 201:

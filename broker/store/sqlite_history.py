@@ -147,10 +147,12 @@ def _doc_id(db: sqlite3.Connection, doc: bytes, known: dict[bytes, int]) -> int:
     repeat the same ``unitCode`` in every instance)."""
     found = known.get(doc)
     if found is None:
-        db.execute("INSERT OR IGNORE INTO history_docs (doc) VALUES (?)", (doc,))
-        found = known[doc] = db.execute(
-            "SELECT id FROM history_docs WHERE doc = ?", (doc,)
-        ).fetchone()[0]
+        row = db.execute("SELECT id FROM history_docs WHERE doc = ?", (doc,)).fetchone()
+        if row is None:
+            cursor = db.execute("INSERT INTO history_docs (doc) VALUES (?)", (doc,))
+            assert cursor.lastrowid is not None
+            row = (cursor.lastrowid,)
+        found = known[doc] = row[0]
     return found
 
 
@@ -287,15 +289,33 @@ def aggregate(
     where, params, time = _where(selection)
     out: dict[str, list[AttributeAggregate]] = {}
     for key, entity, attr, dataset, kind in series_keys(db, entity_ids, selection):
-        first, last = db.execute(
-            f"SELECT min({time}), max({time}) FROM instances WHERE {where}",
-            [key, *params],
-        ).fetchone()
+        first = _edge(db, [key, *params], where, time, "")
         if first is None:
-            continue
+            continue  # no instance in range
+        last = first
+        if _needs_last(selection):
+            last = _edge(db, [key, *params], where, time, " DESC") or first
         periods = _periods(db, selection, [key, *params], where, time, (first, last))
         out.setdefault(entity, []).append(AttributeAggregate(attr, dataset or None, kind, periods))
     return out
+
+
+def _edge(
+    db: sqlite3.Connection, params: list[Any], where: str, time: str, order: str
+) -> int | None:
+    """The first (or last) instant in range: an index probe, where ``min()`` with ``max()``
+    would scan the whole range."""
+    row = db.execute(
+        f"SELECT {time} FROM instances WHERE {where} ORDER BY {time}{order} LIMIT 1", params
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _needs_last(selection: HistorySelection) -> bool:
+    aggregation = selection.query.aggregation
+    assert aggregation is not None
+    period = aggregation.period
+    return period.months > 0 or (period.zero and selection.query.end is None)
 
 
 def _periods(
