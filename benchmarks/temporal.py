@@ -213,7 +213,7 @@ async def prepare_update_tenants(port: int) -> None:
 async def update_rate(server: Server, tenant: str, duration: float) -> tuple[float, int]:
     """Partial updates per second from 20 keep-alive clients in a closed loop, in ``tenant``."""
     senders, close = await raw_clients(server.port, 20, lambda n: {"NGSILD-Tenant": tenant})
-    counter = iter(range(10**9))
+    counter = _READINGS  # shared by every phase: each update is a new observation
     done, errors = 0, 0
 
     async def client(send: Any) -> None:
@@ -329,6 +329,9 @@ async def main() -> int:
         f"{'MET' if per_instance <= 80 else 'MISSED'})"
     )
     return finish(args.json, figures, problems)
+
+
+_READINGS = iter(range(10**9))
 
 
 def _patch(n: int) -> tuple[str, str, bytes]:
