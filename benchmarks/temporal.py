@@ -130,7 +130,8 @@ def bytes_per_instance(path: Path) -> tuple[float, int]:
         size = db.execute(
             "SELECT sum(pgsize) FROM dbstat "
             "WHERE name IN ('instances', 'instances_by_time', 'history_keys', "
-            "'sqlite_autoindex_history_keys_1')"
+            "'sqlite_autoindex_history_keys_1', 'history_docs', "
+            "'sqlite_autoindex_history_docs_1', 'history_hours')"
         ).fetchone()[0]
     finally:
         db.close()
@@ -188,6 +189,8 @@ async def prepare_update_tenants(port: int) -> None:
     headers = {"Content-Type": "application/json"}
     async with aiohttp.ClientSession() as http:
         for tenant, history in (("hist", True), ("quiet", False)):
+            async with http.delete(f"{base}/admin/tenants/{tenant}"):
+                pass  # left by an earlier run on the same --data
             body = json.dumps({"name": tenant, "history": {"enabled": history}})
             async with http.post(f"{base}/admin/tenants", data=body, headers=headers) as r:
                 if r.status != 201:
@@ -210,7 +213,7 @@ async def prepare_update_tenants(port: int) -> None:
 async def update_rate(server: Server, tenant: str, duration: float) -> tuple[float, int]:
     """Partial updates per second from 20 keep-alive clients in a closed loop, in ``tenant``."""
     senders, close = await raw_clients(server.port, 20, lambda n: {"NGSILD-Tenant": tenant})
-    counter = iter(range(10**9))
+    counter = _READINGS  # shared by every phase: each update is a new observation
     done, errors = 0, 0
 
     async def client(send: Any) -> None:
@@ -326,6 +329,9 @@ async def main() -> int:
         f"{'MET' if per_instance <= 80 else 'MISSED'})"
     )
     return finish(args.json, figures, problems)
+
+
+_READINGS = iter(range(10**9))
 
 
 def _patch(n: int) -> tuple[str, str, bytes]:

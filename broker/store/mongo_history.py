@@ -310,7 +310,7 @@ def _stats(start: int, end: int, row: Document) -> PeriodStats:
     return PeriodStats(
         start=start,
         end=end,
-        count=int(row["count"]),
+        size=int(row["count"]),
         distinct=len(row["distinct"]),
         numbers=numbers,
         total=float(row["total"]) if numbers else None,

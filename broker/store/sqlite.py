@@ -29,7 +29,7 @@ from broker.ngsild.temporal.history import History
 from broker.ngsild.temporal.query import HistorySelection
 from broker.ngsild.temporal.render import AttributeAggregate, AttributeHistory
 from broker.ngsild.tenants import DEFAULT_TENANT
-from broker.store import sqlite_history
+from broker.store import sqlite_history, sqlite_hours
 from broker.store.base import Committed, Journal, Mutation, QueryPage, TenantStore
 from broker.store.history import HistoryStore
 from broker.store.sqlite_index import INDEX_SCHEMA, SCHEMA_VERSION, rebuild, reindex
@@ -197,6 +197,7 @@ class SqliteEntityStore(TenantStore, HistoryStore):
         db.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
         db.executescript(_SCHEMA + INDEX_SCHEMA + sqlite_history.HISTORY_SCHEMA)
         _migrate(db)
+        sqlite_hours.build_if_missing(db)
         return db
 
     def _connect_reader(self, *, check_same_thread: bool = True) -> sqlite3.Connection:

@@ -31,8 +31,10 @@ from broker.ngsild.temporal.history import HistoryRow
 from broker.ngsild.temporal.query import HistorySelection
 from broker.ngsild.temporal.render import AttributeAggregate, AttributeHistory
 from broker.ngsild.temporal.times import from_micros, to_micros
+from broker.store import sqlite_hours as hours
 
-HISTORY_SCHEMA = """
+HISTORY_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS history_keys (
     key     INTEGER PRIMARY KEY,
     entity  TEXT NOT NULL,
@@ -57,6 +59,8 @@ CREATE TABLE IF NOT EXISTS instances (
 );
 CREATE INDEX IF NOT EXISTS instances_by_time ON instances (key, t, flags, val);
 """
+    + hours.HOURS_SCHEMA
+)
 INSTANCE_PREFIX = "urn:ngsi-ld:Instance:"
 _OBSERVED, _DELETED = 1, 2
 _TIME = {
@@ -119,10 +123,10 @@ def append(db: sqlite3.Connection, entity_id: str, rows: Iterable[HistoryRow]) -
     # An attribute has one instance per observedAt: a repeated observation replaces the one
     # recorded before (a device resending, a temporal upsert correcting a value).
     observed = {(v[0], v[1]): v for v in values if v[3] == _OBSERVED}
-    db.executemany(
+    replaced = db.executemany(
         f"DELETE FROM instances WHERE key = ? AND t = ? AND flags = {_OBSERVED}",
         list(observed),
-    )
+    ).rowcount
     values = [v for v in values if v[3] != _OBSERVED] + list(observed.values())
     docs: dict[bytes, int] = {}
     db.executemany(
@@ -132,6 +136,10 @@ def append(db: sqlite3.Connection, entity_id: str, rows: Iterable[HistoryRow]) -
             for key, t, rec, flags, value, doc in values
         ],
     )
+    if replaced > 0:
+        hours.recompute(db, [(v[0], v[1]) for v in values])
+    else:
+        hours.add(db, [(v[0], v[1], v[3], v[4]) for v in values])
 
 
 def _doc_id(db: sqlite3.Connection, doc: bytes, known: dict[bytes, int]) -> int:
@@ -139,10 +147,12 @@ def _doc_id(db: sqlite3.Connection, doc: bytes, known: dict[bytes, int]) -> int:
     repeat the same ``unitCode`` in every instance)."""
     found = known.get(doc)
     if found is None:
-        db.execute("INSERT OR IGNORE INTO history_docs (doc) VALUES (?)", (doc,))
-        found = known[doc] = db.execute(
-            "SELECT id FROM history_docs WHERE doc = ?", (doc,)
-        ).fetchone()[0]
+        row = db.execute("SELECT id FROM history_docs WHERE doc = ?", (doc,)).fetchone()
+        if row is None:
+            cursor = db.execute("INSERT INTO history_docs (doc) VALUES (?)", (doc,))
+            assert cursor.lastrowid is not None
+            row = (cursor.lastrowid,)
+        found = known[doc] = row[0]
     return found
 
 
@@ -279,15 +289,33 @@ def aggregate(
     where, params, time = _where(selection)
     out: dict[str, list[AttributeAggregate]] = {}
     for key, entity, attr, dataset, kind in series_keys(db, entity_ids, selection):
-        first, last = db.execute(
-            f"SELECT min({time}), max({time}) FROM instances WHERE {where}",
-            [key, *params],
-        ).fetchone()
+        first = _edge(db, [key, *params], where, time, "")
         if first is None:
-            continue
+            continue  # no instance in range
+        last = first
+        if _needs_last(selection):
+            last = _edge(db, [key, *params], where, time, " DESC") or first
         periods = _periods(db, selection, [key, *params], where, time, (first, last))
         out.setdefault(entity, []).append(AttributeAggregate(attr, dataset or None, kind, periods))
     return out
+
+
+def _edge(
+    db: sqlite3.Connection, params: list[Any], where: str, time: str, order: str
+) -> int | None:
+    """The first (or last) instant in range: an index probe, where ``min()`` with ``max()``
+    would scan the whole range."""
+    row = db.execute(
+        f"SELECT {time} FROM instances WHERE {where} ORDER BY {time}{order} LIMIT 1", params
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _needs_last(selection: HistorySelection) -> bool:
+    aggregation = selection.query.aggregation
+    assert aggregation is not None
+    period = aggregation.period
+    return period.months > 0 or (period.zero and selection.query.end is None)
 
 
 def _periods(
@@ -319,6 +347,11 @@ def _periods(
                 found.append(_stats(start, end, row))
         return found
     step = period.micros
+    if hours.usable(selection, origin):
+        rows = hours.periods(db, params[0], origin, step, selection)
+        return [
+            _stats(origin + row[0] * step, origin + (row[0] + 1) * step, row[1:]) for row in rows
+        ]
     rows = db.execute(
         f"SELECT ({time} - ?) / ? AS b, {stats_sql} FROM instances "
         f"WHERE {where} GROUP BY b ORDER BY b",
@@ -348,6 +381,7 @@ def delete_history(
     for key in keys:
         db.execute("DELETE FROM instances WHERE key = ?", (key,))
         db.execute("DELETE FROM history_keys WHERE key = ?", (key,))
+        hours.forget(db, key)
     return len(keys)
 
 
@@ -372,7 +406,9 @@ def instance_row(
 
 def replace_instance(db: sqlite3.Connection, iid: int, instance: Instance, modified: str) -> None:
     """Overwrite instance ``iid`` with ``instance``, keeping its createdAt (§5.6.15)."""
-    key, rec = db.execute("SELECT key, t + lag FROM instances WHERE iid = ?", (iid,)).fetchone()
+    key, old_t, rec = db.execute(
+        "SELECT key, t, t + lag FROM instances WHERE iid = ?", (iid,)
+    ).fetchone()
     row = HistoryRow("", instance.get("datasetId"), instance, from_micros(rec))
     _, t, _, flags, value, doc = _encode(key, row)
     doc_id = None if doc is None else _doc_id(db, doc, {})
@@ -380,17 +416,22 @@ def replace_instance(db: sqlite3.Connection, iid: int, instance: Instance, modif
         "UPDATE instances SET t = ?, lag = ?, mod = ?, flags = ?, val = ?, doc = ? WHERE iid = ?",
         (t, rec - t, to_micros(modified), flags, value, doc_id, iid),
     )
+    hours.recompute(db, [(key, old_t), (key, t)])
 
 
 def delete_instance(db: sqlite3.Connection, iid: int) -> None:
     """Remove one instance (§5.6.16)."""
+    found = db.execute("SELECT key, t FROM instances WHERE iid = ?", (iid,)).fetchone()
     db.execute("DELETE FROM instances WHERE iid = ?", (iid,))
+    if found is not None:
+        hours.recompute(db, [found])
 
 
 def trim(db: sqlite3.Connection, before: int, limit: int) -> int:
     """Delete up to ``limit`` instances recorded before ``before`` (retention); how many."""
-    cursor = db.execute(
-        "DELETE FROM instances WHERE iid IN (SELECT iid FROM instances WHERE t + lag < ? LIMIT ?)",
-        (before, limit),
-    )
-    return cursor.rowcount
+    old = db.execute(
+        "SELECT iid, key, t FROM instances WHERE t + lag < ? LIMIT ?", (before, limit)
+    ).fetchall()
+    db.executemany("DELETE FROM instances WHERE iid = ?", [(row[0],) for row in old])
+    hours.recompute(db, [(key, t) for _, key, t in old])
+    return len(old)

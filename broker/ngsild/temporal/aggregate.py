@@ -16,8 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from broker.ngsild.temporal.query import Aggregation, TemporalQuery
 from broker.ngsild.temporal.times import Duration
@@ -26,14 +25,14 @@ MAX_PERIODS = 100_000
 """Calendar periods (months, years) are enumerated; this bounds the enumeration."""
 
 
-@dataclass(frozen=True, slots=True)
-class PeriodStats:
+class PeriodStats(NamedTuple):
     """What a store computes for one period of one attribute (``start`` inclusive, ``end``
-    exclusive, both in microseconds)."""
+    exclusive, both in microseconds). A tuple: a long aggregation makes thousands."""
 
     start: int
     end: int
-    count: int
+    size: int
+    """How many instances (``totalCount``)."""
     distinct: int
     numbers: int
     total: float | None
@@ -80,7 +79,7 @@ def method_values(stats: PeriodStats, methods: Iterable[str]) -> dict[str, Any]:
     mean = None if not stats.numbers or stats.total is None else stats.total / stats.numbers
     for method in methods:
         if method == "totalCount":
-            out[method] = stats.count
+            out[method] = stats.size
         elif method == "distinctCount":
             out[method] = stats.distinct
         elif not stats.numbers:
@@ -132,7 +131,7 @@ def _stats(start: int, end: int, values: list[Any]) -> PeriodStats:
     return PeriodStats(
         start=start,
         end=end,
-        count=len(values),
+        size=len(values),
         distinct=len({distinct_key(v) for v in values}),
         numbers=len(numbers),
         total=sum(numbers) if numbers else None,
