@@ -114,7 +114,7 @@ def test_the_sensor_examples_arrive_as_written(tmp_path: Path) -> None:
 
 
 def test_the_sharing_walkthrough_works_as_written(tmp_path: Path) -> None:
-    (block,) = shell_blocks("## Sharing between towns", "## Tests")
+    (block,) = shell_blocks("## Sharing between towns", "## Federation")
     port = free_port()
     script = block.replace("localhost:1026", f"127.0.0.1:{port}")
     bin_dir = Path(sys.executable).parent
