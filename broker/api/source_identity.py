@@ -1,6 +1,7 @@
 """``/info/sourceIdentity`` (GS CIM 009 v1.9.1 §5.15.2, ContextSourceIdentity §5.2.37): who this
-broker is as a context source — the alias it puts in ``Via`` (loop detection), how long it has
-been up and its time now. Reading it needs READ, like the data it is the source of."""
+broker is as a context source — the alias it puts in ``Via`` for the tenant asked about (loop
+detection), how long it has been up and its time now. Reading it needs READ, like the data it
+is the source of."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from broker.api.access import READ
-from broker.api.requests import runtime
+from broker.api.requests import runtime, tenant_of
 from broker.clock import timestamp
 
 router = APIRouter(tags=["Context Source Identity"])
@@ -21,7 +22,7 @@ _STARTED = time.monotonic()
     "/info/sourceIdentity", summary="Context Source Identity (§5.15.2)", dependencies=[READ]
 )
 async def source_identity(request: Request) -> Response:
-    alias = runtime(request).federation.pseudonym
+    alias = runtime(request).federation.alias(tenant_of(request))
     body = {
         "id": f"urn:ngsi-ld:ContextSourceIdentity:{alias}",
         "type": "ContextSourceIdentity",

@@ -145,3 +145,14 @@ async def test_discovery_includes_registered_types_and_attributes(
     assert "rainfall" in attributes["attributeList"]
     local = (await client.get(f"{API}/types", params={"local": "true"})).json()
     assert local["typeList"] == ["RiverGauge"]
+
+
+async def test_source_identity_names_each_tenant_apart(client: httpx.AsyncClient) -> None:
+    default = (await client.get(f"{API}/info/sourceIdentity")).json()
+    town = (
+        await client.get(f"{API}/info/sourceIdentity", headers={"NGSILD-Tenant": "kamo"})
+    ).json()
+    assert default["type"] == "ContextSourceIdentity"
+    assert default["id"].startswith("urn:")
+    assert default["contextSourceUptime"].startswith("PT")
+    assert town["contextSourceAlias"] == default["contextSourceAlias"] + ".kamo"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from broker.ngsild.catalogue import CatalogueRow
 from broker.ngsild.entity import EntityDoc, parse_entity
@@ -46,6 +46,7 @@ from broker.services.shared_reads import EntityReads
 from broker.store.base import QueryPage
 
 _MAX_ASKED = 1000
+T = TypeVar("T")
 
 
 class FederatedReads:
@@ -75,10 +76,9 @@ class FederatedReads:
         forwards = plan_reads(self._sources(), target, ops.RETRIEVE_ENTITY)
         if not forwards:
             return await self._inner.retrieve(tenant, entity_id, types)
-        local, remote = await asyncio.gather(
-            self._local(tenant, entity_id, types),
-            gather([self._fetch_one(f, entity_id) for f in forwards]),
-        )
+        remote_task = await _started(gather([self._fetch_one(f, entity_id) for f in forwards]))
+        local = await self._local(tenant, entity_id, types)
+        remote = await remote_task
         versions = [(LOCAL, local)] if local is not None else []
         versions += [
             (f.registration.effective_mode, doc)
@@ -106,10 +106,9 @@ class FederatedReads:
             raise BadRequestData("orderBy is not supported across context sources; add local=true")
         wanted = min(query.offset + query.limit, _MAX_ASKED)
         everything = replace(query, offset=0, limit=wanted, count=query.count)
-        local, remote = await asyncio.gather(
-            self._inner.query(tenant, everything),
-            gather([self._fetch_many(f, query, wanted) for f in forwards]),
-        )
+        remote_task = await _started(gather([self._fetch_many(f, query, wanted) for f in forwards]))
+        local = await self._inner.query(tenant, everything)
+        remote = await remote_task
         answers = [(LOCAL, local.entities)] + [
             (f.registration.effective_mode, docs) for f, docs in zip(forwards, remote, strict=True)
         ]
@@ -294,3 +293,19 @@ class FederatedReads:
             return parse_entity(plain, self._scope.terms)
         except NgsiLdError:
             return None  # a source's malformed entity is left out, not our failure
+
+
+_HEAD_START = 8
+"""Event-loop turns the forwards get before the local read: enough for a request on a pooled
+connection to be written (measured: 4-6 turns with httpx)."""
+
+
+async def _started(job: Awaitable[T]) -> asyncio.Task[T]:
+    """``job`` as a task that has had a head start. A bounded local read may run on the event
+    loop itself (the store's fast path), and would otherwise hold the forwards back until it
+    is done: the sources would start their part only after the local one, and the answer would
+    take their sum instead of the slowest of them."""
+    task = asyncio.ensure_future(job)
+    for _ in range(_HEAD_START):
+        await asyncio.sleep(0)
+    return task

@@ -72,6 +72,12 @@ class Federation:
     async def close(self) -> None:
         await self.client.close()
 
+    def alias(self, tenant: str) -> str:
+        """This broker's name for ``tenant`` in ``Via`` and ``/info/sourceIdentity``: one per
+        tenant (v1.9.1 Table 5.2.40-1), so that one tenant registering another of the same
+        broker is not mistaken for a loop."""
+        return self.pseudonym if not tenant else f"{self.pseudonym}.{tenant}"
+
     def distributes(self, tenant: str) -> bool:
         """Whether requests of ``tenant`` may be distributed (it has registrations)."""
         return bool(self.registrations.list(tenant))
@@ -95,8 +101,9 @@ class Federation:
         regs = self.registrations.list(tenant)
         if not regs:
             return None
-        if looped(headers.get("via"), self.pseudonym):
-            raise LoopDetected(f"the request has already been through {self.pseudonym} (Via)")
+        alias = self.alias(tenant)
+        if looped(headers.get("via"), alias):
+            raise LoopDetected(f"the request has already been through {alias} (Via)")
         return Scope(tenant, headers, terms, regs, params)
 
     async def send(
@@ -112,7 +119,7 @@ class Federation:
         """One forwarded request, with the source's headers, ``Link`` and ``Via``."""
         reg = forward.registration
         headers = outgoing_headers(
-            reg, scope.headers, via=via_value(scope.headers.get("via"), self.pseudonym)
+            reg, scope.headers, via=via_value(scope.headers.get("via"), self.alias(scope.tenant))
         )
         content_type, accept = wire_format(reg)
         headers["Accept"] = accept
