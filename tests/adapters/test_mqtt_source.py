@@ -375,18 +375,20 @@ async def test_close_returns_only_once_the_broker_has_read_the_acknowledgements(
         closing = asyncio.create_task(source.close())
         held.release.set()
         await eventually(lambda: len(packet_ids(proxy.sent, PUBACK)) == len(sent), "PUBACKs")
+        await publish(mqtt_broker, topic, [b"late"])  # too late to be handled by this source
         asyncio.get_running_loop().call_later(1.0, proxy.release)  # a second late
         await closing
         await task
         assert source.stats.acked == len(sent)
+        assert held.payloads == sent
 
         # The successor: the same session, straight to the broker, once close has returned.
         inbox = Inbox()
         successor = replace(settings, url=mqtt_broker.url)
         async with running(MqttSource(successor, inbox.handler)):
             await publish(mqtt_broker, topic, [b"marker"])
-            await inbox.wait_for(1, finished=True)
-    assert inbox.payloads == [b"marker"]
+            await inbox.wait_for(2, finished=True)
+    assert inbox.payloads == [b"late", b"marker"]  # neither lost nor ingested twice
 
 
 async def test_close_gives_up_on_a_stuck_handler_and_its_message_comes_again(
