@@ -9,7 +9,8 @@ The broker may be shared with other test sessions and other tests, so each test 
 own topic (``unique_topic()``). ``collect`` subscribes with MQTT 5.0 at QoS 2, so a received
 message shows the QoS it was *published* with and any MQTT 5.0 properties the publisher set.
 
-``relay`` (a TCP relay that records what clients send and can drop their connections) and
+``relay`` (a TCP relay that records what clients send, can hold it back from the broker as a
+slow link would, and can drop its connections) and
 ``fake_broker`` (answers CONNECT with given bytes, or never) cover what a healthy broker never does.
 ``own_mosquitto`` starts a private Mosquitto for one test, and ``locked_mosquitto`` one that
 admits only given logins, each limited by an ACL, as a LoRaWAN network server's broker is.
@@ -184,13 +185,28 @@ async def collect(broker: MqttBroker, topic: str) -> AsyncIterator[Received]:
 
 @dataclass
 class Relay:
-    """A TCP relay in front of a broker: records what clients send, can drop every connection."""
+    """A TCP relay in front of a broker: records what clients send, can hold it back from the
+    broker (``hold``, ``release``), can drop every connection."""
 
     upstream: MqttBroker
     port: int = 0
     connections: int = 0
     sent: bytearray = field(default_factory=bytearray)
+    """Every byte clients sent to the relay, held back or not."""
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
+    _flowing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._flowing.set()
+
+    def hold(self) -> None:
+        """Keep what clients send from the broker until ``release``, closes included: to the
+        broker, the connection stays open and silent, as over a congested link."""
+        self._flowing.clear()
+
+    def release(self) -> None:
+        """Pass on what was held, in order, and everything after it."""
+        self._flowing.set()
 
     def endpoint(self, topic: str, *, userinfo: str = "") -> str:
         """An endpoint URI for ``topic`` that goes through the relay."""
@@ -206,7 +222,9 @@ class Relay:
         self._writers.add(writer)
         upstream = await asyncio.open_connection(self.upstream.host, self.upstream.port)
         self._writers.add(upstream[1])
-        await asyncio.gather(_pump(reader, upstream[1], self.sent), _pump(upstream[0], writer))
+        await asyncio.gather(
+            _pump(reader, upstream[1], self.sent, self._flowing), _pump(upstream[0], writer)
+        )
 
 
 @asynccontextmanager
@@ -245,18 +263,41 @@ async def fake_broker(answer: bytes | None) -> AsyncIterator[int]:
 
 
 async def _pump(
-    source: asyncio.StreamReader, sink: asyncio.StreamWriter, record: bytearray | None = None
+    source: asyncio.StreamReader,
+    sink: asyncio.StreamWriter,
+    record: bytearray | None = None,
+    flowing: asyncio.Event | None = None,
 ) -> None:
-    try:
-        while data := await source.read(65536):
-            if record is not None:
-                record += data
-            sink.write(data)
-            await sink.drain()
-    except ConnectionError:
-        pass
-    finally:
-        sink.close()
+    """Copy ``source`` to ``sink``, then close ``sink``; bytes are recorded as they are read and
+    written only while ``flowing`` is set (reading goes on while it is not)."""
+    chunks: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def read() -> None:
+        try:
+            while data := await source.read(65536):
+                if record is not None:
+                    record.extend(data)
+                chunks.put_nowait(data)
+        except ConnectionError:
+            pass
+        finally:
+            chunks.put_nowait(b"")
+
+    async def write() -> None:
+        try:
+            while data := await chunks.get():
+                if flowing is not None:
+                    await flowing.wait()
+                sink.write(data)
+                await sink.drain()
+        except ConnectionError:
+            pass
+        finally:
+            if flowing is not None:
+                await flowing.wait()  # the close is held back as well
+            sink.close()
+
+    await asyncio.gather(read(), write())
 
 
 async def _close_all(writers: set[asyncio.StreamWriter]) -> None:

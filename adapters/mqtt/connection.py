@@ -29,6 +29,16 @@ Theory of operation:
 - A reader wake-up keeps calling ``loop_read`` (one packet each) while PUBLISHes keep coming,
   up to a budget, so a burst is taken in few event loop turns; TLS sockets are also drained of
   bytes already decrypted, which would never wake the selector again.
+- ``disconnect`` sends DISCONNECT only once the broker has *read* every acknowledgement queued
+  before it. Having written them is not enough: a restarted Toshi resumes the session at once,
+  and a broker taking a session over closes the old connection without reading what is left in
+  it (Mosquitto: "already connected, closing old connection"), so PUBACKs still in its socket
+  would be lost and their messages, already ingested, delivered again. The proof of reading is
+  the answer to a request sent after the acknowledgements: an UNSUBSCRIBE of a filter we never
+  hold, which MQTT 5.0 §3.10.4 obliges the broker to answer (UNSUBACK, reason code 0x11 No
+  subscription existed), and a broker handles one connection's packets in order. PINGREQ
+  would do as well, but paho has no public call to send one and learn of the answer.
+  PUBLISHes read meanwhile are not handed on, so stay unacknowledged and come again.
 - ``lost`` is set once, whatever ended the connection: the broker, the network, keep-alive,
   our DISCONNECT, or ``abort``. Requests still waiting for their answer fail with
   ``ConnectionLost``. How it ended is kept for the caller to judge: the reason code of the
@@ -55,6 +65,11 @@ logger = logging.getLogger(__name__)
 
 # Packets taken per reader wake-up before other tasks (handlers, acknowledgements) get a turn.
 _READ_BUDGET = 64
+
+# Unsubscribed from before DISCONNECT, to learn that the broker has read everything sent before.
+# Never subscribed to: the broker compares filters character by character (MQTT 5.0 §3.10.4),
+# so this removes nothing, whatever the configured topics are.
+_READ_BACK_FILTER = "toshi/read-back/no-subscription"
 
 
 class ConnectionLost(Exception):
@@ -120,6 +135,7 @@ class MqttConnection:
         self._fd = -1
         self._reading = False
         self._publishes_read = 0
+        self._disconnecting = False
         self._keepalive_task: asyncio.Task[None] | None = None
         self._tls: _WrapRecorder | None = None
         self.lost = asyncio.Event()
@@ -202,16 +218,31 @@ class MqttConnection:
             self._reading = True
 
     async def disconnect(self, timeout: float) -> None:  # noqa: ASYNC109
-        """Send DISCONNECT after every queued acknowledgement; the broker keeps the session."""
+        """Send DISCONNECT once the broker has read every queued acknowledgement; the broker
+        keeps the session.
+
+        PUBLISHes read from now on are not handed to ``on_message``: unacknowledged, they come
+        again on the next connection. Without the broker's answer within ``timeout`` seconds
+        the connection is dropped (``abort``), and acknowledgements it had not read are lost.
+        """
         if self.lost.is_set():
             return
-        if self._client.disconnect() != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self.abort()
-            return
+        self._disconnecting = True
+        self.resume_reading()  # the answer comes that way
         try:
             async with asyncio.timeout(timeout):
+                await self.unsubscribe([_READ_BACK_FILTER], timeout)
+                if self._client.disconnect() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    raise ConnectionLost(self.lost_reason or "DISCONNECT could not be sent")
                 await self.lost.wait()
-        except TimeoutError:
+        except (ConnectionLost, TimeoutError) as exc:
+            logger.warning(
+                "MQTT broker %s:%d did not confirm reading our acknowledgements before the "
+                "connection ended (%s); their messages may be delivered again",
+                self._host,
+                self._port,
+                str(exc) or type(exc).__name__,
+            )
             self.abort()
 
     def abort(self) -> None:
@@ -348,7 +379,8 @@ class MqttConnection:
 
     def _received(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         self._publishes_read += 1
-        self._on_message(message)
+        if not self._disconnecting:
+            self._on_message(message)
 
     def _answered(
         self,

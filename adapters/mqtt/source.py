@@ -151,7 +151,9 @@ class MqttSource:
 
         Stops taking messages, lets running handlers finish (and acknowledges their messages)
         for up to ``timeout`` seconds, cancels the rest (their messages come again), and
-        disconnects. Cancelling ``run`` instead stops at once, as a crash would.
+        disconnects once the broker has read the acknowledgements, so that a successor resuming
+        the session at once is not sent those messages again (``MqttConnection.disconnect``).
+        Cancelling ``run`` instead stops at once, as a crash would.
         """
         self._drain_timeout = timeout
         self._closing.set()

@@ -9,6 +9,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, suppress
+from dataclasses import replace
 
 import aiomqtt
 import pytest
@@ -350,6 +351,44 @@ async def test_close_waits_for_running_handlers_and_acknowledges_them(
         await publish(mqtt_broker, topic, [b"marker"])
         await inbox.wait_for(1, finished=True)
     assert inbox.payloads == [b"marker"]  # nothing acknowledged came again
+
+
+async def test_close_returns_only_once_the_broker_has_read_the_acknowledgements(
+    mqtt_broker: MqttBroker,
+) -> None:
+    # A restarted Toshi resumes the session as soon as the old process is gone. A broker that
+    # takes a session over closes the old connection without reading what is left in it
+    # (Mosquitto: "already connected, closing old connection"), so PUBACKs still on their way
+    # are lost and the new connection gets those messages again: ingested twice.
+    topic = unique_topic()
+    held = Inbox(hold=True)
+    async with relay(mqtt_broker) as proxy:
+        settings = config(f"mqtt://127.0.0.1:{proxy.port}", topic)
+        source = MqttSource(settings, held.handler)
+        task = asyncio.create_task(source.run())
+        async with asyncio.timeout(WITHIN):
+            await source.connected.wait()
+        sent = payloads(3)
+        await publish(mqtt_broker, topic, sent)
+        await held.wait_for(len(sent))
+        proxy.hold()  # from here on the old connection's bytes reach the broker late
+        closing = asyncio.create_task(source.close())
+        held.release.set()
+        await eventually(lambda: len(packet_ids(proxy.sent, PUBACK)) == len(sent), "PUBACKs")
+        await publish(mqtt_broker, topic, [b"late"])  # too late to be handled by this source
+        asyncio.get_running_loop().call_later(1.0, proxy.release)  # a second late
+        await closing
+        await task
+        assert source.stats.acked == len(sent)
+        assert held.payloads == sent
+
+        # The successor: the same session, straight to the broker, once close has returned.
+        inbox = Inbox()
+        successor = replace(settings, url=mqtt_broker.url)
+        async with running(MqttSource(successor, inbox.handler)):
+            await publish(mqtt_broker, topic, [b"marker"])
+            await inbox.wait_for(2, finished=True)
+    assert inbox.payloads == [b"late", b"marker"]  # neither lost nor ingested twice
 
 
 async def test_close_gives_up_on_a_stuck_handler_and_its_message_comes_again(
