@@ -82,7 +82,7 @@ from broker.ngsild.errors import (
     NonexistentTenant,
     ResourceNotFound,
 )
-from broker.ngsild.expiry import earliest
+from broker.ngsild.expiry import when
 from broker.ngsild.query import EntityQuery
 from broker.ngsild.query.page import PageCollector
 from broker.ngsild.tenants import DEFAULT_TENANT
@@ -474,14 +474,14 @@ def parse_url(url: str) -> tuple[list[str], str | None, dict[str, str]]:
 def _searchable(doc: EntityDoc) -> Document:
     """The stored fields derived from an entity document (everything but ids and counters).
 
-    ``expiry`` is ``broker.ngsild.expiry.earliest`` (``None`` for durable entities), for the
+    ``expiry`` is ``broker.ngsild.expiry.when`` (``None`` for durable entities), for the
     expiry sweep.
     """
     return {
         "doc": orjson.dumps(doc),
         "types": list(doc["type"]),
         "attrNames": list(doc["attrs"]),
-        "expiry": earliest(doc),
+        "expiry": when(doc),
     }
 
 
