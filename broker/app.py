@@ -13,6 +13,7 @@ import orjson
 from adapters.ingest import IngestService
 from adapters.mqtt.runner import IngestRunner, SessionNames
 from fastapi import FastAPI, Request, Response
+from fastapi.telemetry import TelemetryConfig
 
 from broker import __version__
 from broker.api import (
@@ -27,31 +28,49 @@ from broker.api import (
     metrics,
     problems,
     queries,
+    registrations,
     snapshots,
+    source_identity,
+    temporal_provision,
+)
+from broker.api import (
+    csource_subscriptions as csource_subscription_routes,
 )
 from broker.api import (
     subscriptions as subscription_routes,
 )
+from broker.api import temporal as temporal_routes
 from broker.api.access import PUBLIC
 from broker.api.audit import AuditLog
+from broker.api.fastlane import FastLane
+from broker.api.federated import WarningHeaders
 from broker.api.guard import RequestGuard
 from broker.audit import AuditTrail
 from broker.auth.assembly import build_auth
 from broker.context_store import HostedContexts
 from broker.contexts import ContextLoader
-from broker.notify.dispatcher import Dispatcher, Egress
+from broker.dashboard import events as dashboard_events
+from broker.dashboard import pages as dashboard_pages
+from broker.dashboard.sink import SCHEME as SINK
+from broker.dashboard.sink import Sinks
+from broker.notify.dispatcher import Dispatcher, Egress, Sender
 from broker.notify.http_sender import HttpSender
 from broker.notify.mqtt_sender import MqttSender
 from broker.runtime import Runtime
 from broker.services.contexts import ContextService
+from broker.services.csource_subscriptions import CsourceSubscriptionService
 from broker.services.dead_letters import DeadLetters
 from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
 from broker.services.expiry import ExpirySweep
+from broker.services.federation.service import Federation
 from broker.services.installation import installation_id
 from broker.services.provisioning.service import ProvisioningService
+from broker.services.registrations import RegistrationService
+from broker.services.retention import RetentionJob
 from broker.services.snapshots import SnapshotService
 from broker.services.subscriptions import SubscriptionService
+from broker.services.temporal import TemporalService
 from broker.services.tenants import TenantService
 from broker.settings import NotificationSettings, Settings
 from broker.store import open_store
@@ -83,25 +102,44 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         version=__version__,
         description="NGSI-LD context broker (ETSI GS CIM 009 v1.8).",
         lifespan=lifespan,
+        telemetry=_telemetry(settings.opentelemetry),
     )
     problems.install(app)
-    app.include_router(queries.router, prefix=API_PREFIX)
-    app.include_router(entities.router, prefix=API_PREFIX)
-    app.include_router(discovery.router, prefix=API_PREFIX)
-    app.include_router(subscription_routes.router, prefix=API_PREFIX)
-    app.include_router(attributes.router, prefix=API_PREFIX)
-    app.include_router(entity_maps.router, prefix=API_PREFIX)
-    app.include_router(batch.router, prefix=API_PREFIX)
-    app.include_router(jsonld_contexts.router, prefix=API_PREFIX)
+    ngsi_ld = [
+        (API_PREFIX, module.router)
+        for module in (
+            queries,
+            entities,
+            discovery,
+            subscription_routes,
+            attributes,
+            entity_maps,
+            batch,
+            temporal_routes,
+            temporal_provision,
+            jsonld_contexts,
+            registrations,
+            csource_subscription_routes,
+            source_identity,
+        )
+    ]
+    for prefix, router in ngsi_ld:
+        app.include_router(router, prefix=prefix)
     app.include_router(metrics.router)
     app.include_router(iot.router)
     app.include_router(admin.router)
     app.include_router(snapshots.router, prefix=API_PREFIX)
+    if settings.dashboard.enabled:
+        app.include_router(dashboard_pages.router)
+        app.include_router(dashboard_events.router)
     app.add_api_route(
         "/health", health, methods=["GET"], tags=["Operations"], dependencies=[PUBLIC]
     )
+    if settings.fast_lane:
+        app.add_middleware(FastLane, routers=ngsi_ld)
     if settings.audited:
         app.add_middleware(AuditLog)
+    app.add_middleware(WarningHeaders)
     app.add_middleware(RequestGuard, max_body_bytes=settings.limits.max_body_bytes)
     return app
 
@@ -127,18 +165,33 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         await hosted.start()
         contexts = ContextLoader(settings.contexts, hosted=hosted.document)
         stack.push_async_callback(contexts.close)
-        dispatcher = open_dispatcher(notify, auth.egress_refusal)
+        sinks = Sinks()  # dashboard streams, fed by the engine in-process
+        dispatcher = open_dispatcher(notify, auth.egress_refusal, sinks)
         subscriptions = SubscriptionService(
             store, contexts, dispatcher, durable=notify.durable, grants=auth.subscribable
         )
         stack.push_async_callback(subscriptions.close_journal)  # after the dispatcher's drain
         await _start(stack, dispatcher.start, partial(dispatcher.close, notify.drain_timeout))
+        history = settings.temporal
         entities = EntityService(
             store,
             notifier=subscriptions.notifier,
             quota=lambda tenant: tenants.quotas(tenant).max_entities,
+            history=lambda tenant: _history_on(tenants, tenant, history.history),
         )
+        temporal = TemporalService(store)
+        retention = RetentionJob(
+            store,
+            temporal,
+            lambda tenant: tenants.history(tenant).retention_days or history.retention_days,
+            history.retention_interval,
+        )
+        await _start(stack, retention.start, retention.close)
         await _start(stack, subscriptions.start, subscriptions.close)
+        registry = RegistrationService(store)
+        await _start(stack, registry.start, registry.close)
+        csource_subscriptions = CsourceSubscriptionService(store, contexts, dispatcher, registry)
+        await _start(stack, csource_subscriptions.start, csource_subscriptions.close)
         sweep = ExpirySweep(store, entities, settings.expiry_sweep_interval)
         await _start(stack, sweep.start, sweep.close)
         snapshot_service = SnapshotService(store, entities)
@@ -146,6 +199,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         provisioning = ProvisioningService(store)
         await provisioning.start()
         ingest, runner = await open_ingest(settings, entities, provisioning, contexts, stack)
+        pseudonym = settings.federation.pseudonym or (
+            "toshi-" + await installation_id(provisioning.store)
+        )
+        federation = Federation(settings.federation, registry, pseudonym)
+        stack.push_async_callback(federation.close)
         audit = AuditTrail(settings.audit_log_file) if settings.audited else None
         if audit is not None:
             await _start(stack, audit.start, audit.close)
@@ -165,8 +223,18 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             provisioning=provisioning,
             audit=audit,
             dead_letters=ingest.dead_letters,
+            sinks=sinks,
+            temporal=temporal,
+            registrations=registry,
+            csource_subscriptions=csource_subscriptions,
+            federation=federation,
             snapshots=snapshot_service,
         )
+
+
+def _history_on(tenants: TenantService, tenant: str, default: bool) -> bool:
+    enabled = tenants.history(tenant).enabled
+    return default if enabled is None else enabled
 
 
 async def _start(
@@ -199,13 +267,15 @@ async def open_ingest(
     return ingest, runner
 
 
-def open_dispatcher(settings: NotificationSettings, egress: Egress | None = None) -> Dispatcher:
-    """The dispatcher with its senders: raw-asyncio HTTP(S) and MQTT(S)."""
+def open_dispatcher(
+    settings: NotificationSettings, egress: Egress | None = None, sinks: Sinks | None = None
+) -> Dispatcher:
+    """The dispatcher with its senders: raw-asyncio HTTP(S), MQTT(S) and in-process sinks."""
     http = HttpSender(max_connections=settings.concurrency)
     mqtt = MqttSender()
-    return Dispatcher(
-        settings, egress=egress, senders={"http": http, "https": http, "mqtt": mqtt, "mqtts": mqtt}
-    )
+    senders: dict[str, Sender] = {"http": http, "https": http, "mqtt": mqtt, "mqtts": mqtt}
+    senders[SINK] = Sinks() if sinks is None else sinks
+    return Dispatcher(settings, egress=egress, senders=senders)
 
 
 async def health(request: Request) -> Response:
@@ -217,3 +287,11 @@ async def health(request: Request) -> Response:
     if not runtime.auth.enabled:  # anonymous probes of a shared platform learn only "ok"
         body |= {"version": __version__, "store": runtime.store.describe()}
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _telemetry(enabled: bool) -> TelemetryConfig:
+    """FastAPI's OpenTelemetry hooks; off, so that an unconfigured process pays nothing for them
+    per request (FastAPI otherwise looks the global providers up on every request)."""
+    if enabled:
+        return {}
+    return {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}

@@ -12,7 +12,7 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 import uvicorn
@@ -96,22 +96,28 @@ class _Stop:
     def __init__(self) -> None:
         self.signals: list[int] = []
         self.server: _Server | None = None
+        self.wake: Callable[[], None] | None = None
+        """Called on the signal too: ends the dashboard's event streams, which would hold the
+        graceful shutdown open for its whole timeout."""
 
     def __call__(self, number: int, frame: FrameType | None) -> None:
         self.signals.append(number)
         if self.server is not None:
             self.server.should_exit = True
+        if self.wake is not None:
+            self.wake()
 
 
 async def _serve(settings: Settings, listening: socket.socket, stop: _Stop) -> int:
     from broker.app import create_app, open_runtime
+    from broker.http_protocol import CanonicalHttpToolsProtocol
 
     log = logging.getLogger("broker")
     try:
         async with open_runtime(settings) as runtime:
             config = uvicorn.Config(
                 create_app(settings, runtime),
-                http="httptools",
+                http=CanonicalHttpToolsProtocol,
                 lifespan="on",
                 log_level=settings.log_level,
                 access_log=settings.access_log,
@@ -119,6 +125,12 @@ async def _serve(settings: Settings, listening: socket.socket, stop: _Stop) -> i
                 server_header=False,
             )
             stop.server = _Server(config)
+            loop = asyncio.get_running_loop()
+
+            def wake() -> None:
+                loop.call_soon_threadsafe(runtime.sinks.end_all)
+
+            stop.wake = wake
             if stop.signals:  # asked to stop while starting
                 return 0
             host, port = listening.getsockname()[:2]

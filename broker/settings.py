@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from broker.dashboard.settings import DashboardSettings
+
 
 class ContextSettings(BaseModel):
     """How user @contexts are obtained."""
@@ -46,6 +48,29 @@ class LimitSettings(BaseModel):
     max_body_bytes: int = Field(1_048_576, gt=0, description="Largest request body (413 above).")
     default_page_size: int = Field(20, gt=0, description="Entities per page when no limit given.")
     max_page_size: int = Field(1000, gt=0, description="Largest limit a query may ask for.")
+
+
+class FederationSettings(BaseModel):
+    """Distributed operations: requests forwarded to registered context sources (§4.3.6)."""
+
+    timeout: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds to wait for a context source that registered no "
+        "management.timeout; a source that does not answer in time is left out of the answer.",
+    )
+    cooldown: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds a source that failed `failures` times in a row is not asked "
+        "(its registration's management.cooldown, in milliseconds, wins).",
+    )
+    failures: int = Field(3, gt=0, description="Failures in a row before a source cools down.")
+    pseudonym: str | None = Field(
+        None,
+        description="This broker's name in Via headers (loop detection); unset: "
+        "toshi-<installation id>.",
+    )
 
 
 class NotificationSettings(BaseModel):
@@ -268,6 +293,23 @@ class TenantSettings(BaseModel):
     )
 
 
+class TemporalSettings(BaseModel):
+    """Attribute history (the Temporal API)."""
+
+    history: bool = Field(
+        True, description="Record attribute history for tenants that do not say otherwise."
+    )
+    retention_days: float = Field(
+        0.0, ge=0, description="Drop instances recorded longer ago (0: keep them for ever)."
+    )
+    retention_interval: float = Field(
+        600.0, gt=0, description="Seconds between two runs of the retention job."
+    )
+    max_instances: int = Field(
+        10_000, gt=0, description="Most instances of one attribute a temporal response lists."
+    )
+
+
 class Settings(BaseSettings):
     """Toshi's configuration."""
 
@@ -296,6 +338,22 @@ class Settings(BaseSettings):
         "(GS CIM 009 §4.22); reads hide them from the moment they expire.",
     )
     access_log: bool = Field(False, description="Log every HTTP request (costly at high rates).")
+    fast_lane: bool = Field(
+        True,
+        description=(
+            "Serve the hottest routes (GET /entities, GET /entities/{id}, PATCH "
+            "/entities/{id}/attrs/{attr}) without FastAPI's per-request routing and parameter "
+            "validation; same handlers, same checks (docs/design.md). Off: FastAPI serves them."
+        ),
+    )
+    opentelemetry: bool = Field(
+        False,
+        description=(
+            "Let FastAPI emit OpenTelemetry spans, metrics and logs to the providers the process "
+            "configures (opentelemetry-sdk and its exporters). Off: no per-request telemetry "
+            "checks (they cost about 7% of a small GET)."
+        ),
+    )
     audit_log: bool | None = Field(
         None,
         description="One JSON line per write and admin action (who, tenant, operation, ids, "
@@ -308,9 +366,12 @@ class Settings(BaseSettings):
     sqlite: SqliteSettings = Field(default_factory=SqliteSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    federation: FederationSettings = Field(default_factory=FederationSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tenants: TenantSettings = Field(default_factory=TenantSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
 
     @property
     def listen_host(self) -> str:

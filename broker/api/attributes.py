@@ -12,6 +12,7 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 
 from broker.api.access import WRITE
+from broker.api.federated import distributed
 from broker.api.requests import (
     entity_id_of,
     read_json,
@@ -25,6 +26,7 @@ from broker.ngsild.errors import BadRequestData
 from broker.ngsild.names import check_name, check_uri
 from broker.ngsild.params import parse_options
 from broker.ngsild.patch import SCOPE, UpdateResult
+from broker.ngsild.registrations import operations as ops
 from broker.ngsild.terms import TermTable
 from broker.ngsild.values import UPDATE_NULLS
 
@@ -38,6 +40,7 @@ Text = Annotated[str | None, Query()]
     summary="Append Entity Attributes (§5.6.3)",
     dependencies=[WRITE],
 )
+@distributed(ops.APPEND_ATTRS)
 async def append_attributes(
     request: Request,
     entityId: str,
@@ -64,6 +67,7 @@ async def append_attributes(
     summary="Update Entity Attributes (§5.6.2)",
     dependencies=[WRITE],
 )
+@distributed(ops.UPDATE_ATTRS)
 async def update_attributes(
     request: Request,
     entityId: str,
@@ -86,6 +90,7 @@ async def update_attributes(
     summary="Partial Attribute Update (§5.6.4)",
     dependencies=[WRITE],
 )
+@distributed(ops.UPDATE_ATTRS)
 async def partial_attribute_update(
     request: Request,
     entityId: str,
@@ -115,6 +120,7 @@ async def partial_attribute_update(
     summary="Replace Attribute (§5.6.19)",
     dependencies=[WRITE],
 )
+@distributed(ops.REPLACE_ATTRS)
 async def replace_attribute(
     request: Request,
     entityId: str,
@@ -144,6 +150,7 @@ async def replace_attribute(
     summary="Delete Attribute (§5.6.5)",
     dependencies=[WRITE],
 )
+@distributed(ops.DELETE_ATTRS)
 async def delete_attribute(
     request: Request,
     entityId: str,

@@ -19,6 +19,7 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 
 from broker.api.access import WRITE
+from broker.api.federated import distributed
 from broker.api.media import JSON, JSON_LD, content_type
 from broker.api.requests import json_body, json_request, runtime, tenant_of
 from broker.contexts import ContextLoader
@@ -35,6 +36,7 @@ from broker.ngsild.batch import (
 from broker.ngsild.entity import EntityDoc, Fragment, parse_entity, parse_fragment
 from broker.ngsild.errors import BadRequestData, NgsiLdError
 from broker.ngsild.params import parse_options
+from broker.ngsild.registrations import operations as ops
 from broker.ngsild.terms import TermTable
 from broker.ngsild.values import MERGE_NULLS, NO_NULLS, Nulls
 from broker.services.batch import BatchService
@@ -52,6 +54,7 @@ Text = Annotated[str | None, Query()]
     summary="Batch Entity Creation (§5.6.7)",
     dependencies=[WRITE],
 )
+@distributed(ops.CREATE_BATCH)
 async def batch_create(request: Request) -> Response:
     batch = await _read(request)
     members = await batch.entries(_entity)
@@ -65,6 +68,7 @@ async def batch_create(request: Request) -> Response:
     summary="Batch Entity Upsert (§5.6.8)",
     dependencies=[WRITE],
 )
+@distributed(ops.UPSERT_BATCH)
 async def batch_upsert(request: Request, options: Text = None) -> Response:
     opts = parse_options(options)
     if {"replace", "update"} <= opts:
@@ -81,6 +85,7 @@ async def batch_upsert(request: Request, options: Text = None) -> Response:
     summary="Batch Entity Update (§5.6.9)",
     dependencies=[WRITE],
 )
+@distributed(ops.UPDATE_BATCH)
 async def batch_update(request: Request, options: Text = None) -> Response:
     no_overwrite = "noOverwrite" in parse_options(options)
     batch = await _read(request)
@@ -95,6 +100,7 @@ async def batch_update(request: Request, options: Text = None) -> Response:
     summary="Batch Entity Merge (§5.6.20)",
     dependencies=[WRITE],
 )
+@distributed(ops.MERGE_BATCH)
 async def batch_merge(request: Request) -> Response:
     batch = await _read(request)
     members = await batch.entries(_fragment(MERGE_NULLS))
@@ -108,6 +114,7 @@ async def batch_merge(request: Request) -> Response:
     summary="Batch Entity Delete (§5.6.10)",
     dependencies=[WRITE],
 )
+@distributed(ops.DELETE_BATCH)
 async def batch_delete(request: Request) -> Response:
     content_type(request.headers.get("content-type"))
     members = batch_ids(await json_body(request))

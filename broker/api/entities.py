@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from broker.api.access import READ, WRITE, snapshot_headers
 from broker.api.entity_maps import ENTITY_MAP_HEADER, map_id_of, map_location, map_space
+from broker.api.federated import distributed
 from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate, prefers_plain_body
 from broker.api.requests import (
     entity_id_of,
@@ -29,6 +30,7 @@ from broker.ngsild.entity import parse_entity, parse_fragment
 from broker.ngsild.errors import BadRequestData, ResourceNotFound
 from broker.ngsild.linked import check_join, flatten, render_inline
 from broker.ngsild.params import build_view, parse_options
+from broker.ngsild.registrations import operations as ops
 from broker.ngsild.render import render_entity, render_feature, shows_anything
 from broker.ngsild.terms import TermTable
 from broker.ngsild.values import MERGE_NULLS
@@ -41,6 +43,7 @@ Text = Annotated[str | None, Query()]
 
 
 @router.post("/entities", status_code=201, summary="Create Entity (§5.6.1)", dependencies=[WRITE])
+@distributed(ops.CREATE_ENTITY)
 async def create_entity(request: Request) -> Response:
     incoming = await read_json(request)
     doc = parse_entity(incoming.body, incoming.terms)
@@ -102,6 +105,7 @@ async def retrieve_entity(
 @router.delete(
     "/entities/{entityId}", status_code=204, summary="Delete Entity (§5.6.6)", dependencies=[WRITE]
 )
+@distributed(ops.DELETE_ENTITY)
 async def delete_entity(
     request: Request,
     entityId: str,
@@ -119,6 +123,7 @@ async def delete_entity(
     summary="Replace Entity (§5.6.18)",
     dependencies=[WRITE],
 )
+@distributed(ops.REPLACE_ENTITY)
 async def replace_entity(request: Request, entityId: str) -> Response:
     entity_id = entity_id_of(entityId)
     incoming = await read_json(request)
@@ -130,6 +135,7 @@ async def replace_entity(request: Request, entityId: str) -> Response:
 @router.patch(
     "/entities/{entityId}", status_code=204, summary="Merge Entity (§5.6.17)", dependencies=[WRITE]
 )
+@distributed(ops.MERGE_ENTITY)
 async def merge_entity(
     request: Request,
     entityId: str,

@@ -7,7 +7,8 @@ A raw ASGI middleware (not Starlette's ``BaseHTTPMiddleware``, which costs a tas
 * a body over the configured cap is refused with 413 before it is read;
 * the tenant a request named is echoed in ``NGSILD-Tenant`` on the response (§6.3.14);
 * a trailing slash is ignored (``…/attrs/``), as FIWARE IoT Agents send it;
-* an empty entity id (``/entities//attrs``) is a 400, not an unknown route.
+* an empty entity id (``/entities//attrs``) or attribute name (``/attrs//…``) is a 400, not
+  an unknown route.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ class RequestGuard:
         path = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             scope = {**scope, "path": path.rstrip("/") or "/"}
-        if "/entities//" in path:
-            error = BadRequestData("the entity id in the path is empty")
+        empty = _empty_segment(path)
+        if empty is not None:
+            error = BadRequestData(f"the {empty} in the path is empty")
             await _respond(send, 400, orjson.dumps(error.problem()), None)
             return
         length: bytes | None = None
@@ -94,3 +96,12 @@ async def _respond(send: Send, status: int, body: bytes, echo: Any) -> None:
         headers.append(echo)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _empty_segment(path: str) -> str | None:
+    """What an empty path segment stands for (``/entities//…``, ``/attrs//…``), if any."""
+    if "/entities//" in path:
+        return "entity id"
+    if "/attrs//" in path:
+        return "attribute name"
+    return None

@@ -37,11 +37,16 @@ def problem_response(error: NgsiLdError) -> Response:
     )
 
 
+def error_response(request: Request, error: NgsiLdError) -> Response:
+    """The response for an NGSI-LD error a request ran into; server-side ones are logged."""
+    if error.status >= 500:
+        _log.warning("%s %s -> %d %s", request.method, request.url.path, error.status, error.detail)
+    return problem_response(error)
+
+
 async def _ngsild_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, NgsiLdError)
-    if exc.status >= 500:
-        _log.warning("%s %s -> %d %s", request.method, request.url.path, exc.status, exc.detail)
-    return problem_response(exc)
+    return error_response(request, exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

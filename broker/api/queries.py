@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from broker.api.access import READ, WRITE, snapshot_headers
 from broker.api.entity_map_queries import mapped_query, matching_ids
 from broker.api.entity_maps import ENTITY_MAP_HEADER, map_location, map_space
+from broker.api.federated import distributed
 from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate, prefers_plain_body
 from broker.api.requests import (
     read_json,
@@ -45,6 +46,7 @@ from broker.ngsild.query.params import (
     too_wide,
 )
 from broker.ngsild.query.qlang import link_depth, parse_q
+from broker.ngsild.registrations import operations as ops
 from broker.ngsild.render import View, render_entity, render_feature
 from broker.ngsild.terms import TermTable
 from broker.store.base import QueryPage
@@ -97,6 +99,7 @@ async def query_entities(
     expandValues: Text = None,
     collation: Text = None,
     local: Annotated[bool | None, Query()] = None,
+    splitEntities: Flag = False,
     count: Flag = False,
     limit: Number = None,
     offset: Number = None,
@@ -242,6 +245,7 @@ def query_of_body(body: dict[str, Any], terms: TermTable, paging: Paging) -> Ent
 @router.delete(
     "/entities", status_code=204, summary="Purge Entities (§5.6.21, v1.9)", dependencies=[WRITE]
 )
+@distributed(ops.PURGE_ENTITY)
 async def purge_entities(
     request: Request,
     filters: Annotated[Filters, Depends(_filters)],

@@ -8,6 +8,7 @@ GS CIM 009 v1.8.1 §6.3.5: with ``application/json`` the @context comes from the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -19,6 +20,8 @@ from broker.ngsild.names import is_uri
 from broker.ngsild.params import expand_names, split_list
 from broker.ngsild.terms import TermTable
 from broker.runtime import Runtime
+from broker.services.federation.reads import FederatedReads
+from broker.services.federation.service import WARNINGS, Scope
 from broker.services.shared_reads import EntityReads, SharedReads
 
 
@@ -44,10 +47,34 @@ def tenant_of(request: Request) -> str:
 
 def reads_of(request: Request) -> EntityReads:
     """What the request reads entities through: the tenant's entities, or, for a caller that
-    sees the tenant through grants only, what those grants share."""
+    sees the tenant through grants only, what those grants share; either together with the
+    registered context sources when the tenant has some (issue 14)."""
     access = request.state.access
-    entities = runtime(request).entities
-    return entities if access.grants is None else SharedReads(entities, access.grants)
+    parts = runtime(request)
+    entities = parts.entities
+    reads: EntityReads = entities if access.grants is None else SharedReads(entities, access.grants)
+    if not parts.federation.distributes(access.tenant):
+        return reads
+    return FederatedReads(reads, parts.federation, partial(federation_scope, request))
+
+
+async def federation_scope(request: Request) -> Scope | None:
+    """The request's distribution scope (``None``: it stays local); ``local`` is a query
+    parameter or, for ``POST /entityOperations/query``, a member of the body."""
+    local = request.query_params.get("local") == "true"
+    if not local and request.method == "POST" and request.url.path.endswith("/query"):
+        body = await json_body(request)
+        local = isinstance(body, dict) and body.get("local") is True
+    scope = runtime(request).federation.scope(
+        tenant_of(request),
+        {name.lower(): value for name, value in request.headers.items()},
+        await _request_terms(request),
+        dict(request.query_params),
+        local=local,
+    )
+    if scope is not None:  # broker.api.federated.WarningHeaders sends them (§6.3.17)
+        setattr(request.state, WARNINGS, scope.warnings)
+    return scope
 
 
 def refuse_unknown_parameters(request: Request, known: frozenset[str]) -> None:
@@ -58,6 +85,25 @@ def refuse_unknown_parameters(request: Request, known: frozenset[str]) -> None:
         raise InvalidRequest(
             f"unknown query parameter(s) {', '.join(unknown)}; accepted: {', '.join(sorted(known))}"
         )
+
+
+async def _request_terms(request: Request) -> TermTable:
+    """The request's @context: of its JSON-LD body (of the first member of a batch), else
+    of its Link header, else the core context (§6.3.5)."""
+    if request.method in ("POST", "PATCH", "PUT") and content_type_is_ld(request):
+        try:
+            body = await json_body(request)
+        except InvalidRequest:
+            return await terms_of(request)  # the handler reports the body
+        first = body[0] if isinstance(body, list) and body else body
+        if isinstance(first, dict) and "@context" in first:
+            return await runtime(request).contexts.from_body(first["@context"])
+    return await terms_of(request)
+
+
+def content_type_is_ld(request: Request) -> bool:
+    """Whether the request body is ``application/ld+json``."""
+    return request.headers.get("content-type", "").split(";")[0].strip() == JSON_LD
 
 
 def entity_id_of(path_value: str) -> str:

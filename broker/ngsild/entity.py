@@ -57,6 +57,9 @@ GEO_ATTRIBUTES: Final = frozenset(
 
 _SCOPE = re.compile(r"^(?:/[^\W\d_]\w*)+\Z")
 
+# What a partial fragment without a type may carry (computed once: it is asked per attribute).
+_ANY_MEMBERS: frozenset[str] = frozenset().union(*ALLOWED_MEMBERS.values())
+
 
 def parse_entity(body: Any, terms: TermTable, *, entity_id: str | None = None) -> EntityDoc:
     """A complete entity (create, replace, upsert) → internal document without system times.
@@ -190,7 +193,7 @@ def parse_instance(
 
 
 def _allowed_members(kind: str | None, name: str) -> frozenset[str]:
-    allowed = ALLOWED_MEMBERS.get(kind or "", frozenset().union(*ALLOWED_MEMBERS.values()))
+    allowed = ALLOWED_MEMBERS.get(kind or "", _ANY_MEMBERS)
     return allowed | SEALED_MEMBERS if name in PROOF_NAMES else allowed
 
 

@@ -11,11 +11,13 @@ headers ``NgsiLdError.headers()`` asks for (``WWW-Authenticate``, ``Retry-After`
     ├── ResourceNotFound            404
     ├── NonexistentTenant           404
     ├── AlreadyExists               409
+    ├── Conflict                    409  contradicts a registration or an entity (§4.3.6.3)
     ├── NotAcceptable               406  no representation the client accepts
     ├── PayloadTooLarge             413
     ├── UnsupportedMediaType        415
     ├── OperationNotSupported       501  a valid NGSI-LD operation this broker does not offer
     ├── LdContextNotAvailable       504  a remote @context could not be fetched
+    ├── LoopDetected                508  a distributed request came back round (v1.8.1 §6.3.18)
     ├── TooComplexQuery             403
     ├── TooManyResults              403
     ├── Unauthorized                401  no valid credentials; ``reason`` says what was wrong
@@ -105,6 +107,13 @@ class AlreadyExists(NgsiLdError):
     status = 409
 
 
+class Conflict(NgsiLdError):
+    # v1.8.1 §5.9.2.4 and §4.3.6.3: exclusive/redirect registrations that overlap.
+    type = _BASE + "Conflict"
+    title = "Conflict"
+    status = 409
+
+
 class NotAcceptable(NgsiLdError):
     type = _BASE + "NotAcceptable"
     title = "Not acceptable"
@@ -133,6 +142,12 @@ class LdContextNotAvailable(NgsiLdError):
     type = _BASE + "LdContextNotAvailable"
     title = "JSON-LD @context not available"
     status = 504
+
+
+class LoopDetected(NgsiLdError):
+    type = _BASE + "LoopDetected"
+    title = "Loop detected"
+    status = 508
 
 
 class TooComplexQuery(NgsiLdError):

@@ -147,6 +147,7 @@ class Notifier:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _notify(self, entry: Entry) -> None:
+        entry.matched()
         change, fired = entry.change, entry.fired
         if change is None or fired is None or not entry.subscriptions:
             return

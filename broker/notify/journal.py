@@ -55,6 +55,14 @@ class Matcher(Protocol):
         """What ``change`` fires and the ids of the subscriptions it notifies at ``now``."""
         ...
 
+    def owes_record(self, tenant: str, subscription_ids: list[str]) -> bool:
+        """Whether notifying ``subscription_ids`` must survive a restart."""
+        ...
+
+    def only_transient(self, tenant: str) -> bool:
+        """Whether every subscription of ``tenant`` is transient (nothing to journal)."""
+        ...
+
 
 @dataclass(slots=True, eq=False)
 class Entry:
@@ -82,6 +90,8 @@ class Entry:
     subscriptions: list[str] = field(default_factory=list)
     key: str | None = None
     holds: int = 0
+    deferred: bool = False
+    """Matched after the commit, on the event loop (``matched``), not in the transaction."""
 
     def __call__(self, before: EntityDoc | None, after: EntityDoc | None) -> JournalRecord | None:
         """Runs in the store's transaction, in its writer thread: match, and say what to save."""
@@ -89,6 +99,11 @@ class Entry:
         if not self.matcher.could_concern(self.tenant, before, after):
             return None  # most writes: nobody subscribed to these types; keep this tiny
         self.change = Change(self.tenant, before, after)
+        if self.matcher.only_transient(self.tenant):
+            # Nothing could be owed after a restart, so the matching leaves the writer thread
+            # (where it would hold the GIL against the event loop) for ``matched`` after commit.
+            self.deferred = True
+            return None
         try:
             self.fired, self.subscriptions = self.matcher.match(self.change, self.now)
         except Exception:  # a matching bug must not fail the write; it is logged, not hidden
@@ -96,8 +111,22 @@ class Entry:
             self.subscriptions = []
         if not (self.durable and self.subscriptions):
             return None
+        if not self.matcher.owes_record(self.tenant, self.subscriptions):
+            return None  # only in-process sinks: a dashboard takes a snapshot when it reconnects
         self.key = uuid.uuid4().hex
         return KIND, self.key, self.to_doc()
+
+    def matched(self) -> None:
+        """Do the matching a deferred entry left for after the commit."""
+        if not self.deferred or self.change is None:
+            return
+        assert self.matcher is not None
+        self.deferred = False
+        try:
+            self.fired, self.subscriptions = self.matcher.match(self.change, self.now)
+        except Exception:
+            _log.exception("matching the change of %s failed", self.change.entity_id)
+            self.subscriptions = []
 
     @property
     def now(self) -> str:

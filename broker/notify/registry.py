@@ -33,6 +33,8 @@ from broker.ngsild.terms import TermTable
 from broker.notify.dispatcher import Outcome
 from broker.notify.throttle import Throttle
 
+SINK_SCHEME = "sink:"
+"""Endpoints of in-process receivers (``broker.dashboard.sink``); clients cannot name them."""
 Key = tuple[str, str]
 """(tenant, subscription id)."""
 GrantLookup = Callable[[str, Principal], Sequence[Grant]]
@@ -61,6 +63,12 @@ class Held:
     def active(self, now: str) -> bool:
         return status(self.sub, now) == "active"
 
+    @property
+    def transient(self) -> bool:
+        """Held in memory only, for an in-process sink (a dashboard stream): never saved,
+        never journaled, not listed; it ends with the connection that made it."""
+        return self.sub.notification.endpoint.uri.startswith(SINK_SCHEME)
+
 
 class Registry:
     """Held subscriptions by (tenant, id), their matching index, and unsaved status changes."""
@@ -71,6 +79,7 @@ class Registry:
         self.dirty: set[Key] = set()
         self._index = SubscriptionIndex()
         self._tenants: dict[str, int] = {}
+        self._transient: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def get(self, tenant: str, subscription_id: str) -> Held | None:
@@ -88,6 +97,8 @@ class Registry:
             previous.stop_timers()
         else:
             self._tenants[tenant] = self._tenants.get(tenant, 0) + 1
+            if held.transient:
+                self._transient[tenant] = self._transient.get(tenant, 0) + 1
         with self._lock:
             self.items[key] = held
             self._index.add(tenant, held.sub.id, index_keys(held.sub))
@@ -104,6 +115,8 @@ class Registry:
             self._tenants[tenant] -= 1
             if not self._tenants[tenant]:
                 del self._tenants[tenant]
+            if held.transient:
+                self._transient[tenant] -= 1
         return held
 
     def could_concern(self, tenant: str, before: EntityDoc | None, after: EntityDoc | None) -> bool:
@@ -169,18 +182,34 @@ class Registry:
         return bool(self._grants and self._grants(tenant, held.shared_by))
 
     def count(self, tenant: str) -> int:
-        """How many subscriptions ``tenant`` has."""
-        return self._tenants.get(tenant, 0)
+        """How many subscriptions ``tenant`` has (its dashboards' streams not counted)."""
+        return self._tenants.get(tenant, 0) - self._transient.get(tenant, 0)
 
     def of_tenant(self, tenant: str) -> list[Subscription]:
         """The tenant's subscriptions in creation order."""
-        return [held.sub for (t, _), held in self.items.items() if t == tenant]
+        return [
+            held.sub for (t, _), held in self.items.items() if t == tenant and not held.transient
+        ]
+
+    def only_transient(self, tenant: str) -> bool:
+        """Whether all of ``tenant``'s subscriptions are transient (dashboards' streams)."""
+        transient = self._transient.get(tenant, 0)
+        return bool(transient) and transient == self._tenants.get(tenant, 0)
+
+    def owes_record(self, tenant: str, subscription_ids: list[str]) -> bool:
+        """Whether a change notifying ``subscription_ids`` must be journaled: transient
+        subscriptions have nothing to send again after a restart."""
+        for subscription_id in subscription_ids:
+            held = self.items.get((tenant, subscription_id))
+            if held is None or not held.transient:
+                return True
+        return False
 
     def record(self, tenant: str, subscription_id: str, outcome: Outcome, now: str) -> None:
         """Count a delivery's outcome in the subscription's status members."""
         held = self.items.get((tenant, subscription_id))
-        if held is None or outcome.cancelled:
-            return
+        if held is None or outcome.cancelled or held.transient:
+            return  # a transient subscription's status is never shown
         sub = held.sub
         if outcome.ok:
             sub = replace(

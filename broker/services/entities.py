@@ -32,6 +32,7 @@ from broker.ngsild.query.page import PageCollector
 from broker.ngsild.query.qeval import linked_ids
 from broker.ngsild.query.qlang import link_depth, linked_paths
 from broker.ngsild.render import View
+from broker.ngsild.temporal.history import History, changes
 from broker.notify.engine import Notifier
 from broker.notify.journal import Entry
 from broker.store.base import Committed, EntityStore, Mutation, QueryPage, Store, T
@@ -56,8 +57,11 @@ class EntityService:
         *,
         notifier: Notifier | None = None,
         quota: Callable[[str], int] | None = None,
+        history: Callable[[str], bool] | None = None,
     ) -> None:
         self._store = store
+        self._history_on = history
+        """Tenant → whether its writes record attribute history (Temporal API)."""
         self._clock = clock
         self._notifier = notifier
         self._quota = quota
@@ -73,6 +77,12 @@ class EntityService:
     def _now(self) -> str:
         return timestamp(self._clock)
 
+    def _history(self, tenant: str, now: str | None = None) -> History | None:
+        # Each write appends what it changed to the tenant's history, in its own transaction.
+        if self._history_on is None or not self._history_on(tenant):
+            return None
+        return partial(changes, now=now or self._now())
+
     async def create(self, tenant: str, doc: EntityDoc) -> EntityDoc:
         """Create Entity (§5.6.1); creating in a new tenant creates the tenant."""
         store = await self._store.tenant(tenant, create=True)
@@ -81,14 +91,15 @@ class EntityService:
             raise TooManyRequests(f"the tenant has its quota of {limit} entities", _QUOTA_RETRY)
         stored = expiry.stamped(patch.new_entity(doc, now=self._now()))
         entry = self._entry(tenant)
+        history = self._history(tenant, stored["createdAt"])
         try:
-            await store.create(stored, journal=entry)
+            await store.create(stored, journal=entry, history=history)
         except AlreadyExists:
             # An expired entity the sweep has not removed yet does not hold its id (§4.22).
             if not await self._reap(tenant, doc["id"]):
                 raise
             entry = self._entry(tenant)
-            await store.create(stored, journal=entry)
+            await store.create(stored, journal=entry, history=history)
         self._committed(entry)
         return stored
 
@@ -99,7 +110,7 @@ class EntityService:
         entry = self._entry(tenant)
         try:
             await store.update(entity_id, partial(_expired_only, now=now))
-            await store.delete(entity_id, journal=entry)
+            await store.delete(entity_id, journal=entry, history=self._history(tenant))
         except ResourceNotFound:
             return False
         self._committed(entry)
@@ -116,7 +127,9 @@ class EntityService:
         rule = _stamping(partial(expiry.expire, now=now.timestamp(), stamp=timestamp(lambda: now)))
         entry = self._entry(tenant)
         try:
-            committed = await store.update(entity_id, rule, journal=entry)
+            committed = await store.update(
+                entity_id, rule, journal=entry, history=self._history(tenant)
+            )
         except ResourceNotFound:
             return
         if committed.changed:
@@ -185,13 +198,19 @@ class EntityService:
             entries = [self._entry(tenant) for _ in chunk]
             jobs: list[Awaitable[object]]
             if keep is None and drop is None:
-                jobs = [store.delete(i, journal=e) for i, e in zip(chunk, entries, strict=True)]
+                history = self._history(tenant, now)
+                jobs = [
+                    store.delete(i, journal=e, history=history)
+                    for i, e in zip(chunk, entries, strict=True)
+                ]
             else:
                 rule = _stamping(
                     partial(patch.drop_attributes, now=now, keep=keep, drop=drop or frozenset())
                 )
+                history = self._history(tenant, now)
                 jobs = [
-                    store.update(i, rule, journal=e) for i, e in zip(chunk, entries, strict=True)
+                    store.update(i, rule, journal=e, history=history)
+                    for i, e in zip(chunk, entries, strict=True)
                 ]
             # An entity deleted meanwhile by someone else is simply no longer there to purge.
             outcomes = await asyncio.gather(*jobs, return_exceptions=True)
@@ -217,7 +236,7 @@ class EntityService:
         if types:
             await store.update(entity_id, _gated(_unchanged, types))
         entry = self._entry(tenant)
-        deleted = await store.delete(entity_id, journal=entry)
+        deleted = await store.delete(entity_id, journal=entry, history=self._history(tenant))
         self._committed(entry)
         return deleted
 
@@ -349,7 +368,10 @@ class EntityService:
         entry = self._entry(tenant)
         alive = _stamping(_unexpired(rule, self._clock().timestamp()))
         committed = await store.update(
-            entity_id, _gated(alive, types) if types else alive, journal=entry
+            entity_id,
+            _gated(alive, types) if types else alive,
+            journal=entry,
+            history=self._history(tenant),
         )
         if committed.changed:
             self._committed(entry)

@@ -37,7 +37,7 @@ from broker.ngsild.terms import TermTable
 from broker.notify.dispatcher import Dispatcher
 from broker.notify.engine import Notifier
 from broker.notify.mqtt_message import EndpointError, parse_endpoint, split_notifier_info
-from broker.notify.registry import GrantLookup, Held, Registry
+from broker.notify.registry import SINK_SCHEME, GrantLookup, Held, Registry
 from broker.store.base import Store
 from broker.store.everywhere import every_tenant, records_everywhere
 
@@ -113,6 +113,7 @@ class SubscriptionService:
     async def create(self, tenant: str, sub: Subscription, *, quota: int = 0) -> Subscription:
         """Create Subscription (§5.8.1); a taken id is AlreadyExists, more than ``quota``
         subscriptions in the tenant (0: no limit) TooManyRequests."""
+        _refuse_sink(sub)
         if self._registry.get(tenant, sub.id) is not None:
             raise AlreadyExists(f"subscription {sub.id} already exists")
         if quota and self._registry.count(tenant) >= quota:
@@ -137,7 +138,9 @@ class SubscriptionService:
 
     def count_by_tenant(self) -> Counter[str]:
         """How many subscriptions each tenant has (for metrics)."""
-        return Counter(tenant for tenant, _ in self._registry.items)
+        return Counter(
+            tenant for (tenant, _), held in self._registry.items.items() if not held.transient
+        )
 
     async def update(
         self,
@@ -153,6 +156,7 @@ class SubscriptionService:
         if held is None:
             raise ResourceNotFound(f"subscription {subscription_id} does not exist")
         sub = apply_patch(held.sub, fragment, terms, now=self.now())
+        _refuse_sink(sub)
         if check is not None:
             await check(sub)
         store = await self._store.tenant(tenant)
@@ -169,6 +173,18 @@ class SubscriptionService:
         self.notifier.forget(tenant, subscription_id)
         store = await self._store.tenant(tenant)
         await store.delete_record(SUBSCRIPTION, subscription_id)
+
+    async def hold_transient(self, tenant: str, sub: Subscription) -> None:
+        """Hold ``sub``, whose endpoint is an in-process sink, in memory only: it notifies
+        like any subscription, but is never saved, journaled or listed."""
+        if not sub.notification.endpoint.uri.startswith(SINK_SCHEME):
+            raise ValueError("only sink subscriptions are transient")
+        await self._hold(tenant, sub)
+
+    def release_transient(self, tenant: str, subscription_id: str) -> None:
+        """End a transient subscription and whatever it still had queued."""
+        if self._registry.remove(tenant, subscription_id) is not None:
+            self.notifier.forget(tenant, subscription_id)
 
     async def _hold(self, tenant: str, sub: Subscription, *, loading: bool = False) -> None:
         _check_mqtt_endpoint(sub)
@@ -227,6 +243,12 @@ class SubscriptionService:
                 await store.save_record(SUBSCRIPTION, subscription_id, to_doc(held.sub))
             except Exception:
                 _log.exception("saving the status of subscription %s failed", subscription_id)
+
+
+def _refuse_sink(sub: Subscription) -> None:
+    """Sinks are the broker's own receivers (dashboard streams); a client may not name one."""
+    if sub.notification.endpoint.uri.lower().startswith(SINK_SCHEME):
+        raise BadRequestData("notification endpoint: the sink scheme is internal to the broker")
 
 
 def _check_mqtt_endpoint(sub: Subscription) -> None:

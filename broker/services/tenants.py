@@ -41,6 +41,19 @@ class Quotas:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryPolicy:
+    """Whether a tenant keeps attribute history (Temporal API) and for how long.
+
+    Attributes:
+        enabled: record history; ``None`` follows the platform default.
+        retention_days: drop instances recorded longer ago; 0 follows the platform default.
+    """
+
+    enabled: bool | None = None
+    retention_days: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Tenant:
     """A registered tenant."""
 
@@ -49,9 +62,14 @@ class Tenant:
     quotas: Quotas
     created_by: str | None
     created_at: str
+    history: HistoryPolicy = HistoryPolicy()
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "history": {
+                "enabled": self.history.enabled,
+                "retentionDays": self.history.retention_days,
+            },
             "name": self.name,
             "displayName": self.display_name,
             "quotas": {
@@ -76,6 +94,7 @@ class Tenant:
             ),
             doc.get("createdBy"),
             doc["createdAt"],
+            _history(doc.get("history") or {}, HistoryPolicy()),
         )
 
 
@@ -136,6 +155,7 @@ class TenantService:
             _quotas(body.get("quotas", {}), Quotas()),
             created_by,
             timestamp(self._clock),
+            _history(body.get("history", {}), HistoryPolicy()),
         )
         await self._save(tenant)
         await self._store.tenant(name, create=True)
@@ -150,6 +170,8 @@ class TenantService:
             tenant = replace(tenant, display_name=_display_name(body["displayName"]))
         if "quotas" in body:
             tenant = replace(tenant, quotas=_quotas(body["quotas"], tenant.quotas))
+        if "history" in body:
+            tenant = replace(tenant, history=_history(body["history"], tenant.history))
         await self._save(tenant)
         return tenant
 
@@ -169,6 +191,10 @@ class TenantService:
             own.max_subscriptions or self._defaults.max_subscriptions,
             own.requests_per_second or self._defaults.requests_per_second,
         )
+
+    def history(self, name: str) -> HistoryPolicy:
+        """The tenant's own history policy (defaults are the temporal service's to apply)."""
+        return self._known[name].history if name in self._known else HistoryPolicy()
 
     def admit(self, name: str) -> float | None:
         """Take one request from the tenant's budget; seconds to wait when it is spent."""
@@ -218,3 +244,16 @@ def _quotas(value: Any, current: Quotas) -> Quotas:
     if min(quotas.max_entities, quotas.max_subscriptions, quotas.requests_per_second) < 0:
         raise BadRequestData("quotas must not be negative (0 means no limit)")
     return quotas
+
+
+def _history(value: Any, current: HistoryPolicy) -> HistoryPolicy:
+    """A ``history`` member: ``{"enabled": bool|null, "retentionDays": number}``."""
+    if not isinstance(value, dict):
+        raise BadRequestData("history is an object: enabled, retentionDays")
+    enabled = value.get("enabled", current.enabled)
+    days = value.get("retentionDays", current.retention_days)
+    if enabled is not None and not isinstance(enabled, bool):
+        raise BadRequestData("history.enabled is true, false or null")
+    if isinstance(days, bool) or not isinstance(days, int | float) or days < 0:
+        raise BadRequestData("history.retentionDays is a number of days, 0 for the default")
+    return HistoryPolicy(enabled, float(days))

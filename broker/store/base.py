@@ -10,6 +10,9 @@ Updates are an atomic read-modify-write: the service passes a pure ``Mutation`` 
 current document and writes the result in the same transaction. A mutation that returns its input
 unchanged (``after is before``) writes nothing.
 
+Every write also takes an optional ``History`` (``broker.ngsild.temporal.history``): the attribute
+instances the write appends to the tenant's history, in the same transaction (``store.history``).
+
 Every write takes an optional ``Journal``: a record derived from the change, committed in the same
 transaction. It is how a change and the notifications it owes can never be separated by a crash.
 """
@@ -23,6 +26,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from broker.ngsild.catalogue import CatalogueRow
 from broker.ngsild.entity import EntityDoc
 from broker.ngsild.query import EntityQuery
+from broker.ngsild.temporal.history import History
 
 T = TypeVar("T")
 
@@ -63,18 +67,27 @@ class QueryPage:
 class EntityStore(Protocol):
     """The entities of one tenant."""
 
-    async def create(self, doc: EntityDoc, *, journal: Journal | None = None) -> None:
+    async def create(
+        self, doc: EntityDoc, *, journal: Journal | None = None, history: History | None = None
+    ) -> None:
         """Insert a new entity. Raises ``AlreadyExists`` if the id is taken."""
 
     async def get(self, entity_id: str) -> EntityDoc | None:
         """The entity with this id, or ``None``."""
 
     async def update(
-        self, entity_id: str, mutate: Mutation[T], *, journal: Journal | None = None
+        self,
+        entity_id: str,
+        mutate: Mutation[T],
+        *,
+        journal: Journal | None = None,
+        history: History | None = None,
     ) -> Committed[T]:
         """Atomically apply ``mutate``. Raises ``ResourceNotFound`` if there is no such entity."""
 
-    async def delete(self, entity_id: str, *, journal: Journal | None = None) -> EntityDoc:
+    async def delete(
+        self, entity_id: str, *, journal: Journal | None = None, history: History | None = None
+    ) -> EntityDoc:
         """Remove an entity and return it. Raises ``ResourceNotFound`` if there is none."""
 
     async def query(self, query: EntityQuery) -> QueryPage:

@@ -1,22 +1,24 @@
 """The MongoDB store: one database per tenant, one document per entity.
 
 Layout. The default tenant lives in the database the URL names (``mongodb://host/toshi``; no name
-→ ``toshi``), every other tenant in ``<base>-t-<tenant>`` (tenant names are validated by
-``broker.ngsild.tenants``; a name that would make the database name longer than MongoDB's 63
-characters is shortened and suffixed with a hash of the full name). Each tenant database has:
+→ ``toshi``), every other tenant in its own database, named by ``mongo_names`` so that no two
+tenants can share one. Each tenant database has:
 
-* ``entities``: ``{_id: <entity id>, doc: <orjson bytes>, types: [<type IRI>],
-  attrNames: [<attribute IRI>], seq: <int>, version: <int>}``. The entity document itself is kept
-  as the exact bytes ``orjson.dumps`` produced (BSON binary), because attribute IRIs contain dots
-  and colons and must never become MongoDB field names, and because it makes a round trip
-  byte-exact, as in the SQLite store. ``types`` and ``attrNames`` are copies of what queries
-  filter on, indexed (multikey). ``seq`` numbers entities in insertion order, so that paging is
-  stable and identical to the SQLite store's primary-key order; ``version`` counts the writes to
-  the document, for optimistic concurrency.
-* ``counters``: the ``seq`` counter, advanced atomically with ``$inc``.
+* ``entities``: ``{_id: <entity id>, doc: <orjson bytes>, seq: <int>, version: <int>, ...}``.
+  The entity document itself is kept as the exact bytes ``orjson.dumps`` produced (BSON
+  binary), because attribute IRIs contain dots and colons and must never become MongoDB field
+  names, and because it makes a round trip byte-exact, as in the SQLite store. The other fields
+  (``mongo_fields``: types, attribute names, indexed values, spherical covers of geometries
+  under a ``2dsphere`` index, catalogue keys) are derived from the document and rewritten with
+  it. ``seq`` numbers entities in insertion order (``mongo_seq``: this replica's clock, so no
+  round trip), so that paging is stable as with the SQLite store's primary key; ``version``
+  counts the writes to the document, for optimistic concurrency.
 * ``records``: ``{_id: {k: <kind>, n: <key>}, doc: <orjson bytes>, seq: <int>}``: subscriptions,
   IoT provisioning and other small documents (``RecordStore``). Earlier versions kept
   subscriptions in a ``subscriptions`` collection; ``prepare`` moves them here.
+
+* ``instances``: attribute history, one document per instance (``mongo_history``), appended in
+  the same transaction as the entity write it comes from.
 
 The base database also has ``tenants``: one ``{_id: <tenant name>}`` per tenant that was created,
 which is what ``tenant(name)`` and ``tenants()`` consult (several brokers may share one MongoDB,
@@ -25,6 +27,10 @@ so a tenant another broker created is found, and an unknown name is never cached
 Journal. A write that owes notifications (a ``Journal`` record, see ``broker.store.base``) saves
 the entity and the record in one multi-document transaction, which needs a replica set; on a
 standalone ``mongod`` the broker logs an error once and saves the record right after the write.
+
+Round trips. A create is one ``insert_one``, a delete one ``find_one_and_delete``, an update
+one read and one conditional ``update_one``: everything a write changes is in the entity's own
+document. Writes that owe notifications add the journal record in the same transaction.
 
 Concurrency. ``update`` is an optimistic read-modify-write: read the document and its
 ``version``, run the pure mutation in Python, and write only if ``version`` is still the one that
@@ -38,56 +44,68 @@ Durability. Unless the URL says otherwise (``w=`` / ``journal=``), writes use th
 ``{w: "majority", j: true}``: a write is acknowledged once it is in the journal of a majority of
 the replica set, so a client that got 201/204 can rely on it, as with the SQLite store.
 
-Queries. ``types``, ``ids``, ``attrs`` and the attributes a ``q`` requires become ``$in``/``$all``
-filters on ``types``, ``_id`` and ``attrNames``, sorted by ``seq``. Everything else (``q``,
-``scopeQ``, ``geoQ``, type expressions with ``;``, and ``idPattern``, which is RE2 syntax and never
-handed to MongoDB's backtracking ``$regex``) is decided by the reference evaluator here, over the
-candidates streamed in ``seq`` order (``broker.ngsild.query.page``). Geo-queries do not use a
-MongoDB spatial index yet: they narrow only by the GeoProperty's presence.
+Queries. ``mongo_filters`` compiles a query to a filter that narrows candidates by the indexes
+(types, ids, attributes, numbers and strings of ``q``, the ``2dsphere`` index for geo-queries);
+what it cannot decide exactly (``q``, ``scopeQ``, exact geometry, type expressions,
+``idPattern``, which is RE2 syntax and never handed to MongoDB's backtracking ``$regex``) is
+decided by the reference evaluator over the candidates streamed in insertion order
+(``broker.ngsild.query.page``), as in the SQLite store.
 
-Discovery. ``catalogue`` holds ``{_id: {type, attr, kind}, n}`` counts, incremented after each
-entity write (``broker.ngsild.catalogue``).
+Discovery. ``catalogue()`` counts the ``cat`` keys of the entities in one aggregation: derived
+from the entities at read time, the counts cannot drift from them (the cost is a scan of the
+tenant's entities per discovery request).
 
 What is verified where. ``tests/contract/test_store_contract.py`` runs the same contract (and a
 differential test against ``broker.ngsild.query.matches``) on this store when
-``TOSHI_TEST_MONGODB_URL`` points at a MongoDB server; on machines without MongoDB only the
-server-free parts (URL parsing, ``describe``, database naming) are exercised, and mypy checks the
-use of PyMongo's typed API. The behaviour against a real server is verified only where that
-variable is set.
+``TOSHI_TEST_MONGODB_URL`` points at a MongoDB server. Without one,
+``tests/contract/test_mongo_translation.py`` checks the filters against an independent model of
+MongoDB's query semantics over the stored fields, the name, clock and cover functions have unit
+tests, and mypy checks the use of PyMongo's typed API. The behaviour against a real server is
+verified only where that variable is set.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, GEOSPHERE, AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from broker.ngsild.catalogue import CatalogueRow, catalogue_delta
-from broker.ngsild.entity import EntityDoc
+from broker.ngsild.catalogue import CatalogueRow
+from broker.ngsild.entity import EntityDoc, Instance
 from broker.ngsild.errors import (
     AlreadyExists,
     InternalError,
     NonexistentTenant,
     ResourceNotFound,
 )
-from broker.ngsild.expiry import when
 from broker.ngsild.query import EntityQuery
 from broker.ngsild.query.page import PageCollector
+from broker.ngsild.temporal.history import History, HistoryRow
+from broker.ngsild.temporal.query import HistorySelection
+from broker.ngsild.temporal.render import AttributeAggregate, AttributeHistory
 from broker.ngsild.tenants import DEFAULT_TENANT
 from broker.retry import full_jitter
 from broker.store.base import Committed, Journal, JournalRecord, Mutation, QueryPage, TenantStore
+from broker.store.history import HistoryStore
+from broker.store.mongo_changes import RecordChange, Reload, record_change, record_pipeline
+from broker.store.mongo_fields import searchable
+from broker.store.mongo_filters import ORDER, compile_query
+from broker.store.mongo_history import MongoHistory
+from broker.store.mongo_history import decode as decode_instance
+from broker.store.mongo_leases import MongoLeases
+from broker.store.mongo_names import check_base, tenant_database_name
+from broker.store.mongo_seq import InsertionClock
 from broker.store.tenant_cache import TenantCache
 
 T = TypeVar("T")
@@ -95,78 +113,105 @@ Document = dict[str, Any]
 
 _log = logging.getLogger(__name__)
 DEFAULT_DATABASE: Final = "toshi"
-TENANT_INFIX: Final = "-t-"
-"""Tenant databases are named ``<base>-t-<tenant>``."""
 
 MAX_UPDATE_ATTEMPTS: Final = 100
 """Optimistic retries before ``update`` gives up. A writer only loses a round when a concurrent
 writer of the same entity wins it, so this is only reached under pathological contention."""
 
-_MAX_DATABASE_NAME: Final = 63
 _ENTITIES: Final = "entities"
-_COUNTERS: Final = "counters"
-_CATALOGUE: Final = "catalogue"
 _RECORDS: Final = "records"
 _OLD_SUBSCRIPTIONS: Final = "subscriptions"
 _TENANTS: Final = "tenants"
-_SEQ_COUNTER: Final = "entities"
+_INSTANCES: Final = "instances"
+_SORT: Final = list(ORDER)
+_CATALOGUE_COUNT: Final[list[Document]] = [
+    {"$project": {"_id": 0, "cat": 1}},
+    {"$unwind": "$cat"},
+    {"$group": {"_id": "$cat", "n": {"$sum": 1}}},
+]
 
 
-class MongoEntityStore(TenantStore):
+_ENTITY_INDEXES: Final = [
+    IndexModel([("seq", ASCENDING), ("_id", ASCENDING)], name="order"),
+    IndexModel([("types", ASCENDING), ("seq", ASCENDING), ("_id", ASCENDING)], name="types"),
+    IndexModel([("attrNames", ASCENDING), ("seq", ASCENDING), ("_id", ASCENDING)], name="attrs"),
+    IndexModel([("vals.a", ASCENDING), ("vals.v", ASCENDING)], name="vals"),
+    IndexModel([("geo.g", GEOSPHERE)], name="geo"),
+    IndexModel([("geoWide", ASCENDING)], name="geo_wide"),
+    IndexModel(
+        [("expiry", ASCENDING)],
+        name="expiry",
+        partialFilterExpression={"expiry": {"$type": "number"}},
+    ),
+]
+"""Every index of ``entities``; ``geo`` is a 2dsphere index (sparse by nature: entities without a
+geometry are not in it)."""
+
+
+class MongoEntityStore(TenantStore, HistoryStore):
     """The entities of one tenant in one MongoDB database."""
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self.database = database
+        self._history = MongoHistory(database[_INSTANCES])
         self._entities: AsyncCollection[Document] = database[_ENTITIES]
-        self._counters: AsyncCollection[Document] = database[_COUNTERS]
-        self._catalogue: AsyncCollection[Document] = database[_CATALOGUE]
         self._records: AsyncCollection[Document] = database[_RECORDS]
+        self._clock = InsertionClock()
 
     async def prepare(self) -> None:
-        """Create the indexes and the ``seq`` counter if needed (idempotent)."""
-        await self._entities.create_indexes(
-            [
-                IndexModel([("seq", ASCENDING)], name="seq", unique=True),
-                IndexModel([("types", ASCENDING), ("seq", ASCENDING)], name="types_seq"),
-                IndexModel([("attrNames", ASCENDING), ("seq", ASCENDING)], name="attrs_seq"),
-                IndexModel(
-                    [("expiry", ASCENDING)],
-                    name="expiry",
-                    partialFilterExpression={"expiry": {"$type": "number"}},
-                ),
-            ]
-        )
+        """Create the indexes, index documents of earlier versions, start the clock past every
+        ``seq`` in use (idempotent)."""
+        # Indexes of earlier versions: "seq" was unique, but two replicas' clocks may tie.
+        for old in ("seq", "types_seq", "attrs_seq"):
+            with contextlib.suppress(OperationFailure):
+                await self._entities.drop_index(old)
+        await self._entities.create_indexes(_ENTITY_INDEXES)
         await self._records.create_index(
             [("_id.k", ASCENDING), ("seq", ASCENDING)], name="kind_seq"
         )
+        await self._history.prepare()
+        for collection in (self._entities, self._records):
+            last = await collection.find_one({}, {"seq": 1}, sort=[("seq", DESCENDING)])
+            if last is not None:
+                self._clock.advance_past(int(last["seq"]))
         await self._adopt_old_subscriptions()
-        # Two brokers may race to create it; the loser's duplicate key means it exists.
-        with contextlib.suppress(DuplicateKeyError):
-            await self._counters.update_one(
-                {"_id": _SEQ_COUNTER}, {"$setOnInsert": {"seq": 0}}, upsert=True
+        await self._index_old_documents()
+
+    async def _index_old_documents(self) -> None:
+        """Derive the fields of ``mongo_fields`` for documents written before they existed."""
+        async for record in self._entities.find({"cat": {"$exists": False}}, {"doc": 1}):
+            await self._entities.update_one(
+                {"_id": record["_id"]}, {"$set": searchable(_load(record))}
             )
 
-    async def create(self, doc: EntityDoc, *, journal: Journal | None = None) -> None:
+    async def create(
+        self, doc: EntityDoc, *, journal: Journal | None = None, history: History | None = None
+    ) -> None:
         # A seq taken by an insert that then fails is simply never used: gaps do not matter,
         # only the order does.
         seq = await self._next_seq()
-        record = {**_searchable(doc), "_id": doc["id"], "seq": seq, "version": 0}
+        record = {**searchable(doc), "_id": doc["id"], "seq": seq, "version": 0}
         noted = None if journal is None else journal(None, doc)
+        rows = _rows(doc["id"], history, None, doc)
         try:
-            if noted is None:
+            if noted is None and rows is None:
                 await self._entities.insert_one(record)
             else:
-                await self._in_transaction(noted, partial(self._entities.insert_one, record))
+                await self._in_transaction(noted, partial(self._entities.insert_one, record), rows)
         except DuplicateKeyError:
             raise AlreadyExists(f"entity {doc['id']} already exists") from None
-        await self._recount(None, doc)
 
     async def get(self, entity_id: str) -> EntityDoc | None:
         record = await self._entities.find_one({"_id": entity_id}, {"doc": 1})
         return None if record is None else _load(record)
 
     async def update(
-        self, entity_id: str, mutate: Mutation[T], *, journal: Journal | None = None
+        self,
+        entity_id: str,
+        mutate: Mutation[T],
+        *,
+        journal: Journal | None = None,
+        history: History | None = None,
     ) -> Committed[T]:
         for attempt in range(MAX_UPDATE_ATTEMPTS):
             record = await self._entities.find_one({"_id": entity_id}, {"doc": 1, "version": 1})
@@ -179,43 +224,48 @@ class MongoEntityStore(TenantStore):
             write = partial(
                 self._entities.update_one,
                 {"_id": entity_id, "version": record["version"]},
-                {"$set": _searchable(after), "$inc": {"version": 1}},
+                {"$set": searchable(after), "$inc": {"version": 1}},
             )
             noted = None if journal is None else journal(before, after)
+            rows = _rows(entity_id, history, before, after)
             try:
-                if noted is None:
+                if noted is None and rows is None:
                     written = await write()
                     won = written.matched_count == 1
                 else:
-                    won = await self._in_transaction(noted, write)
+                    won = await self._in_transaction(noted, write, rows)
             except _LostRace:
                 won = False
             if won:
-                await self._recount(before, after)
                 return Committed(before, after, result)
             await _back_off(attempt)
         raise InternalError(
             f"entity {entity_id} kept changing: gave up after {MAX_UPDATE_ATTEMPTS} attempts"
         )
 
-    async def delete(self, entity_id: str, *, journal: Journal | None = None) -> EntityDoc:
-        if journal is None:
+    async def delete(
+        self, entity_id: str, *, journal: Journal | None = None, history: History | None = None
+    ) -> EntityDoc:
+        if journal is None and history is None:
             record = await self._entities.find_one_and_delete({"_id": entity_id}, {"doc": 1})
         else:
-            record = await self._delete_journaled(entity_id, journal)
+            record = await self._delete_journaled(entity_id, journal, history)
         if record is None:
             raise ResourceNotFound(f"entity {entity_id} does not exist")
-        doc = _load(record)
-        await self._recount(doc, None)
-        return doc
+        return _load(record)
 
-    async def _delete_journaled(self, entity_id: str, journal: Journal) -> Document | None:
+    async def _delete_journaled(
+        self, entity_id: str, journal: Journal | None, history: History | None = None
+    ) -> Document | None:
         seq = await self._next_seq()
         if not _TRANSACTIONS.available:
             record = await self._entities.find_one_and_delete({"_id": entity_id}, {"doc": 1})
-            noted = None if record is None else journal(_load(record), None)
+            noted = None if record is None or journal is None else journal(_load(record), None)
             if noted is not None:
                 await self._save_noted(noted, seq, None)
+            rows = None if record is None else _rows(entity_id, history, _load(record), None)
+            if rows:
+                await self._history.append(*rows, None)
             return record
         try:
             client = self.database.client
@@ -223,25 +273,35 @@ class MongoEntityStore(TenantStore):
                 record = await self._entities.find_one_and_delete(
                     {"_id": entity_id}, {"doc": 1}, session=session
                 )
-                noted = None if record is None else journal(_load(record), None)
+                noted = None if record is None or journal is None else journal(_load(record), None)
                 if noted is not None:
                     await self._save_noted(noted, seq, session)
+                rows = None if record is None else _rows(entity_id, history, _load(record), None)
+                if rows:
+                    await self._history.append(*rows, session)
                 return record
         except OperationFailure as exc:
             _TRANSACTIONS.refused(exc)
-            return await self._delete_journaled(entity_id, journal)
+            return await self._delete_journaled(entity_id, journal, history)
 
     async def _in_transaction(
-        self, noted: JournalRecord, write: Callable[..., Awaitable[Any]]
+        self,
+        noted: JournalRecord | None,
+        write: Callable[..., Awaitable[Any]],
+        rows: tuple[str, list[HistoryRow]] | None = None,
     ) -> bool:
-        """Run ``write`` and save the journal record ``noted`` in one transaction (a replica
-        set is needed for transactions); False when ``write`` matched nothing."""
+        """Run ``write`` and save the journal record ``noted`` and the history ``rows`` in one
+        transaction (a replica set is needed for transactions); False when ``write`` matched
+        nothing."""
         seq = await self._next_seq()
         if not _TRANSACTIONS.available:  # a standalone mongod: the record follows the write
             written = await write()
             if getattr(written, "matched_count", 1) != 1:
                 return False
-            await self._save_noted(noted, seq, None)
+            if noted is not None:
+                await self._save_noted(noted, seq, None)
+            if rows is not None:
+                await self._history.append(*rows, None)
             return True
         try:
             client = self.database.client
@@ -249,10 +309,13 @@ class MongoEntityStore(TenantStore):
                 written = await write(session=session)
                 if getattr(written, "matched_count", 1) != 1:
                     raise _LostRace  # aborts the transaction: the record is not saved
-                await self._save_noted(noted, seq, session)
+                if noted is not None:
+                    await self._save_noted(noted, seq, session)
+                if rows is not None:
+                    await self._history.append(*rows, session)
         except OperationFailure as exc:
             _TRANSACTIONS.refused(exc)
-            return await self._in_transaction(noted, write)
+            return await self._in_transaction(noted, write, rows)
         return True
 
     async def _save_noted(
@@ -267,15 +330,16 @@ class MongoEntityStore(TenantStore):
         )
 
     async def query(self, query: EntityQuery) -> QueryPage:
-        where = _filter(query)
-        if query.has_expressions or query.id_pattern is not None:
+        plan = compile_query(query)
+        where = plan.filter
+        if not plan.exact:
             return await self._finish(query, where)
         total = await self._entities.count_documents(where) if query.count else None
         entities: list[EntityDoc] = []
         if query.limit > 0:  # PyMongo reads limit(0) as "no limit"
             cursor = (
                 self._entities.find(where, {"doc": 1})
-                .sort("seq", ASCENDING)
+                .sort(_SORT)
                 .skip(query.offset)
                 .limit(query.limit)
             )
@@ -285,7 +349,7 @@ class MongoEntityStore(TenantStore):
     async def _finish(self, query: EntityQuery, where: Document) -> QueryPage:
         """Stream the indexed candidates in order and let the reference evaluator decide."""
         collector = PageCollector(query)
-        cursor = self._entities.find(where, {"doc": 1}).sort("seq", ASCENDING).batch_size(200)
+        cursor = self._entities.find(where, {"doc": 1}).sort(_SORT).batch_size(200)
         try:
             async for record in cursor:
                 if not collector.offer(_load(record)):
@@ -294,6 +358,42 @@ class MongoEntityStore(TenantStore):
             await cursor.close()
         entities, total = collector.result()
         return QueryPage(entities, total)
+
+    async def history(
+        self, entity_ids: list[str], selection: HistorySelection
+    ) -> dict[str, list[AttributeHistory]]:
+        return await self._history.read(entity_ids, selection)
+
+    async def aggregate(
+        self, entity_ids: list[str], selection: HistorySelection
+    ) -> dict[str, list[AttributeAggregate]]:
+        return await self._history.aggregate(entity_ids, selection)
+
+    async def delete_history(
+        self, entity_id: str, attr: str | None = None, dataset_id: str | None = None
+    ) -> int:
+        return await self._history.delete_history(entity_id, attr, dataset_id)
+
+    async def instance(self, entity_id: str, attr: str, instance_id: str) -> Instance | None:
+        found = await self._history.instance(entity_id, attr, instance_id)
+        return None if found is None else decode_instance(found)
+
+    async def replace_instance(
+        self, entity_id: str, attr: str, instance_id: str, instance: Instance, modified: str
+    ) -> bool:
+        found = await self._history.instance(entity_id, attr, instance_id)
+        if found is not None:
+            await self._history.replace(found, instance, modified)
+        return found is not None
+
+    async def delete_instance(self, entity_id: str, attr: str, instance_id: str) -> bool:
+        found = await self._history.instance(entity_id, attr, instance_id)
+        if found is not None:
+            await self._history.delete(found)
+        return found is not None
+
+    async def trim_history(self, recorded_before: int, limit: int) -> int:
+        return await self._history.trim(recorded_before, limit)
 
     async def save_record(self, kind: str, key: str, doc: dict[str, Any]) -> None:
         await self.save_records(kind, [(key, doc)])
@@ -309,7 +409,7 @@ class MongoEntityStore(TenantStore):
         if not items:
             return
         # seq is set once, on insert, so listing keeps creation order across replacements;
-        # one $inc reserves a block of seqs for the whole batch.
+        # one block of seqs is reserved for the whole batch.
         last = await self._next_seq(len(items))
         writes = [
             UpdateOne(
@@ -346,37 +446,17 @@ class MongoEntityStore(TenantStore):
         return await self._entities.count_documents({})
 
     async def catalogue(self) -> list[CatalogueRow]:
-        rows = self._catalogue.find({"n": {"$gt": 0}})
+        rows = await self._entities.aggregate(_CATALOGUE_COUNT)
         found = [
-            CatalogueRow(row["_id"]["type"], row["_id"]["attr"], row["_id"]["kind"], row["n"])
+            CatalogueRow(row["_id"]["t"], row["_id"]["a"], row["_id"]["k"], row["n"])
             async for row in rows
         ]
         return sorted(found)
 
-    async def _recount(self, before: EntityDoc | None, after: EntityDoc | None) -> None:
-        # Applied after the entity write: a crash in between leaves discovery counts off by
-        # one for that entity (they are statistics, not data), which a rebuild would fix.
-        changes = [
-            UpdateOne(
-                {"_id": {"type": type_, "attr": attr, "kind": kind}},
-                {"$inc": {"n": change}},
-                upsert=True,
-            )
-            for (type_, attr, kind), change in catalogue_delta(before, after).items()
-        ]
-        if changes:
-            await self._catalogue.bulk_write(changes, ordered=False)
-
     async def _next_seq(self, block: int = 1) -> int:
-        """Reserve ``block`` sequence numbers; returns the last of them."""
-        counter = await self._counters.find_one_and_update(
-            {"_id": _SEQ_COUNTER},
-            {"$inc": {"seq": block}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        assert counter is not None  # upsert with AFTER always returns the document
-        return int(counter["seq"])
+        """Reserve ``block`` sequence numbers; returns the last of them. From this replica's
+        clock (``mongo_seq``): no round trip, unlike the shared counter of earlier versions."""
+        return self._clock.take(block)
 
 
 class MongoStore:
@@ -386,7 +466,7 @@ class MongoStore:
         self.url = url
         hosts, database, options = parse_url(url)
         self.hosts = hosts
-        self.base_database = database or DEFAULT_DATABASE
+        self.base_database = check_base(database or DEFAULT_DATABASE)
         durability: dict[str, Any] = {}
         if "w" not in options:
             durability["w"] = "majority"
@@ -437,24 +517,39 @@ class MongoStore:
         ]
         return [name for name in names if name != DEFAULT_TENANT]
 
+    def leases(self, replica: str) -> MongoLeases:
+        """The installation's leases, as taken by ``replica`` (``mongo_leases``)."""
+        return MongoLeases(self._client[self.base_database], replica)
+
+    async def record_changes(
+        self, kinds: list[str], resume_after: Mapping[str, Any] | None = None
+    ) -> AsyncIterator[tuple[RecordChange | Reload, Mapping[str, Any] | None]]:
+        """Every change other replicas (and this one) make to records of ``kinds``, with the
+        resume token to continue after it (``mongo_changes``; a replica set is needed)."""
+        databases = await self._tenant_databases()
+        stream = await self._client.watch(
+            record_pipeline(kinds), full_document="updateLookup", resume_after=resume_after
+        )
+        async with stream:
+            async for event in stream:
+                if str(event.get("ns", {}).get("db")) not in databases:
+                    # A tenant created meanwhile? Old names are kept: a dropped tenant's
+                    # dropDatabase event still has to be told to the caches.
+                    databases = {**databases, **await self._tenant_databases()}
+                change = record_change(event, databases)
+                if change is not None:
+                    yield change, stream.resume_token
+
+    async def _tenant_databases(self) -> dict[str, str]:
+        tenants = [DEFAULT_TENANT, *await self.tenants()]
+        return {self.database_name(tenant): tenant for tenant in tenants}
+
     def describe(self) -> dict[str, Any]:
         return {"backend": "mongodb", "hosts": list(self.hosts), "database": self.base_database}
 
     def database_name(self, tenant: str) -> str:
-        """The database of ``tenant``: the base one, or ``<base>-t-<tenant>`` (≤ 63 chars)."""
+        """The database of ``tenant`` (``mongo_names``)."""
         return tenant_database_name(self.base_database, tenant)
-
-
-def tenant_database_name(base: str, tenant: str) -> str:
-    """``<base>-t-<tenant>``, shortened with a hash of the tenant when MongoDB needs it."""
-    if tenant == DEFAULT_TENANT:
-        return base
-    name = f"{base}{TENANT_INFIX}{tenant}"
-    if len(name) <= _MAX_DATABASE_NAME:
-        return name
-    digest = hashlib.sha256(tenant.encode()).hexdigest()[:12]
-    keep = max(0, _MAX_DATABASE_NAME - len(base) - len(TENANT_INFIX) - len(digest) - 1)
-    return f"{base}{TENANT_INFIX}{tenant[:keep]}-{digest}"
 
 
 def parse_url(url: str) -> tuple[list[str], str | None, dict[str, str]]:
@@ -471,40 +566,9 @@ def parse_url(url: str) -> tuple[list[str], str | None, dict[str, str]]:
     return hosts, database, options
 
 
-def _searchable(doc: EntityDoc) -> Document:
-    """The stored fields derived from an entity document (everything but ids and counters).
-
-    ``expiry`` is ``broker.ngsild.expiry.when`` (``None`` for durable entities), for the
-    expiry sweep.
-    """
-    return {
-        "doc": orjson.dumps(doc),
-        "types": list(doc["type"]),
-        "attrNames": list(doc["attrs"]),
-        "expiry": when(doc),
-    }
-
-
 def _load(record: Mapping[str, Any]) -> EntityDoc:
     doc: EntityDoc = orjson.loads(record["doc"])
     return doc
-
-
-def _filter(query: EntityQuery) -> Document:
-    """The MongoDB filter narrowing candidates (``_finish`` decides the rest exactly)."""
-    where: Document = {}
-    if query.types is not None:
-        where["types"] = {"$in": list(query.types)}
-    if query.ids is not None:
-        where["_id"] = {"$in": list(query.ids)}
-    attr_filters: list[Document] = []
-    if query.attrs is not None:
-        attr_filters.append({"attrNames": {"$in": list(query.attrs)}})
-    if query.required_attributes:
-        attr_filters.append({"attrNames": {"$all": sorted(query.required_attributes)}})
-    if attr_filters:
-        where["$and"] = attr_filters
-    return where
 
 
 class _Transactions:
@@ -540,3 +604,13 @@ async def _back_off(attempt: int) -> None:
 def _record_id(kind: str, key: str) -> dict[str, str]:
     # An embedded document as _id: exact-match lookups compare it field by field, in this order.
     return {"k": kind, "n": key}
+
+
+def _rows(
+    entity_id: str, history: History | None, before: EntityDoc | None, after: EntityDoc | None
+) -> tuple[str, list[HistoryRow]] | None:
+    """What a write appends to history, for ``MongoHistory.append`` (``None``: nothing)."""
+    if history is None:
+        return None
+    rows = history(before, after)
+    return (entity_id, rows) if rows else None

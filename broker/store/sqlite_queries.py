@@ -21,6 +21,10 @@ from broker.ngsild.query import EntityQuery
 from broker.ngsild.query.geo import search_box
 from broker.ngsild.query.qlang import And, Comparison, Path, QExpr
 
+# A query that reads no more rows than this runs on the event loop (about 60 µs for a page of
+# 20 on this machine), where a hop to the reader thread costs more than the query itself.
+BOUNDED_ROWS = 200
+
 _SQL_OPERATORS = {"==": "=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
 
@@ -37,6 +41,11 @@ class Candidates:
     params: list[Any]
     exact: bool
     vouched: bool = False
+
+    def bounded(self, query: EntityQuery) -> bool:
+        """Whether answering ``query`` reads at most ``BOUNDED_ROWS`` rows: an exact plan walks
+        its index in order and stops after the page, unless it must count every match."""
+        return self.exact and not query.count and query.offset + query.limit <= BOUNDED_ROWS
 
     def page(self, limit: int, offset: int) -> tuple[str, list[Any]]:
         """The SQL of one page (only meaningful when ``exact``)."""

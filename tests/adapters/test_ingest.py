@@ -134,6 +134,33 @@ async def test_an_iot_agent_json_measure_becomes_the_provisioned_entity(
     assert await entity(city, gauge_id, "townb") is None  # only in the provisioning tenant
 
 
+async def test_ingested_measures_are_recorded_in_history(
+    city: httpx.AsyncClient, mqtt_broker: MqttBroker
+) -> None:
+    apikey = f"k{uuid.uuid4().hex[:10]}"
+    await provision_gauge(city, apikey)
+    gauge_id = "urn:ngsi-ld:WaterObserved:towna:gauge-07"
+    for level, at in ((2.41, "2025-03-14T06:30:00Z"), (2.55, "2025-03-14T06:40:00Z")):
+        measure = {"lvl": level, "TimeInstant": at}
+        await publish(mqtt_broker, f"/json/{apikey}/gauge-07/attrs", orjson.dumps(measure))
+
+    async def two_readings() -> list[Any] | None:
+        got = await city.get(
+            f"{API}/temporal/entities/{gauge_id}",
+            params={"attrs": "height"},
+            headers={"NGSILD-Tenant": "towna"},
+        )
+        height = got.json().get("height", []) if got.status_code == 200 else []
+        return height if len(height) == 2 else None
+
+    height = await eventually(two_readings)
+    assert [i["value"] for i in height] == [2.41, 2.55]
+    assert [instant(i["observedAt"]) for i in height] == [
+        instant("2025-03-14T06:30:00Z"),
+        instant("2025-03-14T06:40:00Z"),
+    ]
+
+
 async def test_an_ingested_measure_fires_subscriptions(
     city: httpx.AsyncClient, mqtt_broker: MqttBroker, sink: Sink
 ) -> None:

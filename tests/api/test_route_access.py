@@ -35,6 +35,9 @@ PATH_VALUES = {
     "grant_id": "nowhere",
     "key_id": "nowhere",
     "contextId": "nowhere",
+    "path": "app.js",
+    "instanceId": "urn:ngsi-ld:Instance:nowhere",
+    "registrationId": "urn:ngsi-ld:ContextSourceRegistration:nowhere",
 }
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES, start=1)}
 NEED_RANK = {Need.READ: 1, Need.SUBSCRIBE: 2, Need.WRITE: 3, Need.ADMIN: 4}

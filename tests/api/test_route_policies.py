@@ -55,3 +55,16 @@ def test_writes_need_more_than_reads() -> None:
     assert declared[("GET", "/iot/devices")] == [Need.ADMIN]
     assert declared[("GET", "/metrics")] == [Need.OPERATOR]
     assert declared[("GET", "/health")] == [Need.PUBLIC]
+
+
+def test_the_dashboard_page_is_public_and_its_data_is_read() -> None:
+    declared = policies()
+    for path in (
+        "/dashboard",
+        "/dashboard/config.json",
+        "/dashboard/static/{path:path}",
+        "/dashboard/vendor/leaflet/{path:path}",
+    ):
+        assert declared[("GET", path)] == [Need.PUBLIC]
+    # The live stream shows what a query shows, under the same policy as GET /entities.
+    assert declared[("GET", "/dashboard/events")] == [Need.READ]

@@ -55,13 +55,14 @@ def with_database(url: str, database: str) -> str:
 
 
 async def drop_test_databases(url: str, base: str) -> None:
-    """Drop the base database and every tenant database (``<base>-t-…``) a test created."""
+    """Drop the base database and every tenant database a test created."""
+    from broker.store.mongo_names import is_installation_database
     from pymongo import AsyncMongoClient
 
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(url)
     try:
         for name in await client.list_database_names():
-            if name == base or name.startswith(f"{base}-t-"):
+            if is_installation_database(base, name):
                 await client.drop_database(name)
     finally:
         await client.close()

@@ -37,9 +37,12 @@ curl() {
 """
 
 
-def shell_blocks(first: str, until: str) -> list[str]:
+def shell_blocks(first: str, until: str | None = None) -> list[str]:
+    """The ``sh`` blocks from the heading ``first`` to ``until`` (default: the next heading)."""
     text = README.read_text()
-    section = text[text.index(first) : text.index(until)]
+    start = text.index(first)
+    end = text.index(until) if until else text.find("\n## ", start + len(first))
+    section = text[start : end if end >= 0 else len(text)]
     blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
     return [b for b in blocks if "pip install" not in b]  # the install-and-run line
 
@@ -81,7 +84,7 @@ def test_the_sensor_examples_arrive_as_written(tmp_path: Path) -> None:
         broker.start()
         try:
             host = broker.url.removeprefix("http://")
-            blocks = shell_blocks("## Sensors: MQTT and LoRaWAN ingest", "## Tests")
+            blocks = shell_blocks("## Sensors: MQTT and LoRaWAN ingest")
             script = "\n".join(
                 block.replace("localhost:1026", host)
                 .replace("mosquitto_pub ", f"mosquitto_pub -h {mqtt.host} -p {mqtt.port} ")
@@ -114,7 +117,7 @@ def test_the_sensor_examples_arrive_as_written(tmp_path: Path) -> None:
 
 
 def test_the_sharing_walkthrough_works_as_written(tmp_path: Path) -> None:
-    (block,) = shell_blocks("## Sharing between towns", "## Tests")
+    (block,) = shell_blocks("## Sharing between towns")
     port = free_port()
     script = block.replace("localhost:1026", f"127.0.0.1:{port}")
     bin_dir = Path(sys.executable).parent

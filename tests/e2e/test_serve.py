@@ -91,6 +91,16 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         assert page.headers["ngsild-results-count"] == str(len(acknowledged))
         assert set(stored) == set(acknowledged)
         assert all(stored[i] == int(i.rsplit(":", 1)[1]) + 1_000 for i in acknowledged)
+        # each acknowledged write's history survived with it (same transaction, issue 13)
+        with httpx.Client(base_url=broker.url) as http:
+            history = http.get(
+                f"{API}/temporal/entities",
+                params={"type": "Sensor", "attrs": "n", "limit": 1000},
+            ).json()
+        values = {e["id"]: [i["value"] for i in e["n"]] for e in history}
+        assert set(values) == set(acknowledged)
+        numbers = {i: int(i.rsplit(":", 1)[1]) for i in acknowledged}
+        assert all(values[i] == [numbers[i], numbers[i] + 1_000] for i in acknowledged)
     finally:
         broker.stop()
 
