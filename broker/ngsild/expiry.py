@@ -9,17 +9,25 @@ sweep (``broker.services.expiry``) deletes them for good with ``expire``, throug
 write path, so subscribers are told as for any other deletion.
 
 Stores index each entity by ``earliest`` (the first instant anything in it expires) to find the
-entities due without reading the others.
+entities due without reading the others. The entity service also keeps that instant in the
+document itself, under ``STAMP`` (``None`` for a durable entity; renderers show only NGSI-LD
+members, so it never leaves the broker): reading it is what lets ``live`` pass a durable entity
+through without looking at its attributes, on every read. A document without the stamp (written
+before it existed) is scanned.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from broker.ngsild.entity import EntityDoc, Instance
 from broker.ngsild.names import EXPIRES_AT
 from broker.ngsild.patch import UpdateResult
+
+STAMP: Final = "@expiry"
+"""Document member holding ``earliest`` of the document (a JSON-LD-style name: no NGSI-LD term
+can be spelt so)."""
 
 
 def instant(text: str) -> float:
@@ -57,6 +65,24 @@ def _instance_earliest(instance: Instance) -> float | None:
     return found
 
 
+def when(doc: EntityDoc | None) -> float | None:
+    """``earliest(doc)``, from the document's stamp where it has one."""
+    if doc is None:
+        return None
+    if STAMP in doc:
+        stamp: float | None = doc[STAMP]
+        return stamp
+    return earliest(doc)
+
+
+def stamped(doc: EntityDoc) -> EntityDoc:
+    """``doc`` with its stamp brought up to date (the same object if it already was)."""
+    at = earliest(doc)
+    if STAMP in doc and doc[STAMP] == at:
+        return doc
+    return {**doc, STAMP: at}
+
+
 def entity_expired(doc: EntityDoc, now: float) -> bool:
     """Whether the entity itself is past its ``expiresAt``."""
     own = doc.get(EXPIRES_AT)
@@ -68,7 +94,7 @@ def live(doc: EntityDoc | None, now: float) -> EntityDoc | None:
     its expired instances and sub-attributes (the same object when nothing in it expired)."""
     if doc is None:
         return None
-    at = earliest(doc)
+    at = when(doc)
     if at is None or at > now:
         return doc
     if entity_expired(doc, now):

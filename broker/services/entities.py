@@ -89,7 +89,7 @@ class EntityService:
         limit = 0 if self._quota is None else self._quota(tenant)
         if limit and await store.count() >= limit:
             raise TooManyRequests(f"the tenant has its quota of {limit} entities", _QUOTA_RETRY)
-        stored = patch.new_entity(doc, now=self._now())
+        stored = expiry.stamped(patch.new_entity(doc, now=self._now()))
         entry = self._entry(tenant)
         history = self._history(tenant, stored["createdAt"])
         try:
@@ -124,7 +124,7 @@ class EntityService:
         if await self._reap(tenant, entity_id):
             return
         store = await self._store.tenant(tenant)
-        rule = partial(expiry.expire, now=now.timestamp(), stamp=timestamp(lambda: now))
+        rule = _stamping(partial(expiry.expire, now=now.timestamp(), stamp=timestamp(lambda: now)))
         entry = self._entry(tenant)
         try:
             committed = await store.update(
@@ -204,7 +204,9 @@ class EntityService:
                     for i, e in zip(chunk, entries, strict=True)
                 ]
             else:
-                rule = partial(patch.drop_attributes, now=now, keep=keep, drop=drop or frozenset())
+                rule = _stamping(
+                    partial(patch.drop_attributes, now=now, keep=keep, drop=drop or frozenset())
+                )
                 history = self._history(tenant, now)
                 jobs = [
                     store.update(i, rule, journal=e, history=history)
@@ -364,7 +366,7 @@ class EntityService:
     ) -> Committed[UpdateResult]:
         store = await self._store.tenant(tenant)
         entry = self._entry(tenant)
-        alive = _unexpired(rule, self._clock().timestamp())
+        alive = _stamping(_unexpired(rule, self._clock().timestamp()))
         committed = await store.update(
             entity_id,
             _gated(alive, types) if types else alive,
@@ -450,6 +452,16 @@ def _unexpired(rule: Mutation[T], now: float) -> Mutation[T]:
         return rule(alive)
 
     return unexpired
+
+
+def _stamping(rule: Mutation[T]) -> Mutation[T]:
+    """``rule``, keeping the expiry stamp of what it writes up to date (``expiry.STAMP``)."""
+
+    def stamping(doc: EntityDoc) -> tuple[EntityDoc, T]:
+        after, result = rule(doc)
+        return (after if after is doc else expiry.stamped(after)), result
+
+    return stamping
 
 
 def _alive(page: QueryPage, query: EntityQuery | None, now: float) -> QueryPage:

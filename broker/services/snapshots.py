@@ -24,6 +24,7 @@ from broker.clock import Clock, timestamp, utc_now
 from broker.ngsild import snapshots as rules
 from broker.ngsild.entity import EntityDoc
 from broker.ngsild.errors import AlreadyExists, NgsiLdError, ResourceNotFound
+from broker.ngsild.expiry import stamped
 from broker.ngsild.query import EntityQuery
 from broker.services.entities import EntityService
 from broker.store.base import EntityStore, Store
@@ -192,8 +193,11 @@ async def store_pages(store: EntityStore) -> AsyncIterator[list[EntityDoc]]:
 async def _copy(target: EntityStore, pages: AsyncIterator[list[EntityDoc]]) -> int:
     copied = 0
     async for docs in pages:
-        # Submitted together: the SQLite writer commits a page in one transaction.
-        outcomes = await asyncio.gather(*(target.create(d) for d in docs), return_exceptions=True)
+        # Submitted together: the SQLite writer commits a page in one transaction. What readers
+        # were shown may lack expired parts, so its expiry stamp is taken anew.
+        outcomes = await asyncio.gather(
+            *(target.create(stamped(d)) for d in docs), return_exceptions=True
+        )
         for outcome in outcomes:
             if isinstance(outcome, AlreadyExists):
                 continue  # selected by an earlier query of the same snapshot

@@ -27,7 +27,7 @@ import orjson
 
 from broker.ngsild.catalogue import catalogue_keys
 from broker.ngsild.entity import EntityDoc
-from broker.ngsild.expiry import earliest
+from broker.ngsild.expiry import when
 from broker.ngsild.geojson import is_geometry
 from broker.ngsild.names import PROPERTY
 from broker.store.mongo_geo import geometry_cover
@@ -65,8 +65,8 @@ def searchable(doc: EntityDoc) -> Document:
         "geo": geo,
         "geoWide": sorted(set(wide)),
         "cat": [{"t": t, "a": a, "k": k} for t, a, k in sorted(catalogue_keys(doc))],
-        # broker.ngsild.expiry.earliest (None for durable entities), for the expiry sweep.
-        "expiry": earliest(doc),
+        # broker.ngsild.expiry.when (None for durable entities), for the expiry sweep.
+        "expiry": when(doc),
     }
 
 

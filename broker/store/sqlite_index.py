@@ -10,7 +10,7 @@ Tables (all per tenant file):
   so a geo-query reads the entities near its search box instead of every entity.
 * ``catalogue(type, attr, kind, n)`` — counts behind discovery (``broker.ngsild.catalogue``).
 * ``entity_expiry(pk, at)`` — when the first part of a transient entity expires
-  (``broker.ngsild.expiry.earliest``, POSIX seconds), for the expiry sweep; durable entities
+  (``broker.ngsild.expiry.when``, POSIX seconds), for the expiry sweep; durable entities
   have no row.
 
 ``reindex`` diffs the document before and after a write and touches only what changed, so a
@@ -25,7 +25,7 @@ from typing import Any
 
 from broker.ngsild.catalogue import catalogue_delta
 from broker.ngsild.entity import EntityDoc
-from broker.ngsild.expiry import earliest
+from broker.ngsild.expiry import when
 from broker.ngsild.names import GEO_PROPERTY
 from broker.ngsild.query.geo import BBox, geometry_box
 
@@ -153,7 +153,7 @@ def rebuild(db: sqlite3.Connection, docs: Iterator[tuple[int, EntityDoc]]) -> No
 def _reexpire(
     db: sqlite3.Connection, pk: int, before: EntityDoc | None, after: EntityDoc | None
 ) -> None:
-    old, new = earliest(before), earliest(after)
+    old, new = when(before), when(after)
     if old == new:
         return
     if new is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from broker.ngsild.expiry import earliest, entity_expired, expire, live
+from broker.ngsild.expiry import STAMP, earliest, entity_expired, expire, live, stamped, when
 
 D = "https://example.org/"
 BEFORE = "2026-05-01T11:59:59Z"
@@ -65,3 +65,14 @@ def test_the_sweep_rule_reports_what_it_removed_and_stamps_the_entity() -> None:
     assert result.updated == [D + "gone"]
     assert after["modifiedAt"] == AFTER
     assert list(after["attrs"]) == [D + "level"]
+
+
+def test_the_stamp_carries_earliest_and_lets_durable_entities_through_unread() -> None:
+    durable = stamped(doc(level=[instance(1)]))
+    assert durable[STAMP] is None and stamped(durable) is durable
+    assert live(durable, NOW) is durable
+    transient = stamped({**doc(level=[instance(1)]), "expiresAt": AT})
+    assert transient[STAMP] == NOW and when(transient) == NOW
+    assert live(transient, NOW) is None
+    # Without a stamp (written before it existed) the document is scanned.
+    assert when({**doc(level=[instance(1, expiresAt=AT)])}) == NOW
