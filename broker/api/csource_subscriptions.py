@@ -15,6 +15,7 @@ from broker.api.media import JSON, JSON_LD, negotiate
 from broker.api.registrations import created, registry_page_links
 from broker.api.requests import (
     json_body,
+    list_window,
     read_json,
     refuse_unknown_parameters,
     runtime,
@@ -63,11 +64,7 @@ async def query_csource_subscriptions(
     terms = await terms_of(request)
     service = runtime(request).csource_subscriptions
     opts = parse_options(options) | ({"count"} if count else set())
-    limits = runtime(request).settings.limits
-    size = limits.default_page_size if limit is None else limit
-    start = offset or 0
-    if size < 0 or start < 0 or size > limits.max_page_size:
-        raise BadRequestData(f"limit must be 0..{limits.max_page_size} and offset not negative")
+    size, start = list_window(request, limit, offset)
     subs = service.list(tenant_of(request))
     now = service.now()
     page = [

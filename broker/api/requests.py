@@ -77,6 +77,17 @@ async def federation_scope(request: Request) -> Scope | None:
     return scope
 
 
+def list_window(request: Request, limit: int | None, offset: int | None) -> tuple[int, int]:
+    """(page size, start) of a listing of in-memory documents (subscriptions), within the
+    configured page limits."""
+    limits = runtime(request).settings.limits
+    size = limits.default_page_size if limit is None else limit
+    start = offset or 0
+    if size < 0 or start < 0 or size > limits.max_page_size:
+        raise BadRequestData(f"limit must be 0..{limits.max_page_size} and offset not negative")
+    return size, start
+
+
 def refuse_unknown_parameters(request: Request, known: frozenset[str]) -> None:
     """§6.3.20: a query parameter the operation does not define is an InvalidRequest, not
     silently ignored (a misspelt filter would otherwise widen the answer)."""

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from broker.api.access import SUBSCRIBE, access_of
 from broker.api.media import JSON, JSON_LD, negotiate
 from broker.api.requests import (
+    list_window,
     read_json,
     refuse_unknown_parameters,
     runtime,
@@ -77,11 +78,7 @@ async def query_subscriptions(
     service = runtime(request).subscriptions
     # ``count=true`` (v1.8 §6.3.13) and ``options=count`` both ask for the total, as on /entities.
     opts = parse_options(options) | ({"count"} if count else set())
-    limits = runtime(request).settings.limits
-    size = limits.default_page_size if limit is None else limit
-    start = offset or 0
-    if size < 0 or start < 0 or size > limits.max_page_size:
-        raise BadRequestData(f"limit must be 0..{limits.max_page_size} and offset not negative")
+    size, start = list_window(request, limit, offset)
     subs = [sub for sub in service.list(tenant_of(request)) if _visible(request, sub)]
     now = service.now()
     page = [
