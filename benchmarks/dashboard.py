@@ -9,9 +9,10 @@ closed loop for ``--duration`` seconds:
 (a) ``baseline``  — no dashboard connected: the tenant has no subscription, writes do no
                     notification work at all;
 (b) ``dashboard`` — ``--streams`` dashboards connected to ``/dashboard/events`` for the gauges'
-                    type (each a transient subscription, matched, rendered and pushed through
-                    its in-process sink for every update), each stream read to the end and its
-                    events counted: every acknowledged update must arrive on every stream.
+                    type and the attributes the river town's page uses (every update goes
+                    to the streams' feed, which sends the latest state of each changed
+                    gauge once per window), each stream read to the end: the latest state
+                    of every gauge updated must have arrived on every stream.
 
 Phases alternate ``--repeat`` times on the same server; medians are reported. The push path's
 cost is 1 - rate(b) / rate(a); the aim is at most 10 %.
@@ -90,11 +91,13 @@ def patches(count: int, seed: int) -> Callable[[int], Request]:
 class Stream:
     """One connected dashboard: ``curl`` reads ``/dashboard/events`` into a file (in a process
     of its own, so that reading the stream takes nothing from the load generator); afterwards
-    the latest ``height`` of each entity it was sent is worked out from the file (throttled
-    notifications carry the latest state of each)."""
+    the latest ``height`` of each entity it was sent is worked out from the file (each event
+    carries the latest state of the entities changed in its window)."""
 
     def __init__(self, port: int, directory: Path) -> None:
-        self.url = f"http://{HOST}:{port}/dashboard/events?type=WaterObserved"
+        # What the river town's page asks for (its layers' attributes, names, descriptions).
+        attrs = "name,description,height,location"
+        self.url = f"http://{HOST}:{port}/dashboard/events?type=WaterObserved&attrs={attrs}"
         self.file = directory / f"stream-{id(self)}.txt"
         self.process: asyncio.subprocess.Process | None = None
         self.events = 0
@@ -117,13 +120,13 @@ class Stream:
         self.process.terminate()
         await self.process.wait()
         for line in self.file.read_bytes().splitlines():
-            if line.startswith(b'data: {"id"'):
+            if line.startswith(b"data: ["):
                 self.events += 1
                 self.take(json.loads(line[6:]))
         self.file.unlink()
 
-    def take(self, notification: dict[str, Any]) -> None:
-        for doc in notification["data"]:
+    def take(self, changes: list[dict[str, Any]]) -> None:
+        for doc in changes:
             seen = self.latest.get(doc["id"])
             if seen is None or seen[0] <= doc["modifiedAt"]:
                 self.latest[doc["id"]] = (doc["modifiedAt"], doc["height"]["value"])
@@ -150,7 +153,7 @@ async def measure(args: argparse.Namespace) -> tuple[list[Result], list[Result],
                     server, "dashboard", make, args.clients, args.duration, {204}
                 )
                 pushed.append(result)
-                await asyncio.sleep(1.0)  # longer than the streams' throttling
+                await asyncio.sleep(1.0)  # longer than the streams' window
             finally:
                 for stream in streams:
                     await stream.__aexit__()
@@ -158,7 +161,7 @@ async def measure(args: argparse.Namespace) -> tuple[list[Result], list[Result],
             for stream in streams:
                 wrong = [i for i, (_, v) in stream.latest.items() if stored[i] != v]
                 print(
-                    f"  stream: {stream.events} notifications carried the latest state of "
+                    f"  stream: {stream.events} events carried the latest state of "
                     f"{len(stream.latest)} entities; {len(wrong)} differ from the store"
                 )
                 if wrong or not stream.latest:

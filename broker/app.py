@@ -51,7 +51,6 @@ from broker.context_store import HostedContexts
 from broker.contexts import ContextLoader
 from broker.dashboard import events as dashboard_events
 from broker.dashboard import pages as dashboard_pages
-from broker.dashboard.sink import SCHEME as SINK
 from broker.dashboard.sink import Sinks
 from broker.notify.dispatcher import Dispatcher, Egress, Sender
 from broker.notify.http_sender import HttpSender
@@ -165,11 +164,13 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         await hosted.start()
         contexts = ContextLoader(settings.contexts, hosted=hosted.document)
         stack.push_async_callback(contexts.close)
-        sinks = Sinks()  # dashboard streams, fed by the engine in-process
-        dispatcher = open_dispatcher(notify, auth.egress_refusal, sinks)
+        dispatcher = open_dispatcher(notify, auth.egress_refusal)
         subscriptions = SubscriptionService(
             store, contexts, dispatcher, durable=notify.durable, grants=auth.subscribable
         )
+        # Dashboard streams, fed by the engine in-process with what their viewers may read.
+        sinks = Sinks(settings.dashboard.throttling, auth.readable)
+        subscriptions.notifier.feed = sinks
         stack.push_async_callback(subscriptions.close_journal)  # after the dispatcher's drain
         await _start(stack, dispatcher.start, partial(dispatcher.close, notify.drain_timeout))
         history = settings.temporal
@@ -267,14 +268,11 @@ async def open_ingest(
     return ingest, runner
 
 
-def open_dispatcher(
-    settings: NotificationSettings, egress: Egress | None = None, sinks: Sinks | None = None
-) -> Dispatcher:
-    """The dispatcher with its senders: raw-asyncio HTTP(S), MQTT(S) and in-process sinks."""
+def open_dispatcher(settings: NotificationSettings, egress: Egress | None = None) -> Dispatcher:
+    """The dispatcher with its senders: raw-asyncio HTTP(S) and MQTT(S)."""
     http = HttpSender(max_connections=settings.concurrency)
     mqtt = MqttSender()
     senders: dict[str, Sender] = {"http": http, "https": http, "mqtt": mqtt, "mqtts": mqtt}
-    senders[SINK] = Sinks() if sinks is None else sinks
     return Dispatcher(settings, egress=egress, senders=senders)
 
 

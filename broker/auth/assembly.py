@@ -74,6 +74,10 @@ class AuthServices:
         """The grants of ``owner`` that let ``grantee`` subscribe there now."""
         return self.grants.applicable(owner, grantee, Permission.SUBSCRIBE)
 
+    def readable(self, owner: str, grantee: Principal) -> list[Grant]:
+        """The grants of ``owner`` that let ``grantee`` read there now."""
+        return self.grants.applicable(owner, grantee, Permission.READ)
+
     async def close(self) -> None:
         """Release the HTTP client that fetches issuers' keys."""
         await self.http.aclose()

@@ -31,16 +31,15 @@ class DashboardSettings(BaseModel):
     stream_queue: int = Field(
         1000,
         gt=0,
-        description="Notifications a slow page may fall behind before it is told to take a "
-        "new snapshot instead.",
+        description="Events (each the changes of one window) a slow page may fall behind "
+        "before it is told to take a new snapshot instead.",
     )
     throttling: float = Field(
         0.1,
         ge=0,
         le=0.5,
-        description="The stream's subscription throttling (GS CIM 009 §5.2.12) in seconds: "
-        "changes within it are sent together, the latest state of each entity (0: each "
-        "change on its own).",
+        description="The streams' window in seconds: changes within it are sent together in "
+        "one event, the latest state of each entity (0: those of one turn of the event loop).",
     )
     heartbeat: float = Field(
         15.0, gt=0, description="Seconds between keep-alive comments on an idle stream."

@@ -1,39 +1,75 @@
-"""In-process notification receivers: the ``sink`` sender of the dispatcher.
+"""The dashboard's streams and the feed that fills them: the engine's ``Feed``.
 
-Theory of operation. A dashboard stream opens a ``SinkStream`` and holds a transient
-subscription whose endpoint is the stream's address, ``sink://<stream id>:1/``. The
-subscription engine matches, projects (grants) and renders its notifications exactly as for any
-other subscription; the dispatcher hands each to ``Sinks.hand_over`` the moment it is submitted
-(``ImmediateSender``: no queue, worker or retry), which appends the body to the stream's buffer
-instead of sending it anywhere. No HTTP over loopback, no socket, no serialising twice.
+Theory of operation. A dashboard stream opens a ``SinkStream`` for its tenant, with the types
+and attributes its page shows (``StreamView``) and, for a viewer who sees the tenant through
+sharing grants, that viewer. It also holds a transient subscription to those types, which only
+makes the tenant's writes of them reach the engine; the engine hands every committed change to
+``Sinks.changed`` and does nothing else for it (no matching, rendering or dispatching).
 
-A page that reads slower than changes arrive falls behind; past ``capacity`` notifications the
-buffer is emptied and the stream marked ``overflowed``, and the page is told to take a new
-snapshot through the API (its state is then as new as the snapshot, nothing is lost for good).
+``changed`` only notes the change under its entity: the first state before and the latest
+after within the current window of ``window`` seconds, so what a window sends is the latest
+state of each entity changed in it (the page only shows the latest). When the window ends, each
+entity is rendered once in its compact form (``broker.dashboard.compact``) for all the streams
+that show it alike, and every stream is given one event with its batch. A viewer through grants
+is shown each entity as the grants that let it read now project it (``shared_view``), and an
+entity it can no longer see as deleted; once the grants are revoked it is sent nothing more.
+
+A page that reads slower than events arrive falls behind; past ``capacity`` events the buffer
+is emptied and the stream marked ``overflowed``, and the page is told to take a new snapshot
+through the API (its state is then as new as the snapshot, nothing is lost for good).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
-from broker.notify.http_sender import PeerCheck
+import orjson
 
+from broker.auth.grants import Grant, shared_view
+from broker.auth.principal import Principal
+from broker.clock import Clock, timestamp, utc_now
+from broker.dashboard.compact import StreamView, compact_entity, deleted_entity
+from broker.ngsild.entity import EntityDoc
+from broker.ngsild.subscriptions.changes import Change
+
+_log = logging.getLogger(__name__)
 SCHEME = "sink"
-_HOST_AT = len(SCHEME) + 3
-"""Where the stream id starts in ``sink://<id>:1/``."""
-GONE = 410
-"""Status for a stream that has closed: not retried (4xx), the delivery ends."""
+ReadGrants = Callable[[str, Principal], Sequence[Grant]]
+"""(owner tenant, viewer) → the grants that let the viewer read there now."""
+States = dict[str, tuple[EntityDoc | None, EntityDoc | None]]
+"""Entity id → (its state before the window, its latest state), in the order first changed."""
 
 
 class SinkStream:
-    """The buffer of one connected page."""
+    """The buffer of one connected page.
 
-    def __init__(self, stream_id: str, capacity: int, closed: Callable[[str], None]) -> None:
+    Args:
+        stream_id: Unguessable; names the stream's transient subscription's endpoint.
+        tenant: Whose changes it shows.
+        view: What of them it shows.
+        viewer: Who sees them through sharing grants (None: a member of the tenant).
+        capacity: Events it may fall behind by.
+        closed: Told the id when the stream closes.
+    """
+
+    def __init__(
+        self,
+        stream_id: str,
+        tenant: str,
+        view: StreamView,
+        viewer: Principal | None,
+        capacity: int,
+        closed: Callable[[SinkStream], None],
+    ) -> None:
         self.id = stream_id
         self.endpoint = f"{SCHEME}://{stream_id}:1/"
+        self.tenant = tenant
+        self.view = view
+        self.viewer = viewer
         self._capacity = capacity
         self._closed = closed
         self._items: deque[bytes] = deque()
@@ -42,13 +78,13 @@ class SinkStream:
         self.ended = False
         """Set when the broker stops: the page is let go (it reconnects to whoever serves next)."""
 
-    def put(self, body: bytes) -> None:
-        """Take one notification body (never waits)."""
+    def put(self, event: bytes) -> None:
+        """Take one event's data (never waits)."""
         if len(self._items) >= self._capacity:
             self._items.clear()
             self.overflowed = True
         else:
-            self._items.append(body)
+            self._items.append(event)
         self._ready.set()
 
     async def take(self, timeout: float) -> list[bytes] | None:  # noqa: ASYNC109
@@ -71,54 +107,107 @@ class SinkStream:
         self._ready.set()
 
     def close(self) -> None:
-        self._closed(self.id)
+        self._closed(self)
 
 
 class Sinks:
-    """The open streams, and the dispatcher's ``Sender`` for the ``sink`` scheme."""
+    """The open streams by tenant, and the engine's ``Feed`` that fills them.
 
-    def __init__(self) -> None:
-        self._streams: dict[str, SinkStream] = {}
+    Args:
+        window: Seconds changes are gathered for before they are sent (0: at the next turn
+            of the event loop).
+        readable: The grants a viewer reads through; None when there are none (no auth).
+        clock: The time deletions are stamped with.
+    """
 
-    def open(self, capacity: int) -> SinkStream:
+    def __init__(
+        self, window: float = 0.1, readable: ReadGrants | None = None, clock: Clock = utc_now
+    ) -> None:
+        self._window = window
+        self._readable = readable
+        self._clock = clock
+        self._streams: dict[str, dict[str, SinkStream]] = {}
+        self._pending: dict[str, States] = {}
+
+    def open(
+        self, tenant: str, view: StreamView, viewer: Principal | None, capacity: int
+    ) -> SinkStream:
         """A new stream with an unguessable id (its address is never shown to anyone)."""
-        stream = SinkStream(secrets.token_hex(16), capacity, self._forget)
-        self._streams[stream.id] = stream
+        stream = SinkStream(secrets.token_hex(16), tenant, view, viewer, capacity, self._forget)
+        self._streams.setdefault(tenant, {})[stream.id] = stream
         return stream
 
     @property
     def open_streams(self) -> int:
         """How many pages are connected."""
-        return len(self._streams)
+        return sum(len(streams) for streams in self._streams.values())
 
     def end_all(self) -> None:
         """End every stream now: uvicorn waits for open responses before it stops, and an
         event stream would never end by itself."""
-        for stream in list(self._streams.values()):
-            stream.end()
+        for streams in self._streams.values():
+            for stream in list(streams.values()):
+                stream.end()
 
-    def _forget(self, stream_id: str) -> None:
-        self._streams.pop(stream_id, None)
+    def _forget(self, stream: SinkStream) -> None:
+        streams = self._streams.get(stream.tenant, {})
+        streams.pop(stream.id, None)
+        if not streams:
+            self._streams.pop(stream.tenant, None)
 
-    def hand_over(self, url: str, body: bytes) -> bool:
-        """Give ``body`` to the stream ``url`` names (the dispatcher's ``ImmediateSender``):
-        False when it has closed."""
-        stream = self._streams.get(url[_HOST_AT : url.find(":", _HOST_AT)])
-        if stream is None:
-            return False
-        stream.put(body)
-        return True
+    def changed(self, change: Change) -> None:
+        """Note ``change`` for the streams of its tenant (the engine calls this per commit)."""
+        tenant = change.tenant
+        if tenant not in self._streams:
+            return
+        pending = self._pending.get(tenant)
+        if pending is None:
+            pending = self._pending[tenant] = {}
+            asyncio.get_running_loop().call_later(self._window, self._flush, tenant)
+        entity_id = change.entity_id
+        earlier = pending.get(entity_id)
+        pending[entity_id] = (change.before if earlier is None else earlier[0], change.after)
 
-    async def post(
+    def _flush(self, tenant: str) -> None:
+        states = self._pending.pop(tenant, {})
+        streams = self._streams.get(tenant)
+        if not states or not streams:
+            return
+        now = timestamp(self._clock)
+        rendered: dict[tuple[object, ...], bytes] = {}
+        for stream in list(streams.values()):
+            # Viewers through grants are each shown their own projection.
+            key = stream.view.key if stream.viewer is None else (stream.id,)
+            try:
+                event = rendered.get(key)
+                if event is None:
+                    event = rendered[key] = self._render(stream, states.values(), now)
+            except Exception:  # one stream's bug must not starve the others
+                _log.exception("rendering changes for a dashboard stream failed")
+                continue
+            if event:
+                stream.put(event)
+
+    def _render(
         self,
-        url: str,
-        body: bytes,
-        headers: dict[str, str],
-        timeout: float,  # noqa: ASYNC109 - the Sender protocol
-        check: PeerCheck | None = None,
-    ) -> int:
-        """The ``Sender`` way of ``hand_over``: 200, or 410 when the stream has closed."""
-        return 200 if self.hand_over(url, body) else GONE
-
-    async def close(self) -> None:
-        """Nothing to release: streams end with their connections."""
+        stream: SinkStream,
+        states: Iterable[tuple[EntityDoc | None, EntityDoc | None]],
+        now: str,
+    ) -> bytes:
+        """The batch ``stream`` is sent (JSON array), empty when it shows none of ``states``."""
+        view = stream.view
+        grants: Sequence[Grant] = ()
+        if stream.viewer is not None and self._readable is not None:
+            grants = self._readable(stream.tenant, stream.viewer)
+        docs = []
+        for before, after in states:
+            shown_after = after if view.shows(after) else None
+            shown_before = before if view.shows(before) else None
+            if stream.viewer is not None:
+                shown_after = None if shown_after is None else shared_view(shown_after, grants)
+                shown_before = None if shown_before is None else shared_view(shown_before, grants)
+            if shown_after is not None:
+                docs.append(compact_entity(shown_after, view))
+            elif shown_before is not None:
+                docs.append(deleted_entity(shown_before, view, now))
+        return orjson.dumps(docs) if docs else b""

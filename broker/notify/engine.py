@@ -13,6 +13,11 @@ Theory of operation — the one path a change takes:
 3. ``_dispatch`` hands each to the ``Dispatcher``, which never blocks. Its outcome updates the
    subscription's status members and releases the journal entry; the last release forgets it.
 
+In-process receivers (the dashboard's streams) take another, shorter path: their transient
+subscriptions only make the tenant's writes of their types produce an ``Entry`` and are never
+matched; every committed change goes to the ``Feed`` as it is, which coalesces and renders it
+its own way. Nothing of steps 2 and 3 runs for them.
+
 A delivery is asked before every attempt whether its subscription still exists and is active,
 and ``forget`` (a subscription deleted or paused) cancels its deliveries at once; so nothing is
 sent for a subscription after it ended, not even a retry, not even after a restart. Periodic
@@ -25,11 +30,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from broker.clock import Clock, timestamp, utc_now
 from broker.ngsild.entity import EntityDoc
 from broker.ngsild.query import EntityQuery
+from broker.ngsild.subscriptions.changes import Change
 from broker.ngsild.subscriptions.notification import (
     JOINED,
     notification_body,
@@ -49,6 +55,14 @@ MQTT_NOTIFIER_KEYS = frozenset({"mqtt-version", "mqtt-qos"})
 """notifierInfo keys the MQTT sender understands; other keys are not sent on."""
 PERIODIC_LIMIT = 1000
 """Most entities one periodic notification lists."""
+
+
+class Feed(Protocol):
+    """Takes every committed change of the tenants it has receivers in (``Notifier.feed``)."""
+
+    def changed(self, change: Change) -> None:
+        """Never waits and never raises."""
+        ...
 
 
 class Notifier:
@@ -77,6 +91,8 @@ class Notifier:
         self._clock = clock
         self._durable = durable
         self.journal = Journal(store)
+        self.feed: Feed | None = None
+        """Where changes of tenants with transient subscriptions also go (set by the app)."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _now(self) -> str:
@@ -147,8 +163,9 @@ class Notifier:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _notify(self, entry: Entry) -> None:
-        entry.matched()
         change, fired = entry.change, entry.fired
+        if change is not None and self.feed is not None:
+            self.feed.changed(change)
         if change is None or fired is None or not entry.subscriptions:
             return
         now = self._now()

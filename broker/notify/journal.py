@@ -90,8 +90,6 @@ class Entry:
     subscriptions: list[str] = field(default_factory=list)
     key: str | None = None
     holds: int = 0
-    deferred: bool = False
-    """Matched after the commit, on the event loop (``matched``), not in the transaction."""
 
     def __call__(self, before: EntityDoc | None, after: EntityDoc | None) -> JournalRecord | None:
         """Runs in the store's transaction, in its writer thread: match, and say what to save."""
@@ -100,9 +98,8 @@ class Entry:
             return None  # most writes: nobody subscribed to these types; keep this tiny
         self.change = Change(self.tenant, before, after)
         if self.matcher.only_transient(self.tenant):
-            # Nothing could be owed after a restart, so the matching leaves the writer thread
-            # (where it would hold the GIL against the event loop) for ``matched`` after commit.
-            self.deferred = True
+            # Transient subscriptions are never matched: the engine's feed takes the change
+            # after the commit (``broker.notify.engine``), and nothing is owed after a restart.
             return None
         try:
             self.fired, self.subscriptions = self.matcher.match(self.change, self.now)
@@ -115,18 +112,6 @@ class Entry:
             return None  # only in-process sinks: a dashboard takes a snapshot when it reconnects
         self.key = uuid.uuid4().hex
         return KIND, self.key, self.to_doc()
-
-    def matched(self) -> None:
-        """Do the matching a deferred entry left for after the commit."""
-        if not self.deferred or self.change is None:
-            return
-        assert self.matcher is not None
-        self.deferred = False
-        try:
-            self.fired, self.subscriptions = self.matcher.match(self.change, self.now)
-        except Exception:
-            _log.exception("matching the change of %s failed", self.change.entity_id)
-            self.subscriptions = []
 
     @property
     def now(self) -> str:

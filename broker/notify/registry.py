@@ -66,7 +66,8 @@ class Held:
     @property
     def transient(self) -> bool:
         """Held in memory only, for an in-process sink (a dashboard stream): never saved,
-        never journaled, not listed; it ends with the connection that made it."""
+        never journaled, not listed, never matched (its changes reach the stream through the
+        engine's ``Feed``); it ends with the connection that made it."""
         return self.sub.notification.endpoint.uri.startswith(SINK_SCHEME)
 
 
@@ -141,7 +142,7 @@ class Registry:
         found = []
         for subscription_id in sorted(candidates):
             held = self.items.get((tenant, subscription_id))
-            if held is None:
+            if held is None or held.transient:  # fed by the engine's feed, not notified
                 continue
             seen = self.seen(held, change, fired)
             if seen is not None and notifies(held.sub, held.filters, *seen, now):

@@ -1,8 +1,9 @@
 """Who sees what on the dashboard: the API's own access policy, in a real browser (issue 18).
 
-Three towns on one authenticated platform. Kamogawa holds the river town and shares its river
-gauges (and its dashboard definition) with Shimogawa; Yamano is granted nothing. Kamogawa
-also marks gauges and alerts public: a grant to the principal of the public view.
+Four towns on one authenticated platform. Kamogawa holds the river town and shares its river
+gauges (and its dashboard definition) with Shimogawa, and to read only with Kawakami; Yamano is
+granted nothing. Kamogawa also marks gauges and alerts public: a grant to the principal of the
+public view.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from tests.e2e.broker_process import Broker
 
 pytestmark = pytest.mark.e2e
 
-OWNER, NEIGHBOUR, OTHER = "kamogawa", "shimogawa", "yamano"
+OWNER, NEIGHBOUR, OTHER, READER = "kamogawa", "shimogawa", "yamano", "kawakami"
 SANJO = "urn:ngsi-ld:WaterObserved:kamo-sanjo"
 ALERT = "urn:ngsi-ld:Alert:kujo-evacuation"
 
@@ -63,7 +64,7 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
         broker = start_broker(tmp_path, env)
         running = Platform(broker, issuer)
         operator = {"Authorization": f"Bearer {running.token('operator')}"}
-        for town in (OWNER, NEIGHBOUR, OTHER):
+        for town in (OWNER, NEIGHBOUR, OTHER, READER):
             made = httpx.post(f"{broker.url}/admin/tenants", json={"name": town}, headers=operator)
             assert made.status_code == 201, made.text
         seed(broker.url, river_town(), running.headers(OWNER, f"{OWNER}:editor"))
@@ -72,6 +73,11 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
             {
                 "grantee": {"tenant": NEIGHBOUR},
                 "permissions": ["read", "subscribe"],
+                "types": ["WaterObserved", "Dashboard"],
+            },
+            {
+                "grantee": {"tenant": READER},
+                "permissions": ["read"],
                 "types": ["WaterObserved", "Dashboard"],
             },
             {
@@ -120,6 +126,23 @@ def test_a_neighbour_sees_live_exactly_what_the_grant_shares(
     time.sleep(0.5)
     assert page.evaluate("id => toshiDashboard.level(id)", ALERT) is None
     screenshot(page, "access-neighbour")
+
+
+def test_a_grant_to_read_is_enough_to_see_changes_live(
+    platform: Platform, context: BrowserContext
+) -> None:
+    # The page only reads: what a viewer may read, it is shown as it changes (a grant to
+    # subscribe is for the viewer's own subscriptions through the API).
+    token = platform.token(f"{READER}:reader")
+    page = open_dashboard(context, platform.broker.url, f"?tenant={OWNER}", token=token)
+    gauges = [e["id"] for e in river_town() if e["type"] == "WaterObserved"]
+    assert page.evaluate("toshiDashboard.count()") == len(gauges)
+    colors = level_colors()
+    wait_painted(page, SANJO, colors["caution"])
+    editor = platform.headers(OWNER, f"{OWNER}:editor")
+    url = f"{platform.broker.url}{API}/entities/{SANJO}/attrs/height"
+    assert httpx.patch(url, json={"value": 3.9}, headers=editor).status_code == 204
+    wait_painted(page, SANJO, colors["danger"], timeout=1_000)
 
 
 def test_the_public_view_shows_only_what_the_town_marks_public(

@@ -67,19 +67,46 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         running.stop(signal.SIGTERM)
 
 
-def test_a_change_is_pushed_with_its_system_times(broker: Broker) -> None:
-    reader = Reader(broker.url + EVENTS)
+def test_a_change_is_pushed_in_the_compact_form_the_page_asked_for(broker: Broker) -> None:
+    reader = Reader(broker.url + EVENTS + "&attrs=height,location,nowhere")
     reader.start()
     reader.wait_for("ready")
-    reply = httpx.patch(f"{broker.url}{API}/entities/{SANJO}/attrs/height", json={"value": 3.3})
+    stored = httpx.get(f"{broker.url}{API}/entities/{SANJO}", params={"options": "sysAttrs"})
+    plain = httpx.get(f"{broker.url}{API}/entities/{SANJO}").json()
+    reply = httpx.patch(
+        f"{broker.url}{API}/entities/{SANJO}/attrs/height",
+        json={"value": 3.3, "unitCode": "MTR", "observedAt": "2026-01-01T00:00:00Z"},
+    )
     assert reply.status_code == 204
-    (data,) = reader.wait_for("notification")
-    notification = json.loads(data)
-    assert notification["type"] == "Notification"
-    (entity,) = notification["data"]
+    (data,) = reader.wait_for("changes")
+    (entity,) = json.loads(data)
+    # Only what the page draws: no other attribute, no per-attribute system times.
+    assert set(entity) == {"id", "type", "modifiedAt", "height", "location"}
     assert entity["id"] == SANJO
-    assert entity["height"]["value"] == 3.3
-    assert entity["modifiedAt"] > entity["createdAt"]  # for the page to order what it has
+    assert entity["type"] == "WaterObserved"
+    assert entity["height"] == {
+        "type": "Property",
+        "value": 3.3,
+        "observedAt": "2026-01-01T00:00:00Z",
+        "unitCode": "MTR",
+    }
+    assert entity["location"] == plain["location"]
+    assert entity["modifiedAt"] > stored.json()["modifiedAt"]  # for the page to order them
+
+
+def test_changes_within_a_window_come_as_one_event_with_the_latest_state(
+    broker: Broker,
+) -> None:
+    reader = Reader(broker.url + EVENTS + "&attrs=height")
+    reader.start()
+    reader.wait_for("ready")
+    with httpx.Client(base_url=f"{broker.url}{API}") as http:
+        for value in (1.0, 2.0, 3.0):  # well within the 0.1 s window
+            assert http.patch(f"/entities/{SANJO}/attrs/height", json={"value": value}).is_success
+    time.sleep(0.5)
+    shown = [doc for data in reader.wait_for("changes") for doc in json.loads(data)]
+    assert shown[-1]["height"]["value"] == 3.0
+    assert len(shown) < 3
 
 
 def test_the_stream_is_offered_as_server_sent_events_only(broker: Broker) -> None:
@@ -116,7 +143,7 @@ def test_a_deleted_entity_is_pushed_as_deleted(broker: Broker) -> None:
     reader.start()
     reader.wait_for("ready")
     assert httpx.delete(f"{broker.url}{API}/entities/{SANJO}").status_code == 204
-    (data,) = reader.wait_for("notification")
-    (entity,) = json.loads(data)["data"]
+    (data,) = reader.wait_for("changes")
+    (entity,) = json.loads(data)
     assert entity["id"] == SANJO
     assert "deletedAt" in entity

@@ -15,9 +15,10 @@ const $ = (id) => document.getElementById(id);
 const state = {
   config: null, api: null, definition: null, levels: new Map(), layers: new Map(),
   entities: new Map(), // id -> {doc, layer, level, position, district}
+  used: [], refreshing: null,
   dirty: new Set(), frame: 0, selected: null, range: "6h",
   filter: { types: new Set(), district: "", minRank: -1 },
-  stats: { notifications: 0, applied: 0, workMs: 0, longestWorkMs: 0 },
+  stats: { events: 0, applied: 0, workMs: 0, longestWorkMs: 0 },
 };
 
 function message(text) {
@@ -53,7 +54,37 @@ function districtOf(position) {
   return found ? String(found.id ?? found.properties?.id ?? "") : "";
 }
 
-/** Take `doc` (from the snapshot or a notification) unless what is held is newer. */
+/** The attributes the page draws from (the stream sends only those). */
+function usedAttributes() {
+  const names = new Set(["name", "description"]);
+  for (const layer of state.layers.values()) {
+    names.add(layer.attribute);
+    names.add(layer.location || "location");
+  }
+  return [...names].filter(Boolean);
+}
+
+/** A change from the stream: its attributes (the used ones, as they now are) over what the
+ * snapshot gave of the others, which are only shown in the detail panel. */
+function applyChange(doc) {
+  const held = state.entities.get(doc.id);
+  if (!held || doc.deletedAt) { apply(doc); return; }
+  const merged = { ...held.doc };
+  for (const name of state.used) delete merged[name];
+  apply(Object.assign(merged, doc));
+  if (state.selected === doc.id) refreshSelected(doc.id);
+}
+
+/** The selected entity anew from the API (its other attributes may have changed too). */
+function refreshSelected(id) {
+  if (state.refreshing) return;
+  state.refreshing = state.api.entity(id, { options: "sysAttrs" })
+    .then((doc) => apply(doc))
+    .catch(() => {})
+    .finally(() => { state.refreshing = null; });
+}
+
+/** Take `doc` (from the snapshot or a change) unless what is held is newer. */
 function apply(doc) {
   const layer = state.layers.get(doc.type);
   if (!layer) return;
@@ -315,14 +346,15 @@ async function start() {
   for (const button of $("ranges").querySelectorAll("button")) {
     button.addEventListener("click", () => { state.range = button.dataset.range; drawHistory(); });
   }
-  const live = new LiveStream(state.api, [...state.layers.keys()], {
+  state.used = usedAttributes();
+  const live = new LiveStream(state.api, [...state.layers.keys()], state.used, {
     state: setStatus,
     ready: () => snapshot().catch((error) => message(error.message)),
     resync: () => snapshot().catch((error) => message(error.message)),
-    notification: (body) => {
+    changes: (docs) => {
       const started = performance.now();
-      state.stats.notifications += 1;
-      for (const doc of body.data || []) apply(doc);
+      state.stats.events += 1;
+      for (const doc of docs) applyChange(doc);
       work(started);
     },
     denied: () => { message(t("forbidden")); setStatus("offline"); },

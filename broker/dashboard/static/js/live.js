@@ -7,10 +7,11 @@
 // snapshot and one made during the snapshot comes as an event: the latest state is never lost.
 
 export class LiveStream {
-  constructor(api, types, handlers) {
+  constructor(api, types, attrs, handlers) {
     this.api = api;
     this.types = types;
-    this.handlers = handlers; // {ready, notification, resync, state, denied}
+    this.attrs = attrs; // the attributes the page uses: only those are sent
+    this.handlers = handlers; // {ready, changes, resync, state, denied}
     this.retry = 2000;
     this.stopped = false;
     this.controller = null;
@@ -39,7 +40,8 @@ export class LiveStream {
 
   async connect() {
     this.controller = new AbortController();
-    const url = `/dashboard/events?type=${encodeURIComponent(this.types.join(","))}`;
+    const query = new URLSearchParams({ type: this.types.join(","), attrs: this.attrs.join(",") });
+    const url = `/dashboard/events?${query}`;
     const reply = await fetch(url, {
       headers: this.api.headers({ Accept: "text/event-stream" }),
       signal: this.controller.signal,
@@ -75,7 +77,7 @@ export class LiveStream {
       else if (field === "retry" && /^\d+$/.test(text)) this.retry = Number(text);
     }
     if (event === "ready") { this.handlers.state("live"); this.handlers.ready(); }
-    else if (event === "notification") this.handlers.notification(JSON.parse(data));
+    else if (event === "changes") this.handlers.changes(JSON.parse(data));
     else if (event === "resync") this.handlers.resync();
   }
 }
