@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.ngsild.entity import EntityDoc, Instance
-from broker.ngsild.names import VOCAB_PROPERTY
 from broker.ngsild.terms import TermTable
 
-_SHOWN = (
-    *("value", "object", "languageMap", "json", "valueList", "objectList"),
-    *("observedAt", "unitCode", "datasetId"),
+_SHOWN = frozenset(
+    {"type", "value", "object", "languageMap", "json", "valueList", "objectList"}
+    | {"observedAt", "unitCode", "datasetId"}
 )
-"""Instance members shown besides ``type`` (``vocab`` is compacted, so apart)."""
+"""Instance members shown (``vocab`` is compacted, so apart)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,16 +59,18 @@ def compact_entity(doc: EntityDoc, view: StreamView) -> dict[str, Any]:
     if "modifiedAt" in doc:
         out["modifiedAt"] = doc["modifiedAt"]
     attrs = doc["attrs"]
-    if view.attrs is None:
-        names = {iri: terms.compact(iri) for iri in attrs}
-    else:
-        names = {iri: name for iri, name in view.attrs.items() if iri in attrs}
-    for iri, name in names.items():
-        rendered = [_instance(instance, terms) for instance in attrs[iri]]
-        if len(rendered) == 1 and "datasetId" not in rendered[0]:
-            out[name] = rendered[0]
+    names = view.attrs
+    for iri, instances in attrs.items():
+        if names is None:
+            name = terms.compact(iri)
+        elif iri in names:
+            name = names[iri]
         else:
-            out[name] = rendered
+            continue
+        if len(instances) == 1 and "datasetId" not in instances[0]:
+            out[name] = _instance(instances[0], terms)
+        else:
+            out[name] = [_instance(instance, terms) for instance in instances]
     return out
 
 
@@ -84,12 +85,8 @@ def _types(doc: EntityDoc, terms: TermTable) -> Any:
 
 
 def _instance(instance: Instance, terms: TermTable) -> dict[str, Any]:
-    kind = instance["type"]
-    out: dict[str, Any] = {"type": kind}
-    for member in _SHOWN:
-        if member in instance:
-            out[member] = instance[member]
-    if kind == VOCAB_PROPERTY:
+    out = {member: value for member, value in instance.items() if member in _SHOWN}
+    if "vocab" in instance:
         vocab = instance["vocab"]
         out["vocab"] = (
             [terms.compact(item) for item in vocab]

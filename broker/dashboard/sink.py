@@ -173,7 +173,6 @@ class Sinks:
         streams = self._streams.get(tenant)
         if not states or not streams:
             return
-        now = timestamp(self._clock)
         rendered: dict[tuple[object, ...], bytes] = {}
         for stream in list(streams.values()):
             # Viewers through grants are each shown their own projection.
@@ -181,7 +180,7 @@ class Sinks:
             try:
                 event = rendered.get(key)
                 if event is None:
-                    event = rendered[key] = self._render(stream, states.values(), now)
+                    event = rendered[key] = self._render(stream, states.values())
             except Exception:  # one stream's bug must not starve the others
                 _log.exception("rendering changes for a dashboard stream failed")
                 continue
@@ -192,7 +191,6 @@ class Sinks:
         self,
         stream: SinkStream,
         states: Iterable[tuple[EntityDoc | None, EntityDoc | None]],
-        now: str,
     ) -> bytes:
         """The batch ``stream`` is sent (JSON array), empty when it shows none of ``states``."""
         view = stream.view
@@ -200,6 +198,7 @@ class Sinks:
         if stream.viewer is not None and self._readable is not None:
             grants = self._readable(stream.tenant, stream.viewer)
         docs = []
+        now = ""
         for before, after in states:
             shown_after = after if view.shows(after) else None
             shown_before = before if view.shows(before) else None
@@ -209,5 +208,6 @@ class Sinks:
             if shown_after is not None:
                 docs.append(compact_entity(shown_after, view))
             elif shown_before is not None:
+                now = now or timestamp(self._clock)
                 docs.append(deleted_entity(shown_before, view, now))
         return orjson.dumps(docs) if docs else b""

@@ -3,10 +3,73 @@
 // one canvas so that thousands of markers recolour within a frame.
 /* global L */
 
+const MAX_PATCHES = 64;
+
+// Leaflet's canvas redraws, per frame, the one rectangle that bounds every changed marker:
+// with markers changing all over the map that is nearly the whole map, 5,000 circles, for a
+// handful of recoloured ones. This renderer keeps the changed markers' own rectangles and
+// redraws only what lies in them (all that overlaps them, in drawing order, so markers still
+// stack as before); past MAX_PATCHES rectangles, or when Leaflet asks for a full redraw
+// (zoom, pan, resize), it draws everything as Leaflet does.
+const PatchCanvas = L.Canvas.extend({
+  _extendRedrawBounds(layer) {
+    const bounds = layer._pxBounds;
+    if (!bounds) return;
+    const pad = (layer.options.weight || 0) + 1;
+    const patches = (this._patches ||= []);
+    const last = patches[patches.length - 1];
+    const x0 = Math.floor(bounds.min.x - pad), y0 = Math.floor(bounds.min.y - pad);
+    const x1 = Math.ceil(bounds.max.x + pad), y1 = Math.ceil(bounds.max.y + pad);
+    // (A restyled marker asks twice for the same rectangle.)
+    if (!last || last[0] !== x0 || last[1] !== y0 || last[2] !== x1 || last[3] !== y1) patches.push([x0, y0, x1, y1]);
+  },
+
+  _updatePaths() {
+    this._patches = null;
+    this._everything = true;
+    L.Canvas.prototype._updatePaths.call(this);
+  },
+
+  _redraw() {
+    this._redrawRequest = null;
+    const patches = this._patches || [];
+    this._patches = null;
+    if (this._everything || patches.length > MAX_PATCHES) {
+      this._everything = false;
+      this._redrawBounds = null;
+      this._clear();
+      this._draw();
+      return;
+    }
+    if (!patches.length) return;
+    const ctx = this._ctx;
+    ctx.save();
+    ctx.beginPath();
+    for (const [x0, y0, x1, y1] of patches) ctx.rect(x0, y0, x1 - x0, y1 - y0);
+    ctx.clip();
+    for (const [x0, y0, x1, y1] of patches) ctx.clearRect(x0, y0, x1 - x0, y1 - y0);
+    this._drawing = true;
+    for (let order = this._drawFirst; order; order = order.next) {
+      const bounds = order.layer._pxBounds;
+      if (bounds && overlaps(bounds, patches)) order.layer._updatePath();
+    }
+    this._drawing = false;
+    ctx.restore();
+  },
+});
+
+function overlaps(bounds, patches) {
+  const { min, max } = bounds;
+  for (const [x0, y0, x1, y1] of patches) {
+    if (max.x >= x0 && min.x <= x1 && max.y >= y0 && min.y <= y1) return true;
+  }
+  return false;
+}
+
 export class TownMap {
   constructor(element, config, definition, onSelect) {
     this.map = L.map(element, { preferCanvas: true, zoomSnap: 0.25 });
-    this.renderer = L.canvas({ padding: 0.3 });
+    this.renderer = new PatchCanvas({ padding: 0.3 });
     this.markers = new Map();
     this.onSelect = onSelect;
     if (config.tileUrl) {
