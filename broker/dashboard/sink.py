@@ -12,7 +12,8 @@ state of each entity changed in it (the page only shows the latest). When the wi
 entity is rendered once in its compact form (``broker.dashboard.compact``) for all the streams
 that show it alike, and every stream is given one event with its batch. A viewer through grants
 is shown each entity as the grants that let it read now project it (``shared_view``), and an
-entity it can no longer see as deleted; once the grants are revoked it is sent nothing more.
+entity it can no longer see as deleted; once the grants are revoked its stream is ended (the
+page reconnects and is refused, as the API would refuse it).
 
 A page that reads slower than events arrive falls behind; past ``capacity`` events the buffer
 is emptied and the stream marked ``overflowed``, and the page is told to take a new snapshot
@@ -76,7 +77,8 @@ class SinkStream:
         self._ready = asyncio.Event()
         self.overflowed = False
         self.ended = False
-        """Set when the broker stops: the page is let go (it reconnects to whoever serves next)."""
+        """Set when the page is let go: it reconnects (to whoever serves next, if the broker
+        stopped) and is refused if it may no longer read."""
 
     def put(self, event: bytes) -> None:
         """Take one event's data (never waits)."""
@@ -102,7 +104,7 @@ class SinkStream:
         return taken
 
     def end(self) -> None:
-        """Let the page go (the broker is stopping)."""
+        """Let the page go (the broker is stopping, or the viewer's grants were revoked)."""
         self.ended = True
         self._ready.set()
 
@@ -175,12 +177,18 @@ class Sinks:
             return
         rendered: dict[tuple[object, ...], bytes] = {}
         for stream in list(streams.values()):
+            grants: Sequence[Grant] | None = None  # a member of the tenant: everything
+            if stream.viewer is not None:
+                grants = self._readable(tenant, stream.viewer) if self._readable else ()
+                if not grants:  # revoked: the page is let go, and refused when it comes back
+                    stream.end()
+                    continue
             # Viewers through grants are each shown their own projection.
-            key = stream.view.key if stream.viewer is None else (stream.id,)
+            key = stream.view.key if grants is None else (stream.id,)
             try:
                 event = rendered.get(key)
                 if event is None:
-                    event = rendered[key] = self._render(stream, states.values())
+                    event = rendered[key] = self._render(stream.view, grants, states.values())
             except Exception:  # one stream's bug must not starve the others
                 _log.exception("rendering changes for a dashboard stream failed")
                 continue
@@ -189,20 +197,18 @@ class Sinks:
 
     def _render(
         self,
-        stream: SinkStream,
+        view: StreamView,
+        grants: Sequence[Grant] | None,
         states: Iterable[tuple[EntityDoc | None, EntityDoc | None]],
     ) -> bytes:
-        """The batch ``stream`` is sent (JSON array), empty when it shows none of ``states``."""
-        view = stream.view
-        grants: Sequence[Grant] = ()
-        if stream.viewer is not None and self._readable is not None:
-            grants = self._readable(stream.tenant, stream.viewer)
+        """The batch of a stream (JSON array), empty when it shows none of ``states``;
+        projected through ``grants`` unless they are None."""
         docs = []
         now = ""
         for before, after in states:
             shown_after = after if view.shows(after) else None
             shown_before = before if view.shows(before) else None
-            if stream.viewer is not None:
+            if grants is not None:
                 shown_after = None if shown_after is None else shared_view(shown_after, grants)
                 shown_before = None if shown_before is None else shared_view(shown_before, grants)
             if shown_after is not None:

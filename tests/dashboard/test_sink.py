@@ -118,6 +118,7 @@ async def test_a_viewer_through_grants_sees_what_the_grants_to_read_share_now() 
     grants.clear()  # revoked
     sinks.changed(Change("t", gauge("urn:a", 2), gauge("urn:a", 3)))
     assert await batches(shared.take) == []
+    assert shared.ended  # the page is let go (and refused when it comes back)
     assert len(await batches(own.take)) == 1
 
 
