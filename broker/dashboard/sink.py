@@ -6,14 +6,20 @@ sharing grants, that viewer. It also holds a transient subscription to those typ
 makes the tenant's writes of them reach the engine; the engine hands every committed change to
 ``Sinks.changed`` and does nothing else for it (no matching, rendering or dispatching).
 
-``changed`` only notes the change under its entity: the first state before and the latest
-after within the current window of ``window`` seconds, so what a window sends is the latest
-state of each entity changed in it (the page only shows the latest). When the window ends, each
-entity is rendered once in its compact form (``broker.dashboard.compact``) for all the streams
-that show it alike, and every stream is given one event with its batch. A viewer through grants
-is shown each entity as the grants that let it read now project it (``shared_view``), and an
-entity it can no longer see as deleted; once the grants are revoked its stream is ended (the
-page reconnects and is refused, as the API would refuse it).
+Streams that are shown alike (same view, no viewer through grants) form one ``_Group``; each
+viewer through grants is a group of its own. ``changed`` renders the change once per group, in
+the compact form (``broker.dashboard.compact``), straight to JSON bytes kept under the entity's
+id: a later change of the entity in the same window of ``window`` seconds replaces it, so what
+a window sends is the latest state of each entity changed in it (the page only shows the
+latest). Nothing else of the change is kept: holding the documents themselves for a window kept
+thousands of dicts alive across garbage collections, which then promoted them into the full
+collections that cost more than all the rendering. When the window ends, every stream of a
+group is given the same event: a JSON array of those entities.
+
+A viewer through grants is shown each entity as the grants that let it read project it
+(``shared_view``, the grants read once per window), and an entity it can no longer see as
+deleted; once the grants are revoked its stream is ended (the page reconnects and is refused,
+as the API would refuse it).
 
 A page that reads slower than events arrive falls behind; past ``capacity`` events the buffer
 is emptied and the stream marked ``overflowed``, and the page is told to take a new snapshot
@@ -26,7 +32,7 @@ import asyncio
 import logging
 import secrets
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 import orjson
 
@@ -34,15 +40,12 @@ from broker.auth.grants import Grant, shared_view
 from broker.auth.principal import Principal
 from broker.clock import Clock, timestamp, utc_now
 from broker.dashboard.compact import StreamView, compact_entity, deleted_entity
-from broker.ngsild.entity import EntityDoc
 from broker.ngsild.subscriptions.changes import Change
 
 _log = logging.getLogger(__name__)
 SCHEME = "sink"
 ReadGrants = Callable[[str, Principal], Sequence[Grant]]
 """(owner tenant, viewer) → the grants that let the viewer read there now."""
-States = dict[str, tuple[EntityDoc | None, EntityDoc | None]]
-"""Entity id → (its state before the window, its latest state), in the order first changed."""
 
 
 class SinkStream:
@@ -112,6 +115,20 @@ class SinkStream:
         self._closed(self)
 
 
+class _Group:
+    """Streams shown alike, and what the current window has for them."""
+
+    def __init__(self, view: StreamView, viewer: Principal | None) -> None:
+        self.view = view
+        self.viewer = viewer
+        self.streams: list[SinkStream] = []
+        self.pending: dict[str, bytes] = {}
+        """Entity id → its latest compact form in the window, in the order first changed."""
+        self.grants: Sequence[Grant] | None = None
+        """The viewer's grants, read at the window's first change (None: not yet, or no
+        viewer)."""
+
+
 class Sinks:
     """The open streams by tenant, and the engine's ``Feed`` that fills them.
 
@@ -129,7 +146,9 @@ class Sinks:
         self._readable = readable
         self._clock = clock
         self._streams: dict[str, dict[str, SinkStream]] = {}
-        self._pending: dict[str, States] = {}
+        self._groups: dict[str, dict[tuple[object, ...], _Group]] = {}
+        self._due: set[str] = set()
+        """Tenants whose window is open (a flush is scheduled)."""
 
     def open(
         self, tenant: str, view: StreamView, viewer: Principal | None, capacity: int
@@ -137,6 +156,12 @@ class Sinks:
         """A new stream with an unguessable id (its address is never shown to anyone)."""
         stream = SinkStream(secrets.token_hex(16), tenant, view, viewer, capacity, self._forget)
         self._streams.setdefault(tenant, {})[stream.id] = stream
+        groups = self._groups.setdefault(tenant, {})
+        key = view.key if viewer is None else (stream.id,)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group(view, viewer)
+        group.streams.append(stream)
         return stream
 
     @property
@@ -152,68 +177,71 @@ class Sinks:
                 stream.end()
 
     def _forget(self, stream: SinkStream) -> None:
-        streams = self._streams.get(stream.tenant, {})
-        streams.pop(stream.id, None)
+        tenant = stream.tenant
+        streams = self._streams.get(tenant, {})
+        if streams.pop(stream.id, None) is None:
+            return
+        groups = self._groups[tenant]
+        for key, group in list(groups.items()):
+            if stream in group.streams:
+                group.streams.remove(stream)
+                if not group.streams:
+                    del groups[key]
         if not streams:
-            self._streams.pop(stream.tenant, None)
+            del self._streams[tenant]
+            del self._groups[tenant]
 
     def changed(self, change: Change) -> None:
-        """Note ``change`` for the streams of its tenant (the engine calls this per commit)."""
+        """Render ``change`` for the streams of its tenant (the engine calls this per commit)."""
         tenant = change.tenant
-        if tenant not in self._streams:
+        groups = self._groups.get(tenant)
+        if not groups:
             return
-        pending = self._pending.get(tenant)
-        if pending is None:
-            pending = self._pending[tenant] = {}
+        if tenant not in self._due:
+            self._due.add(tenant)
             asyncio.get_running_loop().call_later(self._window, self._flush, tenant)
         entity_id = change.entity_id
-        earlier = pending.get(entity_id)
-        pending[entity_id] = (change.before if earlier is None else earlier[0], change.after)
+        for group in groups.values():
+            try:
+                shown = self._render(group, change)
+            except Exception:  # one stream's bug must not starve the others
+                _log.exception("rendering a change of %s for a dashboard failed", entity_id)
+                continue
+            if shown is not None:
+                group.pending[entity_id] = shown
+
+    def _render(self, group: _Group, change: Change) -> bytes | None:
+        """``change`` as ``group`` is shown it; None when it sees nothing of it."""
+        view = group.view
+        after = change.after if view.shows(change.after) else None
+        before = change.before if view.shows(change.before) else None
+        if group.viewer is not None:
+            grants = group.grants
+            if grants is None:
+                grants = group.grants = self._grants(change.tenant, group.viewer)
+            after = None if after is None else shared_view(after, grants)
+            before = None if before is None else shared_view(before, grants)
+        if after is not None:
+            return orjson.dumps(compact_entity(after, view))
+        if before is not None:
+            return orjson.dumps(deleted_entity(before, view, timestamp(self._clock)))
+        return None
+
+    def _grants(self, tenant: str, viewer: Principal) -> Sequence[Grant]:
+        return self._readable(tenant, viewer) if self._readable is not None else ()
 
     def _flush(self, tenant: str) -> None:
-        states = self._pending.pop(tenant, {})
-        streams = self._streams.get(tenant)
-        if not states or not streams:
-            return
-        rendered: dict[tuple[object, ...], bytes] = {}
-        for stream in list(streams.values()):
-            grants: Sequence[Grant] | None = None  # a member of the tenant: everything
-            if stream.viewer is not None:
-                grants = self._readable(tenant, stream.viewer) if self._readable else ()
-                if not grants:  # revoked: the page is let go, and refused when it comes back
-                    stream.end()
+        self._due.discard(tenant)
+        for group in list(self._groups.get(tenant, {}).values()):
+            pending, group.pending = group.pending, {}
+            if group.viewer is not None:
+                grants, group.grants = group.grants, None
+                if grants is not None and not grants:  # revoked: the page is let go, and
+                    for stream in list(group.streams):  # refused when it comes back
+                        stream.end()
                     continue
-            # Viewers through grants are each shown their own projection.
-            key = stream.view.key if grants is None else (stream.id,)
-            try:
-                event = rendered.get(key)
-                if event is None:
-                    event = rendered[key] = self._render(stream.view, grants, states.values())
-            except Exception:  # one stream's bug must not starve the others
-                _log.exception("rendering changes for a dashboard stream failed")
+            if not pending:
                 continue
-            if event:
+            event = b"[" + b",".join(pending.values()) + b"]"
+            for stream in group.streams:
                 stream.put(event)
-
-    def _render(
-        self,
-        view: StreamView,
-        grants: Sequence[Grant] | None,
-        states: Iterable[tuple[EntityDoc | None, EntityDoc | None]],
-    ) -> bytes:
-        """The batch of a stream (JSON array), empty when it shows none of ``states``;
-        projected through ``grants`` unless they are None."""
-        docs = []
-        now = ""
-        for before, after in states:
-            shown_after = after if view.shows(after) else None
-            shown_before = before if view.shows(before) else None
-            if grants is not None:
-                shown_after = None if shown_after is None else shared_view(shown_after, grants)
-                shown_before = None if shown_before is None else shared_view(shown_before, grants)
-            if shown_after is not None:
-                docs.append(compact_entity(shown_after, view))
-            elif shown_before is not None:
-                now = now or timestamp(self._clock)
-                docs.append(deleted_entity(shown_before, view, now))
-        return orjson.dumps(docs) if docs else b""

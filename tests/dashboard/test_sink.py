@@ -82,12 +82,14 @@ async def test_a_deletion_and_a_type_change_leave_the_page() -> None:
     assert gone_b["id"] == "urn:b" and "deletedAt" in gone_b
 
 
-async def test_created_and_deleted_within_a_window_is_not_sent() -> None:
+async def test_the_latest_change_of_a_window_wins_even_a_deletion() -> None:
     sinks = Sinks(WINDOW)
     stream = sinks.open("t", view(), None, capacity=10)
     sinks.changed(Change("t", None, gauge("urn:a", 1)))
     sinks.changed(Change("t", gauge("urn:a", 1), None))
-    assert await batches(stream.take) == []
+    sinks.changed(Change("t", None, {**gauge("urn:a", 1), "type": ["urn:other"]}))  # unseen
+    ((gone,),) = await batches(stream.take)
+    assert gone["id"] == "urn:a" and "deletedAt" in gone
 
 
 async def test_a_viewer_through_grants_sees_what_the_grants_to_read_share_now() -> None:
