@@ -50,18 +50,19 @@ const PatchCanvas = L.Canvas.extend({
     for (const [x0, y0, x1, y1] of patches) ctx.clearRect(x0, y0, x1 - x0, y1 - y0);
     this._drawing = true;
     for (let order = this._drawFirst; order; order = order.next) {
-      const bounds = order.layer._pxBounds;
-      if (bounds && overlaps(bounds, patches)) order.layer._updatePath();
+      const layer = order.layer;
+      // Padded like a patch: a stroke reaches past the bounds by half its width, and
+      // its antialiasing further (Leaflet's own test misses those pixels).
+      if (layer._pxBounds && overlaps(layer._pxBounds, (layer.options.weight || 0) + 1, patches)) layer._updatePath();
     }
     this._drawing = false;
     ctx.restore();
   },
 });
 
-function overlaps(bounds, patches) {
-  const { min, max } = bounds;
+function overlaps({ min, max }, pad, patches) {
   for (const [x0, y0, x1, y1] of patches) {
-    if (max.x >= x0 && min.x <= x1 && max.y >= y0 && min.y <= y1) return true;
+    if (max.x + pad >= x0 && min.x - pad <= x1 && max.y + pad >= y0 && min.y - pad <= y1) return true;
   }
   return false;
 }
