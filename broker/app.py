@@ -258,7 +258,7 @@ async def open_ingest(
     ingest = IngestService(entities, provisioning, terms, DeadLetters(mqtt.dead_letters))
     # A SQLite data directory has one process; a shared store (MongoDB) has replicas, each of
     # which needs a session of its own, under a name that stays the same across its restarts.
-    replica = None if settings.store.startswith("sqlite:") else socket.gethostname()
+    replica = None if settings.store.startswith("sqlite:") else _replica_name(settings)
     installation = await installation_id(provisioning.store)
     names = SessionNames.of(mqtt, installation, replica)
     runner = IngestRunner(mqtt, names, ingest, provisioning)
