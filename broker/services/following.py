@@ -88,13 +88,13 @@ class Follower:
         self._task: asyncio.Task[None] | None = None
 
     def add(self, cache: Cache) -> None:
-        """Keep ``cache`` current (before ``open``)."""
+        """Keep ``cache`` current (once it loaded, before ``start``)."""
         for kind in cache.kinds:
             self._caches[kind] = cache
 
-    async def open(self) -> None:
-        """Start recording changes, before the caches load."""
-        self._feed = await self._replication.open_changes(sorted(self._caches))
+    async def open(self, kinds: list[str]) -> None:
+        """Start recording changes of ``kinds``, before the caches that hold them load."""
+        self._feed = await self._replication.open_changes(kinds)
 
     def start(self) -> None:
         """Apply what was recorded since ``open``, and everything after (once caches loaded)."""
