@@ -74,13 +74,14 @@ from broker.services.retention import RetentionJob
 from broker.services.snapshots import SnapshotService
 from broker.services.subscriptions import SUBSCRIPTION, SubscriptionService
 from broker.services.temporal import TemporalService
+from broker.services.tenants import KIND as TENANT
 from broker.services.tenants import TenantService
 from broker.settings import NotificationSettings, Settings
 from broker.store import open_store
 from broker.store.base import Store
 
 API_PREFIX = "/ngsi-ld/v1"
-FOLLOWED = [SUBSCRIPTION, REGISTRATION, GRANT, GROUP, DEVICE]
+FOLLOWED = [SUBSCRIPTION, REGISTRATION, GRANT, GROUP, DEVICE, TENANT]
 """Record kinds whose caches replicas keep current from each other's changes."""
 _log = logging.getLogger("broker")
 
@@ -217,7 +218,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         federation = Federation(settings.federation, registry, pseudonym)
         stack.push_async_callback(federation.close)
         if follower is not None:
-            for cache in (auth.grants, subscriptions, registry, provisioning):
+            for cache in (tenants, auth.grants, subscriptions, registry, provisioning):
                 follower.add(cache)
             auth.grants.revoked.append(subscriptions.grants_changed)
             follower.start()
