@@ -131,3 +131,27 @@ async def test_a_reload_makes_the_caches_hold_exactly_what_the_store_holds(
     follower.add(rt.subscriptions)
     await follower.reload(None)
     assert [sub.id for sub in rt.subscriptions.list("")] == [SUB]
+
+
+async def test_a_tenant_created_elsewhere_is_known_here_until_deleted(tmp_path: Any) -> None:
+    from broker.ngsild.errors import NonexistentTenant
+    from broker.services.tenants import Quotas, Tenant, TenantService
+    from broker.settings import TenantSettings
+    from broker.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path)
+    await store.start()
+    try:
+        service = TenantService(store, TenantSettings(), explicit=True)
+        await service.start()
+        with pytest.raises(NonexistentTenant):
+            service.require("kyoto")
+        kyoto = Tenant("kyoto", {}, Quotas(0, 0, 0.0), None, "2030-01-01T00:00:00Z")
+        await service.changed(RecordChange("", "tenant", "kyoto", kyoto.as_json(), "a"))
+        service.require("kyoto")
+        assert service.held_keys("tenant") == {("", "kyoto")}
+        await service.changed(RecordChange("", "tenant", "kyoto", None))
+        with pytest.raises(NonexistentTenant):
+            service.require("kyoto")
+    finally:
+        await store.close()
