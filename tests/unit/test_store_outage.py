@@ -5,9 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from pymongo.errors import AutoReconnect, OperationFailure, ServerSelectionTimeoutError
-
 from broker.store.outage import is_outage
+from pymongo.errors import AutoReconnect, OperationFailure, ServerSelectionTimeoutError
 
 
 def test_a_locked_sqlite_file_is_an_outage(tmp_path: Path) -> None:
