@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from broker.store.outage import is_outage
 from pymongo.errors import AutoReconnect, OperationFailure, ServerSelectionTimeoutError
 
@@ -16,29 +17,23 @@ def test_a_locked_sqlite_file_is_an_outage(tmp_path: Path) -> None:
     holder.execute("BEGIN EXCLUSIVE")
     writer = sqlite3.connect(path, isolation_level=None, timeout=0.05)
     try:
-        writer.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as error:
-        assert is_outage(error)
-    else:
-        raise AssertionError("the second writer got the lock")
+        with pytest.raises(sqlite3.OperationalError) as locked:
+            writer.execute("BEGIN IMMEDIATE")
     finally:
         holder.close()
         writer.close()
+    assert is_outage(locked.value)
 
 
 def test_a_sql_mistake_is_not_an_outage() -> None:
     db = sqlite3.connect(":memory:")
-    try:
+    with pytest.raises(sqlite3.OperationalError) as mistake:
         db.execute("SELECT * FROM no_such_table")
-    except sqlite3.OperationalError as error:
-        assert not is_outage(error)  # retrying would stall ingest forever
-    else:
-        raise AssertionError("the query ran")
-    try:
-        db.execute("CREATE TABLE t (k PRIMARY KEY)")
+    assert not is_outage(mistake.value)  # retrying would stall ingest forever
+    db.execute("CREATE TABLE t (k PRIMARY KEY)")
+    with pytest.raises(sqlite3.IntegrityError) as duplicate:
         db.execute("INSERT INTO t VALUES (1), (1)")
-    except sqlite3.IntegrityError as error:
-        assert not is_outage(error)
+    assert not is_outage(duplicate.value)
 
 
 def test_an_unreachable_mongodb_is_an_outage_and_a_refused_command_is_not() -> None:
