@@ -30,6 +30,14 @@ class ContextSettings(BaseModel):
     hosted_max_bytes: int = Field(
         262_144, gt=0, description="Largest @context a tenant may host, as JSON (413 above)."
     )
+    mirrors: dict[str, str] = Field(
+        default_factory=dict,
+        description="Where to download remote @contexts from instead of their own hosts: URL "
+        "prefix -> the prefix of a copy (an intranet mirror, for a network that cannot reach "
+        'GitHub), e.g. {"https://example.org/models/": "http://mirror.local/models/"}; the '
+        "longest matching prefix wins. The @contexts keep their own URLs (Cached ones are "
+        "listed by them).",
+    )
 
 
 class SqliteSettings(BaseModel):
