@@ -17,8 +17,12 @@ entity are serialised in arrival order, so a device's older reading never overwr
 that arrived after it.
 
 Bad input never raises: it is counted per reason, logged at WARNING with the topic, and kept in
-the tenant's dead-letter list. MQTT may deliver a message twice (QoS 1); a LoRaWAN uplink seen
-before (same network-server uplink id) is dropped.
+the tenant's dead-letter list. A store outage is not bad input: the message is retried with
+backoff, unacknowledged, until the store takes the write (the transport stops reading once its
+in-flight window is full), so readings sent during an outage arrive late instead of never.
+
+MQTT may deliver a message twice (QoS 1); a LoRaWAN uplink seen before (same network-server
+uplink id) is dropped.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final, Protocol
 
@@ -36,10 +40,12 @@ from broker.ngsild.entity import parse_entity
 from broker.ngsild.errors import NgsiLdError
 from broker.ngsild.terms import TermTable
 from broker.prometheus import Family
+from broker.retry import full_jitter
 from broker.services.dead_letters import DeadLetter, DeadLetters
 from broker.services.entities import EntityService
 from broker.services.provisioning.model import ApplicationServer, Effective
 from broker.services.provisioning.service import ProvisioningService
+from broker.store.outage import is_outage
 
 from adapters.formats import chirpstack, iota_json, ttn_v3
 from adapters.formats.errors import DecodeError
@@ -57,6 +63,9 @@ _LOG_EVERY: Final = 10.0
 """Seconds between two WARNING lines for rejections of the same reason."""
 _DEDUP_WINDOW: Final = 10_000
 """Recent LoRaWAN uplink ids remembered to drop redeliveries."""
+_RETRY_BASE: Final = 0.1
+_RETRY_CAP: Final = 5.0
+"""Seconds: backoff bounds while the store is away."""
 
 
 class Rejected(Exception):
@@ -114,29 +123,46 @@ class IngestService:
         """Messages handled, per format."""
         self.updates = 0
         """Entity updates committed."""
+        self.store_retries = 0
+        """Messages tried again because the store was away."""
 
     async def handle_iota(self, topic: str, payload: bytes) -> None:
         """Ingest one IoT Agent JSON message; never raises (bad input is set aside)."""
         self.messages["iota_json"] += 1
-        await self._guarded(topic, payload, self._iota(topic, payload))
+        await self._guarded(topic, payload, lambda: self._iota(topic, payload))
 
     async def handle_lorawan(self, topic: str, payload: bytes, server: ApplicationServer) -> None:
         """Ingest one uplink from ``server``'s broker; never raises (bad input is set aside)."""
         self.messages[server.provider.lower()] += 1
         decoder = ttn_v3 if server.provider == "TTN" else chirpstack
-        await self._guarded(topic, payload, self._lorawan(topic, payload, decoder, server))
+        await self._guarded(topic, payload, lambda: self._lorawan(topic, payload, decoder, server))
 
-    async def _guarded(self, topic: str, payload: bytes, work: Awaitable[None]) -> None:
-        try:
-            await work
-        except Rejected as rejected:
-            self._reject(rejected.tenant, topic, rejected.reason, rejected.detail, payload)
-        except DecodeError as error:
+    async def _guarded(
+        self, topic: str, payload: bytes, work: Callable[[], Awaitable[None]]
+    ) -> None:
+        failures = 0
+        while True:
+            try:
+                await work()
+                return
+            except Exception as error:
+                if not is_outage(error):
+                    self._set_aside(topic, payload, error)
+                    return
+                # Writes are upserts of the same fragments, so trying the whole message again
+                # after a partial write repeats nothing a reader could tell apart.
+                self.store_retries += 1
+                self._log_limited("store_unavailable", f"store unavailable ({error}); retrying")
+                await asyncio.sleep(full_jitter(failures, _RETRY_BASE, _RETRY_CAP))
+                failures += 1
+
+    def _set_aside(self, topic: str, payload: bytes, error: Exception) -> None:
+        if isinstance(error, Rejected):
+            self._reject(error.tenant, topic, error.reason, error.detail, payload)
+        elif isinstance(error, DecodeError):
             self._reject("", topic, error.reason, error.message, payload)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # a bug must not stop the flow of valid messages
-            _log.exception("ingesting a message from %s failed", topic)
+        else:  # a bug must not stop the flow of valid messages
+            _log.error("ingesting a message from %s failed", topic, exc_info=error)
             self._reject("", topic, "internal_error", repr(error), payload)
 
     def metric_families(self) -> list[Family]:
@@ -147,7 +173,12 @@ class IngestService:
         updates = Family(
             "toshi_ingest_updates_total", "counter", "Entity updates committed from devices."
         ).add(self.updates)
-        return [messages, updates, *self.dead_letters.metric_families()]
+        retries = Family(
+            "toshi_ingest_store_retries_total",
+            "counter",
+            "Device messages tried again because the store was unavailable.",
+        ).add(self.store_retries)
+        return [messages, updates, retries, *self.dead_letters.metric_families()]
 
     async def _iota(self, topic: str, payload: bytes) -> None:
         where = iota_json.parse_topic(topic)
@@ -227,6 +258,9 @@ class IngestService:
 
     def _reject(self, tenant: str, topic: str, reason: str, detail: str, payload: bytes) -> None:
         self.dead_letters.add(tenant, DeadLetter.of(self._now(), topic, reason, detail, payload))
+        self._log_limited(reason, f"{reason} from {topic}: {detail}")
+
+    def _log_limited(self, reason: str, text: str) -> None:
         # One line per reason per interval: a misconfigured fleet must not flood the log (every
         # rejection is still counted in /metrics and kept in the dead letters).
         now = time.monotonic()
@@ -236,7 +270,7 @@ class IngestService:
             return
         self._logged[reason] = (now, 0)
         more = f" ({skipped} more like it not logged)" if skipped else ""
-        _log.warning("ingest: %s from %s: %s%s", reason, topic, detail, more)
+        _log.warning("ingest: %s%s", text, more)
 
     def _now(self) -> str:
         return timestamp(self._clock)

@@ -47,6 +47,7 @@ from broker.api.federated import WarningHeaders
 from broker.api.guard import RequestGuard
 from broker.audit import AuditTrail
 from broker.auth.assembly import build_auth
+from broker.auth.grant_service import GRANT
 from broker.context_store import HostedContexts
 from broker.contexts import ContextLoader
 from broker.dashboard import events as dashboard_events
@@ -55,6 +56,7 @@ from broker.dashboard.sink import Sinks
 from broker.notify.dispatcher import Dispatcher, Egress, Sender
 from broker.notify.http_sender import HttpSender
 from broker.notify.mqtt_sender import MqttSender
+from broker.notify.replicas import Replicas
 from broker.runtime import Runtime
 from broker.services.contexts import ContextService
 from broker.services.csource_subscriptions import CsourceSubscriptionService
@@ -63,18 +65,23 @@ from broker.services.entities import EntityService
 from broker.services.entity_maps import EntityMapService
 from broker.services.expiry import ExpirySweep
 from broker.services.federation.service import Federation
+from broker.services.following import Follower
 from broker.services.installation import installation_id
-from broker.services.provisioning.service import ProvisioningService
-from broker.services.registrations import RegistrationService
+from broker.services.provisioning.service import DEVICE, GROUP, ProvisioningService
+from broker.services.registrations import REGISTRATION, RegistrationService
 from broker.services.retention import RetentionJob
 from broker.services.snapshots import SnapshotService
-from broker.services.subscriptions import SubscriptionService
+from broker.services.subscriptions import SUBSCRIPTION, SubscriptionService
 from broker.services.temporal import TemporalService
+from broker.services.tenants import KIND as TENANT
 from broker.services.tenants import TenantService
 from broker.settings import NotificationSettings, Settings
 from broker.store import open_store
+from broker.store.base import Store
 
 API_PREFIX = "/ngsi-ld/v1"
+FOLLOWED = [SUBSCRIPTION, REGISTRATION, GRANT, GROUP, DEVICE, TENANT]
+"""Record kinds whose caches replicas keep current from each other's changes."""
 _log = logging.getLogger("broker")
 
 
@@ -156,6 +163,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     async with AsyncExitStack() as stack:
         store = open_store(settings)
         await _start(stack, store.start, store.close)
+        replicas, follower = await _open_replication(settings, store, stack)
         tenants = TenantService(store, settings.tenants, explicit=settings.explicit_tenants)
         await tenants.start()
         auth = build_auth(settings.auth, store)
@@ -166,7 +174,12 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         stack.push_async_callback(contexts.close)
         dispatcher = open_dispatcher(notify, auth.egress_refusal)
         subscriptions = SubscriptionService(
-            store, contexts, dispatcher, durable=notify.durable, grants=auth.subscribable
+            store,
+            contexts,
+            dispatcher,
+            durable=notify.durable,
+            grants=auth.subscribable,
+            replicas=replicas,
         )
         # Dashboard streams, fed by the engine in-process with what their viewers may read.
         sinks = Sinks(settings.dashboard.throttling, auth.readable)
@@ -205,6 +218,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         )
         federation = Federation(settings.federation, registry, pseudonym)
         stack.push_async_callback(federation.close)
+        if follower is not None:
+            for cache in (tenants, auth.grants, subscriptions, registry, provisioning):
+                follower.add(cache)
+            auth.grants.revoked.append(subscriptions.grants_changed)
+            follower.start()
         audit = AuditTrail(settings.audit_log_file) if settings.audited else None
         if audit is not None:
             await _start(stack, audit.start, audit.close)
@@ -233,6 +251,26 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         )
 
 
+async def _open_replication(
+    settings: Settings, store: Store, stack: AsyncExitStack
+) -> tuple[Replicas | None, Follower | None]:
+    """With a store other replicas share: this replica's lease, and the feed of their record
+    changes, opened before any cache loads (docs/design.md, "Several replicas")."""
+    replication = store.replication()
+    if not replication.shared:
+        return None, None
+    term = settings.replicas
+    replicas = Replicas(replication, term.lease_term, term.margin)
+    await _start(stack, replicas.start, replicas.close)
+    follower = Follower(store, replication)
+    await _start(stack, partial(follower.open, FOLLOWED), follower.close)
+    return replicas, follower
+
+
+def _replica_name(settings: Settings) -> str:
+    return settings.replicas.id or socket.gethostname()
+
+
 def _history_on(tenants: TenantService, tenant: str, default: bool) -> bool:
     enabled = tenants.history(tenant).enabled
     return default if enabled is None else enabled
@@ -259,7 +297,7 @@ async def open_ingest(
     ingest = IngestService(entities, provisioning, terms, DeadLetters(mqtt.dead_letters))
     # A SQLite data directory has one process; a shared store (MongoDB) has replicas, each of
     # which needs a session of its own, under a name that stays the same across its restarts.
-    replica = None if settings.store.startswith("sqlite:") else socket.gethostname()
+    replica = None if settings.store.startswith("sqlite:") else _replica_name(settings)
     installation = await installation_id(provisioning.store)
     names = SessionNames.of(mqtt, installation, replica)
     runner = IngestRunner(mqtt, names, ingest, provisioning)

@@ -1,7 +1,9 @@
 """Downloading a remote @context document: http(s) only, with a timeout and a size cap.
 
 A failure to reach the document is ``LdContextNotAvailable`` (504, GS CIM 009 v1.8.1 §6.3.2); a
-document that is not a JSON object with an ``@context`` member is ``BadRequestData``.
+document that is not a JSON object with an ``@context`` member is ``BadRequestData``. A URL under
+one of the configured mirrors (``ContextSettings.mirrors``) is downloaded from the mirror's copy;
+the document is still the one its own URL names.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class ContextFetcher:
 
     def __init__(self, settings: ContextSettings, client: httpx.AsyncClient | None = None) -> None:
         self._limit = settings.max_bytes
+        # Longest first, so that the most specific prefix wins.
+        self._mirrors = sorted(settings.mirrors.items(), key=lambda item: -len(item[0]))
         self._client = client or httpx.AsyncClient(
             timeout=settings.fetch_timeout, follow_redirects=True, max_redirects=5
         )
@@ -39,19 +43,28 @@ class ContextFetcher:
             raise BadRequestData(f"cannot load @context {path!r}: no @context is hosted there")
         if not url.startswith(("http://", "https://")):
             raise BadRequestData(f"cannot load @context {url!r}: only http(s) URLs are supported")
+        source = self.source_of(url)
+        shown = url if source == url else f"{url} (from {source})"
         try:
-            body = await self._download(url)
+            body = await self._download(source)
         except (httpx.HTTPError, OSError) as exc:
-            _log.warning("remote @context %s unavailable: %s", url, exc)
-            raise LdContextNotAvailable(f"could not retrieve @context {url}: {exc}") from None
+            _log.warning("remote @context %s unavailable: %s", shown, exc)
+            raise LdContextNotAvailable(f"could not retrieve @context {shown}: {exc}") from None
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise BadRequestData(f"@context {url} is not valid JSON") from None
         if not isinstance(document, dict) or "@context" not in document:
             raise BadRequestData(f"@context {url} has no '@context' member")
-        _log.info("fetched remote @context %s (%d bytes)", url, len(body))
+        _log.info("fetched remote @context %s (%d bytes)", shown, len(body))
         return document
+
+    def source_of(self, url: str) -> str:
+        """Where ``url`` is downloaded from: its mirror's copy, or itself."""
+        for prefix, copy in self._mirrors:
+            if url.startswith(prefix):
+                return copy + url[len(prefix) :]
+        return url
 
     async def _download(self, url: str) -> bytes:
         headers = {"Accept": "application/ld+json, application/json;q=0.9"}

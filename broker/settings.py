@@ -30,6 +30,14 @@ class ContextSettings(BaseModel):
     hosted_max_bytes: int = Field(
         262_144, gt=0, description="Largest @context a tenant may host, as JSON (413 above)."
     )
+    mirrors: dict[str, str] = Field(
+        default_factory=dict,
+        description="Where to download remote @contexts from instead of their own hosts: URL "
+        "prefix -> the prefix of a copy (an intranet mirror, for a network that cannot reach "
+        'GitHub), e.g. {"https://example.org/models/": "http://mirror.local/models/"}; the '
+        "longest matching prefix wins. The @contexts keep their own URLs (Cached ones are "
+        "listed by them).",
+    )
 
 
 class SqliteSettings(BaseModel):
@@ -310,6 +318,30 @@ class TemporalSettings(BaseModel):
     )
 
 
+class ReplicaSettings(BaseModel):
+    """Several replicas of one installation on one shared store (MongoDB; docs/design.md)."""
+
+    id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="This replica's name, unique among the replicas and the same across its "
+        "restarts (it owns the notifications of the changes it commits); unset: the host name.",
+    )
+    lease_term: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a replica's lease on itself lasts (renewed every third of it): "
+        "the notifications owed by a replica that died are taken over this long after.",
+    )
+    margin: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds a replica stops counting on a lease before the database lets it "
+        "lapse (clock-rate differences and pauses).",
+    )
+
+
 class Settings(BaseSettings):
     """Toshi's configuration."""
 
@@ -372,6 +404,7 @@ class Settings(BaseSettings):
     tenants: TenantSettings = Field(default_factory=TenantSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    replicas: ReplicaSettings = Field(default_factory=ReplicaSettings)
 
     @property
     def listen_host(self) -> str:

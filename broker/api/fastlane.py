@@ -34,8 +34,11 @@ from fastapi.params import Depends, Query
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from broker.api.problems import error_response
+from broker.api.problems import error_response, store_error_response
 from broker.ngsild.errors import BadRequestData, NgsiLdError
+from broker.store.outage import store_errors
+
+STORE_ERRORS = store_errors()
 
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
 _FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
@@ -288,4 +291,6 @@ class FastLane:
             response: Response = await lane.route.endpoint(**await lane.arguments(request, path))
         except NgsiLdError as error:
             response = error_response(request, error)
+        except STORE_ERRORS as error:
+            response = store_error_response(request, error)
         await response(scope, receive, send)

@@ -1,8 +1,9 @@
 """The one place where errors become HTTP responses (ProblemDetails, RFC 7807).
 
 NGSI-LD errors carry their own status and type. Framework errors (unknown route, wrong method,
-parameter validation) are translated into the NGSI-LD hierarchy first. Anything else is our bug:
-it is logged with its traceback and the client gets a 500 ``InternalError`` without details.
+parameter validation) are translated into the NGSI-LD hierarchy first. A store outage (locked,
+full, unreachable) is a 503 the client may retry. Anything else is our bug: it is logged with its
+traceback and the client gets a 500 ``InternalError`` without details.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from broker.ngsild.errors import (
     NgsiLdError,
     OperationNotSupported,
     ResourceNotFound,
+    StoreUnavailable,
 )
+from broker.store.outage import is_outage, store_errors
 
 _log = logging.getLogger("broker.api")
 PROBLEM_JSON = "application/json"
@@ -73,6 +76,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem_response(error)
 
 
+def store_error_response(request: Request, exc: Exception) -> Response:
+    """A store driver's error: 503 when the store is away for now, else our bug (500)."""
+    if is_outage(exc):
+        return error_response(request, StoreUnavailable(f"the store is unavailable: {exc}"))
+    _log.error("store error in %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(InternalError("the broker hit an internal error; see its log"))
+
+
+async def _store_error(request: Request, exc: Exception) -> Response:
+    return store_error_response(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     _log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(InternalError("the broker hit an internal error; see its log"))
@@ -83,4 +98,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NgsiLdError, _ngsild_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for store_error in store_errors():
+        app.add_exception_handler(store_error, _store_error)
     app.add_exception_handler(Exception, _unexpected)

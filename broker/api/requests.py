@@ -7,6 +7,7 @@ GS CIM 009 v1.8.1 §6.3.5: with ``application/json`` the @context comes from the
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -49,13 +50,28 @@ def reads_of(request: Request) -> EntityReads:
     """What the request reads entities through: the tenant's entities, or, for a caller that
     sees the tenant through grants only, what those grants share; either together with the
     registered context sources when the tenant has some (issue 14)."""
+    return _reads(request, partial(federation_scope, request))
+
+
+async def lasting_reads(request: Request) -> EntityReads:
+    """``reads_of`` for work that goes on after the response (a Snapshot's fill): whether and
+    where its reads are distributed is decided now, while the request is at hand."""
+    scope = await federation_scope(request)
+
+    async def decided() -> Scope | None:
+        return scope
+
+    return _reads(request, decided)
+
+
+def _reads(request: Request, scope: Callable[[], Awaitable[Scope | None]]) -> EntityReads:
     access = request.state.access
     parts = runtime(request)
     entities = parts.entities
     reads: EntityReads = entities if access.grants is None else SharedReads(entities, access.grants)
     if not parts.federation.distributes(access.tenant):
         return reads
-    return FederatedReads(reads, parts.federation, partial(federation_scope, request))
+    return FederatedReads(reads, parts.federation, scope)
 
 
 async def federation_scope(request: Request) -> Scope | None:

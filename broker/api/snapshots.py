@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 
 from broker.api.access import READ, WRITE
 from broker.api.queries import query_of_body
-from broker.api.requests import json_body, read_json, runtime, tenant_of
+from broker.api.requests import json_body, lasting_reads, read_json, runtime, tenant_of
 from broker.ngsild import snapshots as rules
 from broker.ngsild.query.params import Paging
 from broker.services.snapshots import SnapshotService
@@ -41,7 +41,8 @@ async def create_snapshot(request: Request) -> Response:
     limits = runtime(request).settings.limits
     paging = Paging(None, None, False, limits.default_page_size, limits.max_page_size)
     queries = [query_of_body(query, incoming.terms, paging) for query in raw]
-    created = await _snapshots(request).create(incoming.tenant, raw, queries, priority)
+    reads = await lasting_reads(request)
+    created = await _snapshots(request).create(incoming.tenant, raw, queries, priority, reads)
     return Response(status_code=201, headers=_location(created["id"]))
 
 

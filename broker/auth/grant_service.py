@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Final
 
 from broker.auth import grant_docs
@@ -18,7 +19,7 @@ from broker.auth.grants import Grant, Grantee, Permission, Selection, applicable
 from broker.auth.principal import Principal
 from broker.clock import Clock, timestamp, utc_now
 from broker.ngsild.errors import BadRequestData, NgsiLdError, ResourceNotFound
-from broker.store.base import Store
+from broker.store.base import RecordChange, Store
 from broker.store.everywhere import records_everywhere
 
 _log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ class GrantService:
         self._store = store
         self._clock = clock
         self._by_owner: defaultdict[str, dict[str, Grant]] = defaultdict(dict)
+        self.revoked: list[Callable[[str], None]] = []
+        """Told the owner tenant when another replica revoked one of its grants."""
 
     async def start(self) -> None:
         """Load every tenant's grants."""
@@ -43,6 +46,31 @@ class GrantService:
                 _log.exception("grant %r of tenant %r not loaded", doc.get("id"), tenant)
                 continue
             self._by_owner[grant.owner][grant.id] = grant
+
+    kinds = (GRANT,)
+
+    async def changed(self, change: RecordChange) -> None:
+        """Another replica made or revoked a grant: hold what the store holds (replaced whole,
+        as ``create`` does, since matching reads grants from the writer thread)."""
+        owner = change.tenant
+        grants = dict(self._by_owner.get(owner, {}))
+        if change.doc is None:
+            if grants.pop(change.key, None) is None:
+                return
+            self._by_owner[owner] = grants
+            for listener in self.revoked:
+                listener(owner)
+            return
+        try:
+            grant = grant_docs.from_doc(change.doc)
+        except (KeyError, TypeError, ValueError, NgsiLdError):
+            _log.exception("grant %r of tenant %r not followed", change.key, owner)
+            return
+        grants[grant.id] = grant
+        self._by_owner[owner] = grants
+
+    def held_keys(self, kind: str) -> set[tuple[str, str]]:
+        return {(owner, key) for owner, grants in self._by_owner.items() for key in grants}
 
     async def create(
         self,

@@ -235,5 +235,16 @@ def _quotable(text: str) -> str:
     return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)
 
 
+class StoreUnavailable(NgsiLdError):
+    """The store cannot be reached or written right now (locked, full, unreachable): try again."""
+
+    type = _TOSHI + "StoreUnavailable"
+    title = "Store unavailable"
+    status = 503
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
 class InternalError(NgsiLdError):
     """Our own fault. The detail shown to the client is deliberately generic."""

@@ -23,6 +23,11 @@ and ``forget`` (a subscription deleted or paused) cancels its deliveries at once
 sent for a subscription after it ended, not even a retry, not even after a restart. Periodic
 notifications (``timeInterval``) query the store on their own timer and are not journaled:
 after a restart the next period sends the current state again.
+
+With several replicas on one store (``replicas``, ``broker.notify.replicas``), a replica
+replays at start only the journal records it owns or claimed from a replica that is gone,
+claims such orphans every lease term while it runs, and sends throttled and periodic
+notifications only under their leases.
 """
 
 from __future__ import annotations
@@ -44,10 +49,12 @@ from broker.ngsild.subscriptions.notification import (
 )
 from broker.ngsild.subscriptions.notified_entity import notified_entity
 from broker.notify.dispatcher import Delivery, Dispatcher, Outcome
-from broker.notify.journal import Entry, Journal
+from broker.notify.journal import KIND, Entry, Journal
 from broker.notify.registry import Held, Registry
+from broker.notify.replicas import Gate, Replicas, throttle_retry
 from broker.notify.throttle import Throttle
 from broker.store.base import Store
+from broker.store.everywhere import every_tenant
 from broker.store.linked import linked_entities
 
 _log = logging.getLogger(__name__)
@@ -74,6 +81,7 @@ class Notifier:
         store: For periodic notifications, joins and the journal.
         clock: The time notifications and status members show.
         durable: Journal changes with their writes (``TOSHI_NOTIFICATIONS__DURABLE``).
+        replicas: This replica among others sharing the store (None: the only process).
     """
 
     def __init__(
@@ -84,8 +92,10 @@ class Notifier:
         clock: Clock = utc_now,
         *,
         durable: bool = True,
+        replicas: Replicas | None = None,
     ) -> None:
         self._registry = registry
+        self._replicas = replicas
         self._dispatcher = dispatcher
         self._store = store
         self._clock = clock
@@ -127,10 +137,19 @@ class Notifier:
             def send(docs: list[EntityDoc], entries: list[Entry]) -> None:
                 self._send(tenant, held, docs, entries)
 
-            held.throttle = Throttle(sub.throttling, send, self.journal.release)
+            replicas = self._replicas
+            if replicas is None:
+                held.throttle = Throttle(sub.throttling, send, self.journal.release)
+            else:
+                gate = replicas.throttle_gate(tenant, sub.id, sub.throttling)
+                retry = throttle_retry(sub.throttling)
+                held.throttle = Throttle(sub.throttling, send, self.journal.release, gate, retry)
         if sub.time_interval:
+            periodic = None
+            if self._replicas is not None:
+                periodic = self._replicas.periodic_gate(tenant, sub.id, sub.time_interval)
             held.periodic = asyncio.create_task(
-                self._every(tenant, sub.id, sub.time_interval), name=f"periodic {sub.id}"
+                self._every(tenant, sub.id, sub.time_interval, periodic), name=f"periodic {sub.id}"
             )
 
     async def start(self, tenants: list[str]) -> int:
@@ -138,7 +157,12 @@ class Notifier:
         await self.journal.start()
         count = 0
         for tenant in tenants:
-            for entry in await self.journal.entries(tenant):
+            entries = await self.journal.entries(tenant)
+            if self._replicas is not None and entries:
+                keys = {entry.key for entry in entries}
+                mine = set(await self._replicas.at_start(tenant, KIND, [k for k in keys if k]))
+                entries = [entry for entry in entries if entry.key in mine]
+            for entry in entries:
                 self.committed(entry)
                 count += 1
             for legacy in await self.journal.legacy(tenant):
@@ -154,7 +178,21 @@ class Notifier:
                 count += 1
         if count:
             _log.info("notifying again %d changes that were owed at the last stop", count)
+        if self._replicas is not None:
+            self._spawn(self._take_over(self._replicas))
         return count
+
+    async def _take_over(self, replicas: Replicas) -> None:
+        """Every lease term, claim and notify what replicas that are gone left owed."""
+        while True:
+            await asyncio.sleep(replicas.term)
+            try:
+                for tenant in await every_tenant(self._store):
+                    for doc in await replicas.orphaned(tenant, KIND):
+                        _log.info("notifying change %s left by a replica that is gone", doc["key"])
+                        self.committed(Entry.from_doc(tenant, doc))
+            except Exception:  # the store unavailable: try again next term
+                _log.exception("taking over the journal of replicas that are gone failed")
 
     async def close(self) -> None:
         """Cancel joins in progress (their changes stay journaled)."""
@@ -269,8 +307,11 @@ class Notifier:
             _log.warning("notification to %s refused by the dispatcher", endpoint)
             done(Outcome(ok=False, error="refused"))
 
-    async def _every(self, tenant: str, subscription_id: str, interval: float) -> None:
-        """Periodic notifications (``timeInterval``): every matching entity, each interval."""
+    async def _every(
+        self, tenant: str, subscription_id: str, interval: float, gate: Gate | None = None
+    ) -> None:
+        """Periodic notifications (``timeInterval``): every matching entity, each interval;
+        with a ``gate``, only while this replica holds the subscription's periodic lease."""
         while True:
             await asyncio.sleep(interval)
             held = self._registry.get(tenant, subscription_id)
@@ -279,6 +320,8 @@ class Notifier:
             if not held.active(self._now()):
                 continue
             try:
+                if gate is not None and not await gate():
+                    continue  # another replica sends this period
                 docs = self._registry.shown(tenant, held, await self._current_matches(tenant, held))
             except Exception:  # the store being unavailable must not end the schedule
                 _log.exception("periodic notification of %s failed", subscription_id)

@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
+import orjson
+
 from broker.clock import Clock, timestamp, utc_now
 from broker.ngsild.errors import AlreadyExists, Conflict, ResourceNotFound
 from broker.ngsild.registrations.documents import from_doc, to_doc
@@ -30,13 +32,17 @@ from broker.ngsild.registrations.registration import (
     apply_patch,
 )
 from broker.ngsild.terms import TermTable
-from broker.store.base import Store
+from broker.services.following import same_definition
+from broker.store.base import RecordChange, Store
 from broker.store.everywhere import records_everywhere
 
 _log = logging.getLogger(__name__)
 REGISTRATION = "csourceRegistration"
 """Record kind of registrations in the tenant store."""
 _SAVE_EVERY = 1.0
+
+_STATUS_MEMBERS = frozenset({"times_sent", "times_failed", "last_success", "last_failure"})
+"""Counted by each replica for itself (a save of only these is no new definition)."""
 
 Listener = Callable[[str, Registration | None, Registration | None], Awaitable[None]]
 """Called after a change with (tenant, before, after)."""
@@ -71,6 +77,28 @@ class RegistrationService:
         if self._saver is not None:
             self._saver.cancel()
         await self._save_dirty()
+
+    kinds = (REGISTRATION,)
+
+    async def changed(self, change: RecordChange) -> None:
+        """Another replica saved or deleted a registration: hold what the store holds. The
+        replica that made the change told the listeners (csource notifications) already."""
+        held = self._held.setdefault(change.tenant, {})
+        if change.doc is None:
+            held.pop(change.key, None)
+            return
+        current = held.get(change.key)
+        if current is not None and same_definition(
+            _plain(to_doc(current)), change.doc, _STATUS_MEMBERS
+        ):
+            return
+        try:
+            held[change.key] = from_doc(change.doc)
+        except Exception:  # one broken record must not stop the following
+            _log.exception("registration %s of tenant %r not followed", change.key, change.tenant)
+
+    def held_keys(self, kind: str) -> set[tuple[str, str]]:
+        return {(tenant, reg_id) for tenant, regs in self._held.items() for reg_id in regs}
 
     def drop_tenant(self, tenant: str) -> None:
         """Forget a deleted tenant's registrations (its store is dropped after this)."""
@@ -204,3 +232,9 @@ def _named_ids(reg: Registration) -> Iterable[str]:
         for entity in info.entities or ()
         if entity.id is not None
     }
+
+
+def _plain(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` as it comes back from a store (tuples as lists)."""
+    plain: dict[str, Any] = orjson.loads(orjson.dumps(doc))
+    return plain

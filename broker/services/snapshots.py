@@ -27,6 +27,7 @@ from broker.ngsild.errors import AlreadyExists, NgsiLdError, ResourceNotFound
 from broker.ngsild.expiry import stamped
 from broker.ngsild.query import EntityQuery
 from broker.services.entities import EntityService
+from broker.services.shared_reads import EntityReads
 from broker.store.base import EntityStore, Store
 
 _log = logging.getLogger(__name__)
@@ -49,11 +50,23 @@ class SnapshotService:
         await asyncio.gather(*self._fills, return_exceptions=True)
 
     async def create(
-        self, tenant: str, raw: list[dict[str, Any]], queries: list[EntityQuery], priority: int
+        self,
+        tenant: str,
+        raw: list[dict[str, Any]],
+        queries: list[EntityQuery],
+        priority: int,
+        reads: EntityReads | None = None,
     ) -> dict[str, Any]:
-        """Create Snapshot (§5.16.1): the record now, the copy of the live entities later."""
+        """Create Snapshot (§5.16.1): the record now, the copy of the live entities later.
+
+        ``reads`` is what the creating request reads entities through (its grants, the
+        registered context sources): §5.16.1.4 runs the queries with the behaviour of Query
+        Entities (§5.7.2.4), so entities of context sources are frozen too. By default, the
+        tenant's own entities.
+        """
         record = await self._new(tenant, raw, priority)
-        self._start(tenant, record, self._fill_from_live(tenant, record, queries))
+        fill = self._fill_from_live(tenant, record, queries, reads or self._entities)
+        self._start(tenant, record, fill)
         return rules.render(record)
 
     async def clone(self, tenant: str, snapshot_id: str, body: Any) -> dict[str, Any]:
@@ -131,13 +144,17 @@ class SnapshotService:
         await self._save(tenant, rules.filled(current, counts, now=timestamp(self._clock)))
 
     async def _fill_from_live(
-        self, tenant: str, record: dict[str, Any], queries: list[EntityQuery]
+        self,
+        tenant: str,
+        record: dict[str, Any],
+        queries: list[EntityQuery],
+        reads: EntityReads,
     ) -> list[int | None]:
         target = await self._store.tenant(rules.store_of(record), create=True)
         counts: list[int | None] = []
         for query in queries:
             try:
-                counts.append(await _copy(target, partial_pages(self._entities, tenant, query)))
+                counts.append(await _copy(target, partial_pages(reads, tenant, query)))
             except NgsiLdError:
                 counts.append(None)
         return counts
@@ -167,7 +184,7 @@ class SnapshotService:
 
 
 async def partial_pages(
-    entities: EntityService, tenant: str, query: EntityQuery
+    entities: EntityReads, tenant: str, query: EntityQuery
 ) -> AsyncIterator[list[EntityDoc]]:
     """The live entities ``query`` selects, page by page (what readers see: nothing expired)."""
     offset = 0

@@ -5,6 +5,11 @@ they survive restarts, and, while the broker runs, in the ``Registry`` with thei
 and term tables, where the ``Notifier`` finds them for each committed change. Delivery outcomes
 update their status members (timesSent, lastSuccess, ...) in memory; those are saved back to the
 store in the background, at most once per second per subscription.
+
+With several replicas, ``changed`` applies what another replica saved (``broker.services.
+following``): a new definition is held as if loaded, a deletion ends the subscription's
+deliveries here too, and a save of status members only is ignored (each replica counts its own
+deliveries; the saved members are those of the last replica that saved them).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import orjson
 
 from broker.auth.principal import principal_of
 from broker.clock import Clock, timestamp, utc_now
@@ -38,7 +45,9 @@ from broker.notify.dispatcher import Dispatcher
 from broker.notify.engine import Notifier
 from broker.notify.mqtt_message import EndpointError, parse_endpoint, split_notifier_info
 from broker.notify.registry import SINK_SCHEME, GrantLookup, Held, Registry
-from broker.store.base import Store
+from broker.notify.replicas import Replicas
+from broker.services.following import same_definition
+from broker.store.base import RecordChange, Store
 from broker.store.everywhere import every_tenant, records_everywhere
 
 _log = logging.getLogger(__name__)
@@ -47,6 +56,10 @@ QUOTA_RETRY_AFTER = 60
 """Seconds a client over a count quota is told to wait (something must be deleted first)."""
 SUBSCRIPTION = "subscription"
 """Record kind of subscriptions in the tenant store."""
+STATUS_MEMBERS = frozenset(
+    {"times_sent", "times_failed", "last_notification", "last_success", "last_failure"}
+)
+"""What each replica counts for itself: a save that changes only these is not a new definition."""
 
 
 class SubscriptionService:
@@ -61,12 +74,15 @@ class SubscriptionService:
         *,
         durable: bool = True,
         grants: GrantLookup | None = None,
+        replicas: Replicas | None = None,
     ) -> None:
         self._store = store
         self._contexts = contexts
         self._clock = clock
         self._registry = Registry(grants)
-        self.notifier = Notifier(self._registry, dispatcher, store, clock, durable=durable)
+        self.notifier = Notifier(
+            self._registry, dispatcher, store, clock, durable=durable, replicas=replicas
+        )
         """The engine; the entity service hands it every write."""
         self._saver: asyncio.Task[None] | None = None
 
@@ -98,6 +114,32 @@ class SubscriptionService:
             if key_tenant == tenant:
                 self._registry.remove(tenant, subscription_id)
                 self.notifier.forget(tenant, subscription_id)
+
+    kinds = (SUBSCRIPTION,)
+
+    async def changed(self, change: RecordChange) -> None:
+        """Another replica saved or deleted a subscription: hold what the store now holds."""
+        tenant, doc = change.tenant, change.doc
+        held = self._registry.get(tenant, change.key)
+        if doc is None:
+            if held is not None and not held.transient:
+                self._registry.remove(tenant, change.key)
+                self.notifier.forget(tenant, change.key)
+            return
+        held_doc = None if held is None else orjson.loads(orjson.dumps(to_doc(held.sub)))
+        if held_doc is not None and same_definition(held_doc, doc, STATUS_MEMBERS):
+            return
+        try:
+            sub = from_doc(doc)
+            await self._hold(tenant, sub, loading=True)
+        except Exception:  # one broken record must not stop the following
+            _log.exception("subscription %s of tenant %r not followed", change.key, tenant)
+            return
+        if status(sub, self.now()) != "active":
+            self.notifier.forget(tenant, sub.id)
+
+    def held_keys(self, kind: str) -> set[tuple[str, str]]:
+        return {key for key, held in self._registry.items.items() if not held.transient}
 
     def grants_changed(self, owner: str) -> None:
         """Grants of ``owner`` were revoked: subscriptions no grant covers any more stop at

@@ -15,6 +15,7 @@ second by a token bucket per tenant with bursts of two seconds' worth.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,8 +25,9 @@ from broker.clock import Clock, timestamp, utc_now
 from broker.ngsild.errors import AlreadyExists, BadRequestData, NonexistentTenant
 from broker.ngsild.tenants import DEFAULT_TENANT, tenant_from_header
 from broker.settings import TenantSettings
-from broker.store.base import Store
+from broker.store.base import RecordChange, Store
 
+_log = logging.getLogger(__name__)
 KIND: Final = "tenant"
 """Record kind of tenant registrations (in the default tenant's store)."""
 _BURST_SECONDS: Final = 2.0
@@ -125,6 +127,22 @@ class TenantService:
         for doc in await default.records(KIND):
             tenant = Tenant.from_json(doc)
             self._known[tenant.name] = tenant
+
+    kinds = (KIND,)
+
+    async def changed(self, change: RecordChange) -> None:
+        """Another replica created, changed or deleted a tenant (records of the default
+        tenant, by name): know what the store now holds."""
+        if change.doc is None:
+            self._known.pop(change.key, None)
+            return
+        try:
+            self._known[change.key] = Tenant.from_json(change.doc)
+        except Exception:  # one broken record must not stop the following
+            _log.exception("tenant record %r not followed", change.key)
+
+    def held_keys(self, kind: str) -> set[tuple[str, str]]:
+        return {(DEFAULT_TENANT, name) for name in self._known}
 
     def require(self, name: str) -> None:
         """Raise ``NonexistentTenant`` when tenants are explicit and ``name`` was not created."""

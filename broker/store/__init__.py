@@ -18,7 +18,7 @@ def open_store(settings: Settings) -> Store:
     if url.startswith(("mongodb://", "mongodb+srv://")):
         from broker.store.mongo import MongoStore
 
-        return MongoStore(url)
+        return MongoStore(url, settings.replicas.id)
     raise ValueError(f"unsupported store URL {url!r}: use sqlite:///DIR or mongodb://HOST/DB")
 
 

@@ -15,11 +15,16 @@ instances the write appends to the tenant's history, in the same transaction (``
 
 Every write takes an optional ``Journal``: a record derived from the change, committed in the same
 transaction. It is how a change and the notifications it owes can never be separated by a crash.
+
+``Store.replication()`` is what replicas sharing the store coordinate through (docs/design.md,
+"Several replicas"): a feed of record changes, leases, and the ownership of journal records.
+A store only one process opens (SQLite) answers with a ``Replication`` whose ``shared`` is
+false; the broker then starts none of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -27,6 +32,7 @@ from broker.ngsild.catalogue import CatalogueRow
 from broker.ngsild.entity import EntityDoc
 from broker.ngsild.query import EntityQuery
 from broker.ngsild.temporal.history import History
+from broker.store.leases import Held, Lease
 
 T = TypeVar("T")
 
@@ -160,3 +166,96 @@ class Store(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """A short description for logs and the health endpoint (never credentials)."""
+
+    def replication(self) -> Replication:
+        """How this process coordinates with the other replicas sharing the store."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChange:
+    """A record of ``kind``/``key`` in ``tenant`` is now ``doc`` (None: deleted).
+
+    ``origin`` is the replica whose save left the record as it is now (None: unknown, as for a
+    deletion); a replica skips the changes it made itself, as it applied them already.
+    """
+
+    tenant: str
+    kind: str
+    key: str
+    doc: dict[str, Any] | None
+    origin: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reload:
+    """The feed cannot say what changed: reload every record of the tenant (None: all)."""
+
+    tenant: str | None
+
+
+ChangeFeed = AsyncGenerator[RecordChange | Reload, None]
+"""What other replicas change in records, in commit order, for as long as it is iterated."""
+
+
+class LeaseStore(Protocol):
+    """Leases of one installation, taken by replica ``me`` (``broker.store.leases``)."""
+
+    me: str
+
+    async def take(self, name: str, ttl: float) -> Held | None:
+        """Take or renew lease ``name`` for ``ttl`` seconds; None while another holds it."""
+        ...
+
+    async def release(self, name: str) -> None:
+        """Give lease ``name`` up at once, if ``me`` holds it."""
+
+    async def announce(self, ttl: float) -> Held | None:
+        """Take or renew ``me``'s own lease: ``me`` is alive while it holds."""
+        ...
+
+    async def all(self) -> dict[str, Lease]:
+        """Every lease that has a holder, by name."""
+        ...
+
+    async def now(self) -> int:
+        """The clock lease expiry is judged by, in milliseconds."""
+        ...
+
+
+class Replication(Protocol):
+    """What the replicas sharing one store coordinate through."""
+
+    replica: str
+    """This replica's name: the owner of the journal records it commits."""
+    shared: bool
+    """Whether other processes may open the same store (False: nothing to coordinate)."""
+    leases: LeaseStore
+
+    async def open_changes(self, kinds: list[str]) -> ChangeFeed:
+        """Start following record changes of ``kinds``: whatever is committed after this
+        returns is in the feed (open it before loading the caches it keeps current)."""
+        ...
+
+    async def record(
+        self, tenant: str, kind: str, key: str
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """The record ``(kind, key)`` of ``tenant`` as it is now and the replica that saved it
+        (None: there is none)."""
+        ...
+
+    async def records(self, tenant: str, kind: str) -> dict[str, dict[str, Any]]:
+        """Every record of ``kind`` in ``tenant``, by key."""
+        ...
+
+    async def owners(self, tenant: str, kind: str) -> dict[str, str | None]:
+        """The records of ``kind`` in ``tenant`` that belong to other replicas, key → owner
+        (None: written before owners were recorded)."""
+        ...
+
+    async def claim(
+        self, tenant: str, kind: str, key: str, owner: str | None
+    ) -> dict[str, Any] | None:
+        """Make this replica the owner of a record that belonged to ``owner``, and return it;
+        None when another replica claimed it first or it is gone."""
+        ...

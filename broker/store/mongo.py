@@ -69,6 +69,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any, Final, TypeVar
@@ -76,6 +77,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 from pymongo import ASCENDING, DESCENDING, GEOSPHERE, AsyncMongoClient, IndexModel, UpdateOne
+from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -105,6 +107,7 @@ from broker.store.mongo_history import MongoHistory
 from broker.store.mongo_history import decode as decode_instance
 from broker.store.mongo_leases import MongoLeases
 from broker.store.mongo_names import check_base, tenant_database_name
+from broker.store.mongo_replication import MongoReplication
 from broker.store.mongo_seq import InsertionClock
 from broker.store.tenant_cache import TenantCache
 
@@ -151,8 +154,11 @@ geometry are not in it)."""
 class MongoEntityStore(TenantStore, HistoryStore):
     """The entities of one tenant in one MongoDB database."""
 
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
+    def __init__(self, database: AsyncDatabase[Document], replica: str = "") -> None:
         self.database = database
+        self.replica = replica
+        """Named in the records this replica saves (``by``) and the journal records it
+        commits (``owner``), for the other replicas (``mongo_replication``)."""
         self._history = MongoHistory(database[_INSTANCES])
         self._entities: AsyncCollection[Document] = database[_ENTITIES]
         self._records: AsyncCollection[Document] = database[_RECORDS]
@@ -324,7 +330,10 @@ class MongoEntityStore(TenantStore, HistoryStore):
         kind, key, doc = noted
         await self._records.update_one(
             {"_id": _record_id(kind, key)},
-            {"$set": {"doc": orjson.dumps(doc)}, "$setOnInsert": {"seq": seq}},
+            {
+                "$set": {"doc": orjson.dumps(doc), "owner": self.replica},
+                "$setOnInsert": {"seq": seq},
+            },
             upsert=True,
             session=session,
         )
@@ -414,7 +423,10 @@ class MongoEntityStore(TenantStore, HistoryStore):
         writes = [
             UpdateOne(
                 {"_id": _record_id(kind, key)},
-                {"$set": {"doc": orjson.dumps(doc)}, "$setOnInsert": {"seq": seq}},
+                {
+                    "$set": {"doc": orjson.dumps(doc), "by": self.replica},
+                    "$setOnInsert": {"seq": seq},
+                },
                 upsert=True,
             )
             for seq, (key, doc) in enumerate(items, last - len(items) + 1)
@@ -462,8 +474,10 @@ class MongoEntityStore(TenantStore, HistoryStore):
 class MongoStore:
     """All tenants' databases on one MongoDB deployment (a replica set, sharded or standalone)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, replica: str | None = None) -> None:
         self.url = url
+        self.replica = replica or socket.gethostname()
+        """This replica's name among those sharing the database (``TOSHI_REPLICAS__ID``)."""
         hosts, database, options = parse_url(url)
         self.hosts = hosts
         self.base_database = check_base(database or DEFAULT_DATABASE)
@@ -492,7 +506,7 @@ class MongoStore:
             known = await self._registry.find_one({"_id": name}, {"_id": 1})
             if known is None and not create:
                 raise NonexistentTenant(f"tenant {name!r} does not exist")
-            store = MongoEntityStore(self._client[self.database_name(name)])
+            store = MongoEntityStore(self._client[self.database_name(name)], self.replica)
             await store.prepare()
             if known is None:
                 # Registered after the indexes exist, so a registered tenant is usable; a
@@ -521,24 +535,42 @@ class MongoStore:
         """The installation's leases, as taken by ``replica`` (``mongo_leases``)."""
         return MongoLeases(self._client[self.base_database], replica)
 
+    def replication(self) -> MongoReplication:
+        """Coordination with the other replicas on this database (``mongo_replication``)."""
+        return MongoReplication(self, self.leases(self.replica))
+
+    async def watch_records(
+        self, kinds: list[str], resume_after: Mapping[str, Any] | None = None
+    ) -> AsyncChangeStream[Document]:
+        """Open a change stream of the records of ``kinds`` (``mongo_changes``; a replica set
+        is needed): what is committed from now on (or after ``resume_after``) is in it."""
+        return await self._client.watch(
+            record_pipeline(kinds), full_document="updateLookup", resume_after=resume_after
+        )
+
+    async def record_events(
+        self, stream: AsyncChangeStream[Document]
+    ) -> AsyncIterator[tuple[RecordChange | Reload, Mapping[str, Any] | None]]:
+        """The changes ``stream`` reports, each with the resume token to continue after it."""
+        databases = await self._tenant_databases()
+        async for event in stream:
+            if str(event.get("ns", {}).get("db")) not in databases:
+                # A tenant created meanwhile? Old names are kept: a dropped tenant's
+                # dropDatabase event still has to be told to the caches.
+                databases = {**databases, **await self._tenant_databases()}
+            change = record_change(event, databases)
+            if change is not None:
+                yield change, stream.resume_token
+
     async def record_changes(
         self, kinds: list[str], resume_after: Mapping[str, Any] | None = None
     ) -> AsyncIterator[tuple[RecordChange | Reload, Mapping[str, Any] | None]]:
         """Every change other replicas (and this one) make to records of ``kinds``, with the
         resume token to continue after it (``mongo_changes``; a replica set is needed)."""
-        databases = await self._tenant_databases()
-        stream = await self._client.watch(
-            record_pipeline(kinds), full_document="updateLookup", resume_after=resume_after
-        )
+        stream = await self.watch_records(kinds, resume_after)
         async with stream:
-            async for event in stream:
-                if str(event.get("ns", {}).get("db")) not in databases:
-                    # A tenant created meanwhile? Old names are kept: a dropped tenant's
-                    # dropDatabase event still has to be told to the caches.
-                    databases = {**databases, **await self._tenant_databases()}
-                change = record_change(event, databases)
-                if change is not None:
-                    yield change, stream.resume_token
+            async for item in self.record_events(stream):
+                yield item
 
     async def _tenant_databases(self) -> dict[str, str]:
         tenants = [DEFAULT_TENANT, *await self.tenants()]

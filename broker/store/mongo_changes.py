@@ -6,9 +6,10 @@ share one MongoDB, each one opens a single deployment-wide change stream filtere
 ``record_pipeline`` and turns each event into a ``RecordChange`` with ``record_change``:
 an insert, replace or update carries the record as it now is (the stream is opened with
 ``fullDocument: "updateLookup"``), a delete only its ``documentKey``, which is enough because a
-record's ``_id`` is ``{k: kind, n: key}``. Events of databases that are not the installation's
-tenants are ignored; the tenant of a database comes from the tenant registry, not from the name
-(hashed names cannot be read back, ``mongo_names``).
+record's ``_id`` is ``{k: kind, n: key}``. A saved record names the replica that saved it
+(``by``), so each replica can skip what it wrote itself. Events of databases that are not the
+installation's tenants are ignored; the tenant of a database comes from the tenant registry,
+not from the name (hashed names cannot be read back, ``mongo_names``).
 
 A replica remembers the resume token of the last event it applied and resumes from it after a
 reconnect, so it misses nothing; when the server no longer has that point of its oplog
@@ -19,33 +20,19 @@ and the services' hooks that apply changes are what only a server can verify (``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import orjson
+
+from broker.store.base import RecordChange, Reload
+
+__all__ = ["RecordChange", "Reload", "after_error", "record_change", "record_pipeline"]
 
 RECORDS: Final = "records"
 _CHANGES: Final = ("insert", "replace", "update")
 _RELOAD: Final = ("drop", "dropDatabase", "rename", "invalidate")
 _HISTORY_LOST: Final = 286  # ChangeStreamHistoryLost
 _FATAL: Final = frozenset({_HISTORY_LOST, 280})  # 280: ChangeStreamFatalError
-
-
-@dataclass(frozen=True, slots=True)
-class RecordChange:
-    """A record of ``kind``/``key`` in ``tenant`` is now ``doc`` (None: deleted)."""
-
-    tenant: str
-    kind: str
-    key: str
-    doc: dict[str, Any] | None
-
-
-@dataclass(frozen=True, slots=True)
-class Reload:
-    """The stream cannot say what changed: reload every record of the tenant (None: all)."""
-
-    tenant: str | None
 
 
 def record_pipeline(kinds: list[str]) -> list[dict[str, Any]]:
@@ -88,7 +75,10 @@ def record_change(event: dict[str, Any], tenants: dict[str, str]) -> RecordChang
     if full is None:  # deleted again before the lookup: a later delete event follows
         return None
     doc: dict[str, Any] = orjson.loads(full["doc"])
-    return RecordChange(tenant, str(key["k"]), str(key["n"]), doc)
+    origin = full.get("by")
+    return RecordChange(
+        tenant, str(key["k"]), str(key["n"]), doc, None if origin is None else str(origin)
+    )
 
 
 def after_error(code: int | None) -> Literal["resume", "reload"]:

@@ -32,6 +32,7 @@ from broker.ngsild.tenants import DEFAULT_TENANT
 from broker.store import sqlite_history, sqlite_hours
 from broker.store.base import Committed, Journal, Mutation, QueryPage, TenantStore
 from broker.store.history import HistoryStore
+from broker.store.local_replication import LocalReplication
 from broker.store.sqlite_index import INDEX_SCHEMA, SCHEMA_VERSION, rebuild, reindex
 from broker.store.sqlite_queries import Candidates, candidates
 from broker.store.sqlite_worker import SqliteWorker
@@ -220,6 +221,7 @@ class SqliteStore:
         self.directory = directory
         self._synchronous = synchronous
         self._tenants: TenantCache[SqliteEntityStore] = TenantCache()
+        self._replication = LocalReplication()
 
     async def start(self) -> None:
         await self.tenant(DEFAULT_TENANT, create=True)
@@ -260,6 +262,10 @@ class SqliteStore:
             "directory": str(self.directory),
             "synchronous": self._synchronous,
         }
+
+    def replication(self) -> LocalReplication:
+        """One process per data directory: nothing to coordinate (``local_replication``)."""
+        return self._replication
 
     def _path(self, name: str) -> Path:
         if name == DEFAULT_TENANT:

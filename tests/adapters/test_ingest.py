@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -273,3 +275,38 @@ async def test_a_lorawan_uplink_through_the_network_servers_broker(
     device = await eventually(lambda: entity(city, "urn:ngsi-ld:Device:ws-01", "towna"))
     assert device["rssi"]["value"] == -97
     assert device["controlledAsset"]["object"] == weather_id
+
+
+async def test_a_reading_sent_while_the_store_is_away_is_written_once_it_is_back(
+    city: httpx.AsyncClient, mqtt_broker: MqttBroker, tmp_path: Path
+) -> None:
+    """A store outage is not a bad message: the reading waits, unacknowledged, and lands later."""
+    apikey = f"k{uuid.uuid4().hex[:10]}"
+    await provision_gauge(city, apikey)
+    gauge_id = "urn:ngsi-ld:WaterObserved:towna:gauge-07"
+    # Another process holding the database's write lock is what a store outage looks like to
+    # SQLite: every write fails with "database is locked" after the busy timeout.
+    holder = sqlite3.connect(tmp_path / "data" / "tenants" / "towna.sqlite3", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        await publish(mqtt_broker, f"/json/{apikey}/gauge-07/attrs", orjson.dumps({"lvl": 4.5}))
+
+        async def write_failed() -> bool:
+            metrics = (await city.get("/metrics")).text
+            retried = re.search(r"^toshi_ingest_store_retries_total ([1-9]\d*)$", metrics, re.M)
+            return retried is not None or "internal_error" in metrics
+
+        await eventually(write_failed, seconds=20.0)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    listed = await city.get("/iot/dead-letters", headers={"Fiware-Service": "towna"})
+    assert listed.json()["deadLetters"] == []
+
+    async def landed() -> bool:
+        found = await entity(city, gauge_id, "towna")
+        return found is not None and found.get("height", {}).get("value") == 4.5
+
+    await eventually(landed, seconds=20.0)
+    listed = await city.get("/iot/dead-letters", headers={"Fiware-Service": "towna"})
+    assert listed.json()["deadLetters"] == []

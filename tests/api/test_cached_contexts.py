@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 
-from tests.conftest import API, CORE, ContextServer, gauge, link
+from tests.conftest import API, CORE, ContextServer, broker_client, gauge, link, make_settings
 
 JSON = {"Content-Type": "application/json"}
 PROBLEM = "https://uri.etsi.org/ngsi-ld/errors/"
@@ -93,3 +94,22 @@ async def test_cached_contexts_are_seen_from_every_tenant(
     osaka = {"NGSILD-Tenant": "osaka"}
     assert city in (await client.get(f"{API}/jsonldContexts", headers=osaka)).json()
     assert (await client.get(by_url(city), headers=osaka)).status_code == 200
+
+
+async def test_a_mirrored_context_is_downloaded_from_the_mirror_and_keeps_its_url(
+    tmp_path: Path, context_server: ContextServer
+) -> None:
+    # An installation that cannot reach a public host downloads its @contexts from a copy.
+    public = "https://models.example.org/city.jsonld"
+    mirrors = {"https://models.example.org/": context_server.base + "/"}
+    settings = make_settings(tmp_path / "data", contexts={"mirrors": mirrors})
+    async with broker_client(settings) as client:
+        assert (await create(client, public, "urn:ngsi-ld:RiverGauge:1")).status_code == 201
+        assert context_server.hits["city.jsonld"] == 1
+        listed = await client.get(f"{API}/jsonldContexts", params={"kind": "Cached"})
+        assert public in listed.json()
+        assert context_server.url("city.jsonld") not in listed.json()
+        served = await client.get(by_url(public))
+        assert served.json() == context_server.documents["city.jsonld"]
+        elsewhere = await create(client, "https://other.example.org/x.jsonld", "urn:x:2")
+        assert elsewhere.status_code == 504  # not mirrored: fetched from its own host

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -119,3 +122,61 @@ async def test_deleting_a_tenant_deletes_its_snapshots(tmp_path: Path) -> None:
         assert [t for t in await runtime.store.tenants() if t.startswith("_snapshot-")]
         await runtime.delete_tenant("kamo")
         assert [t for t in await runtime.store.tenants() if t.startswith("_snapshot-")] == []
+
+
+class _Source:
+    """A real HTTP context source that answers every Query Entities with ``entities``."""
+
+    def __init__(self, entities: list[dict[str, object]]) -> None:
+        body = json.dumps(entities).encode()
+        self.paths: list[str] = []
+        paths = self.paths
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                paths.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def test_a_snapshot_also_holds_what_registered_sources_answer(
+    client: httpx.AsyncClient,
+) -> None:
+    # v1.9.1 §5.16.1.4: the snapshot queries run with the distributed behaviour of §5.7.2.4.
+    remote = "urn:ngsi-ld:Vehicle:remote"
+    speed = {"type": "Property", "value": 88}
+    source = _Source([{"id": remote, "type": "Vehicle", "speed": speed}])
+    try:
+        await vehicles(client)
+        registration = {
+            "id": "urn:ngsi-ld:ContextSourceRegistration:snapshots",
+            "type": "ContextSourceRegistration",
+            "information": [{"entities": [{"type": "Vehicle"}]}],
+            "operations": ["queryEntity"],
+            "endpoint": source.url,
+        }
+        made = await client.post(f"{API}/csourceRegistrations", json=registration, headers=JSON)
+        assert made.status_code == 201, made.text
+        location = await snapshot(client, entities=[{"type": "Vehicle"}], q="speed>50")
+        shown = (await client.get(location)).json()
+        assert shown["snapshotStatus"] == "success"
+        frozen = {"NGSILD-Snapshot": shown["id"]}
+        listed = await client.get(f"{API}/entities", params={"type": "Vehicle"}, headers=frozen)
+        assert sorted(e["id"] for e in listed.json()) == [FAST, remote]
+        assert source.paths and source.paths[0].startswith(f"{API}/entities")
+    finally:
+        source.close()

@@ -23,9 +23,16 @@ class Broker:
     """One `toshi serve` child process on a private port and data directory."""
 
     def __init__(
-        self, data: Path, env: dict[str, str] | None = None, *, log: Path | None = None
+        self,
+        data: Path,
+        env: dict[str, str] | None = None,
+        *,
+        log: Path | None = None,
+        store: str | None = None,
     ) -> None:
         self.data = data
+        self.store = store or f"sqlite:///{data}"
+        """Its store URL (default: a SQLite directory at ``data``)."""
         self.env = env or {}
         self.log = log
         """Where its log (stderr) goes, kept across restarts; None: a pipe nobody reads."""
@@ -44,7 +51,7 @@ class Broker:
             "--port",
             str(self.port),
             "--store",
-            f"sqlite:///{self.data}",
+            self.store,
             "--log-level",
             "warning",
         ]

@@ -110,6 +110,6 @@ async def test_a_replica_sees_the_records_another_one_saves_and_deletes(
     await tenant.delete_record("subscription", "s1")
     await asyncio.wait_for(follower, 30)
     assert seen == [
-        RecordChange("kyoto", "subscription", "s1", {"id": "s1"}),
+        RecordChange("kyoto", "subscription", "s1", {"id": "s1"}, origin=first.replica),
         RecordChange("kyoto", "subscription", "s1", None),
     ]

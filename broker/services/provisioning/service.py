@@ -41,7 +41,7 @@ from broker.services.provisioning.parse import (
     with_dev_eui,
 )
 from broker.services.provisioning.registry import Registry, app_key, group_key
-from broker.store.base import Store
+from broker.store.base import RecordChange, Store
 from broker.store.everywhere import records_everywhere
 
 _log = logging.getLogger(__name__)
@@ -79,6 +79,31 @@ class ProvisioningService:
                 self._add_devices(tenant, parse_devices({"devices": [doc]}))
         except NgsiLdError as exc:  # one bad record must not keep the others out
             _log.warning("%s record of tenant %r not loaded: %s", kind, tenant, exc.detail)
+
+    kinds = (GROUP, DEVICE)
+
+    async def changed(self, change: RecordChange) -> None:
+        """Another replica saved or deleted a group or a device: hold what the store holds,
+        and let the MQTT side subscribe to what this replica must now listen to."""
+        tenant, key = change.tenant, change.key
+        registry = self._registry
+        if change.kind == GROUP:
+            old: Group | Device | None = registry.group(tenant, key)
+        else:
+            old = registry.device(tenant, key)
+        if old is not None and old.raw == change.doc:
+            return
+        if isinstance(old, Group):
+            registry.remove_group(tenant, old)
+        elif old is not None:
+            registry.remove_device(tenant, old)
+        if change.doc is not None:
+            self._load(tenant, change.kind, change.doc)
+        self._changed()
+
+    def held_keys(self, kind: str) -> set[tuple[str, str]]:
+        held = self._registry.groups if kind == GROUP else self._registry.devices
+        return {(tenant, key) for tenant, items in held.items() for key in items}
 
     async def create_groups(self, tenant: str, groups: list[Group]) -> None:
         """Provision ``groups``; ``AlreadyExists`` (and nothing created) on any conflict."""
