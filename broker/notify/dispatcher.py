@@ -30,7 +30,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from broker.mqtt_url import MQTT_DEFAULT_PORTS
@@ -64,17 +64,6 @@ class Sender(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
-        ...
-
-
-@runtime_checkable
-class ImmediateSender(Protocol):
-    """A receiver in this process that takes a notification without waiting and cannot fail
-    transiently (the dashboard's sinks): handed over at ``submit``, with no queue, worker or
-    retry, since it has nothing to wait for."""
-
-    def hand_over(self, url: str, body: bytes) -> bool:
-        """Take ``body`` for ``url``; False when nobody is there any more (not retried)."""
         ...
 
 
@@ -253,11 +242,6 @@ class Dispatcher:
             http = HttpSender(max_connections=self.config.concurrency)
             senders = {"http": http, "https": http}
         self._senders = {scheme.lower(): sender for scheme, sender in senders.items()}
-        self._immediate = {
-            scheme: sender
-            for scheme, sender in self._senders.items()
-            if isinstance(sender, ImmediateSender)
-        }
         self._origins: dict[str, _Origin] = {}
         self._counters: dict[str, Counters] = {}
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
@@ -278,11 +262,6 @@ class Dispatcher:
         gets an ``on_done`` call. An accepted one gets exactly one, which may come synchronously
         from a later ``submit`` that evicts it from a full queue.
         """
-        if self._immediate and self._running:
-            immediate = self._immediate.get(delivery.endpoint.partition(":")[0].lower())
-            if immediate is not None:
-                _hand_over(immediate, delivery)
-                return True
         key = origin_of(delivery.endpoint)
         if not self._running or key is None:
             return False
@@ -492,18 +471,6 @@ async def _wait(event: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
-
-
-_HANDED_OVER = Outcome(ok=True, attempts=1, status=200)
-_GONE = Outcome(ok=False, attempts=1, error="receiver gone")
-
-
-def _hand_over(sender: ImmediateSender, delivery: Delivery) -> None:
-    if delivery.wanted is not None and not delivery.wanted():
-        _finish(delivery, _NOT_WANTED)
-        return
-    taken = sender.hand_over(delivery.endpoint, delivery.body)
-    _finish(delivery, _HANDED_OVER if taken else _GONE)
 
 
 def _finish(delivery: Delivery, outcome: Outcome) -> None:
