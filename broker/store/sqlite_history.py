@@ -113,7 +113,7 @@ def _stats_sql(methods: tuple[str, ...]) -> tuple[str, str]:
 @dataclass
 class SeriesCache:
     """What the writer learnt about this file's history, so a partial update's instance costs
-    one INSERT and one hourly upsert rather than five statements.
+    one INSERT (its hourly summary follows by trigger) rather than five statements.
 
     ``keys``: (entity, attr, datasetId) → (series key, kind); ``docs``: interned members → id;
     ``latest``: series key → an instant no instance of the series is later than, so appending
@@ -163,8 +163,6 @@ def append(
             latest[key] = t
     if replaced:
         hours.recompute(db, [(v[0], v[1]) for v in encoded])
-    else:
-        hours.add(db, [(v[0], v[1], v[3], v[4]) for v in encoded])
 
 
 def _series(db: sqlite3.Connection, cache: SeriesCache, entity_id: str, row: HistoryRow) -> int:
@@ -223,19 +221,17 @@ def _key(db: sqlite3.Connection, entity_id: str, attr: str, dataset: str, kind: 
 
 
 def _encode(key: int, row: HistoryRow) -> tuple[Any, ...]:
-    instance = row.instance
-    kind = instance.get("type", "Property")
+    rest = dict(row.instance)
+    kind = rest.get("type", "Property")
+    if kind == "Property":
+        rest.pop("type", None)  # the usual kind is left implicit; _decode puts it back
     member = VALUE_MEMBER.get(kind, "value")
-    rest = {
-        k: v
-        for k, v in instance.items()
-        if k not in (member, "observedAt", "datasetId") and not (k == "type" and v == "Property")
-    }
-    value = instance.get(member)
-    if not (isinstance(value, int | float) and not isinstance(value, bool)):
+    value = rest.pop(member, None)
+    observed = rest.pop("observedAt", None)
+    rest.pop("datasetId", None)
+    if type(value) not in (int, float):  # bool, a subclass of int, is stored as JSON
         value = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
     recorded = to_micros(row.recorded)
-    observed = instance.get("observedAt")
     flags = (_OBSERVED if observed is not None else 0) | (_DELETED if row.deleted else 0)
     t = to_micros(observed) if observed is not None else recorded
     return key, t, recorded, flags, value, orjson.dumps(rest) if rest else None

@@ -356,3 +356,33 @@ async def test_hourly_aggregates_follow_edits_deletions_and_trims(store: Store) 
     # the edited instance kept its createdAt (T0 + 14 min) and was trimmed with the others
     points.pop(14)
     await check()
+
+
+async def test_hourly_aggregates_before_1970_fall_in_their_own_hours(store: Store) -> None:
+    tenant, history = await history_of(store)
+    points = {m: float(m % 13) for m in range(-170, 50, 11)}
+    rows = [reading(LEVEL, v, from_micros(m * MINUTE)) for m, v in points.items()]
+    await tenant.create(entity("urn:e:1", 0, 0), history=given(rows))
+    methods = ("sum", "max", "min")
+    query = TemporalQuery(
+        start=-180 * MINUTE,
+        end=60 * MINUTE,
+        aggregation=Aggregation(methods, Duration(0, 60 * MINUTE)),
+    )
+
+    async def check() -> None:
+        found = await history.aggregate(["urn:e:1"], HistorySelection(query))
+        got = [(p.start, method_values(p, methods)) for p in found["urn:e:1"][0].periods]
+        series = [(m * MINUTE, v) for m, v in sorted(points.items())]
+        want = [
+            (p.start, method_values(p, methods))
+            for p in reference(series, query, query.aggregation)  # type: ignore[arg-type]
+        ]
+        assert normalise({"x": got}) == normalise({"x": want})
+
+    await check()
+    (series,) = (await history.history(["urn:e:1"], HistorySelection(TemporalQuery())))["urn:e:1"]
+    by_minute = {to_micros(i["observedAt"]) // MINUTE: i["instanceId"] for i in series.instances}
+    await history.delete_instance("urn:e:1", LEVEL, by_minute[-5])
+    del points[-5]
+    await check()
