@@ -258,6 +258,8 @@ class Fragment:
         scope: the scope given, if any.
         delete_scope: the fragment sets scope to the NGSI-LD Null (merge only).
         expires_at: the entity-level ``expiresAt`` given, if any (merge sets it, §4.22).
+        delete_expiry: the fragment gives ``expiresAt`` as the NGSI-LD Null: the entity becomes
+            durable (§5.5.4: a Null in a Fragment removes the member).
     """
 
     attrs: AttrMap
@@ -265,6 +267,7 @@ class Fragment:
     scope: list[str] | None = None
     delete_scope: bool = False
     expires_at: str | None = None
+    delete_expiry: bool = False
 
 
 def parse_fragment(
@@ -286,5 +289,8 @@ def parse_fragment(
         else:
             fragment.scope = parse_scope(body["scope"])
     if EXPIRES_AT in body:
-        fragment.expires_at = check_datetime(body[EXPIRES_AT], EXPIRES_AT)
+        if nulls.members and body[EXPIRES_AT] == NGSI_LD_NULL:
+            fragment.delete_expiry = True
+        else:
+            fragment.expires_at = check_datetime(body[EXPIRES_AT], EXPIRES_AT)
     return fragment

@@ -115,6 +115,24 @@ def expire(doc: EntityDoc, *, now: float, stamp: str) -> tuple[EntityDoc, Update
     return new, UpdateResult(updated=removed)
 
 
+def gone(before: EntityDoc, after: EntityDoc) -> list[tuple[str, str]]:
+    """The attribute instances ``expire`` removed, as ``(attribute, datasetId or "")``.
+
+    Their history goes with them: ``expiresAt`` bounds the storage of the attribute
+    (§4.22, §5.2.5), its temporal evolution included, whereas an expired entity's attributes
+    keep their history, as after Delete Entity (§5.6.6).
+    """
+    found: list[tuple[str, str]] = []
+    for iri, instances in before["attrs"].items():
+        kept = {i.get("datasetId") for i in after["attrs"].get(iri, ())}
+        found.extend(
+            (iri, instance.get("datasetId") or "")
+            for instance in instances
+            if instance.get("datasetId") not in kept
+        )
+    return found
+
+
 def _without_expired(doc: EntityDoc, now: float) -> tuple[EntityDoc, list[str]]:
     attrs: dict[str, list[Instance]] = {}
     changed: list[str] = []

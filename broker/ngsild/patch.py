@@ -291,6 +291,9 @@ def _set_expiry(new: EntityDoc, fragment: Fragment, result: UpdateResult) -> Non
     if fragment.expires_at is not None and fragment.expires_at != new.get(EXPIRES_AT):
         new[EXPIRES_AT] = fragment.expires_at
         result.touched = True
+    elif fragment.delete_expiry and EXPIRES_AT in new:
+        del new[EXPIRES_AT]
+        result.touched = True
 
 
 def _copy(entity: EntityDoc) -> EntityDoc:

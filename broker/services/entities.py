@@ -36,6 +36,7 @@ from broker.ngsild.temporal.history import History, changes
 from broker.notify.engine import Notifier
 from broker.notify.journal import Entry
 from broker.store.base import Committed, EntityStore, Mutation, QueryPage, Store, T
+from broker.store.history import HistoryStore
 from broker.store.linked import linked_entities
 
 _PURGE_PAGE = 500
@@ -134,6 +135,9 @@ class EntityService:
             return
         if committed.changed:
             self._committed(entry)
+            if isinstance(store, HistoryStore):
+                for attr, dataset_id in expiry.gone(committed.before, committed.after):
+                    await store.delete_history(entity_id, attr, dataset_id)
 
     async def retrieve(
         self, tenant: str, entity_id: str, types: list[str] | None = None

@@ -33,6 +33,7 @@ from broker.store import sqlite_history, sqlite_hours
 from broker.store.base import Committed, Journal, Mutation, QueryPage, TenantStore
 from broker.store.history import HistoryStore
 from broker.store.local_replication import LocalReplication
+from broker.store.sqlite_history import SeriesCache
 from broker.store.sqlite_index import INDEX_SCHEMA, SCHEMA_VERSION, rebuild, reindex
 from broker.store.sqlite_queries import Candidates, candidates
 from broker.store.sqlite_worker import SqliteWorker
@@ -63,8 +64,12 @@ class SqliteEntityStore(TenantStore, HistoryStore):
     def __init__(self, path: Path, synchronous: Synchronous) -> None:
         self.path = path
         self._synchronous = synchronous
+        self._series = sqlite_history.SeriesCache()
         self._writer = SqliteWorker(
-            self._connect_writer, f"sqlite-w:{path.name}", transactional=True
+            self._connect_writer,
+            f"sqlite-w:{path.name}",
+            transactional=True,
+            on_rollback=self._series.clear,
         )
         self._reader = SqliteWorker(
             self._connect_reader, f"sqlite-r:{path.name}", transactional=False
@@ -87,7 +92,7 @@ class SqliteEntityStore(TenantStore, HistoryStore):
     async def create(
         self, doc: EntityDoc, *, journal: Journal | None = None, history: History | None = None
     ) -> None:
-        await self._writer.submit(lambda db: _insert(db, doc, journal, history))
+        await self._writer.submit(lambda db: _insert(db, doc, journal, history, self._series))
 
     async def get(self, entity_id: str) -> EntityDoc | None:
         return await self._reader.submit(lambda db: _load(db, entity_id))
@@ -101,13 +106,15 @@ class SqliteEntityStore(TenantStore, HistoryStore):
         history: History | None = None,
     ) -> Committed[T]:
         return await self._writer.submit(
-            lambda db: _update(db, entity_id, mutate, journal, history)
+            lambda db: _update(db, entity_id, mutate, journal, history, self._series)
         )
 
     async def delete(
         self, entity_id: str, *, journal: Journal | None = None, history: History | None = None
     ) -> EntityDoc:
-        return await self._writer.submit(lambda db: _delete(db, entity_id, journal, history))
+        return await self._writer.submit(
+            lambda db: _delete(db, entity_id, journal, history, self._series)
+        )
 
     async def query(self, query: EntityQuery) -> QueryPage:
         plan = candidates(query)
@@ -159,7 +166,7 @@ class SqliteEntityStore(TenantStore, HistoryStore):
         self, entity_id: str, attr: str | None = None, dataset_id: str | None = None
     ) -> int:
         return await self._writer.submit(
-            lambda db: sqlite_history.delete_history(db, entity_id, attr, dataset_id)
+            lambda db: sqlite_history.delete_history(db, self._series, entity_id, attr, dataset_id)
         )
 
     async def instance(self, entity_id: str, attr: str, instance_id: str) -> Instance | None:
@@ -174,7 +181,7 @@ class SqliteEntityStore(TenantStore, HistoryStore):
         def job(db: sqlite3.Connection) -> bool:
             found = sqlite_history.instance_row(db, entity_id, attr, instance_id)
             if found is not None:
-                sqlite_history.replace_instance(db, found[0], instance, modified)
+                sqlite_history.replace_instance(db, self._series, found[0], instance, modified)
             return found is not None
 
         return await self._writer.submit(job)
@@ -278,7 +285,11 @@ def _dump(doc: EntityDoc) -> bytes:
 
 
 def _insert(
-    db: sqlite3.Connection, doc: EntityDoc, journal: Journal | None, history: History | None
+    db: sqlite3.Connection,
+    doc: EntityDoc,
+    journal: Journal | None,
+    history: History | None,
+    series: SeriesCache,
 ) -> None:
     try:
         cursor = db.execute("INSERT INTO entities (id, doc) VALUES (?, ?)", (doc["id"], _dump(doc)))
@@ -287,7 +298,7 @@ def _insert(
     assert cursor.lastrowid is not None  # an INSERT into a rowid table sets it
     reindex(db, cursor.lastrowid, None, doc)
     _journal(db, journal, None, doc)
-    _history(db, history, None, doc)
+    _history(db, history, series, None, doc)
 
 
 def _journal(
@@ -305,13 +316,14 @@ def _journal(
 def _history(
     db: sqlite3.Connection,
     history: History | None,
+    series: SeriesCache,
     before: EntityDoc | None,
     after: EntityDoc | None,
 ) -> None:
     if history is not None:
         doc = after if after is not None else before
         assert doc is not None  # a write has a document before or after it
-        sqlite_history.append(db, doc["id"], history(before, after))
+        sqlite_history.append(db, doc["id"], history(before, after), series)
 
 
 def _load(db: sqlite3.Connection, entity_id: str) -> EntityDoc | None:
@@ -332,6 +344,7 @@ def _update(
     mutate: Mutation[T],
     journal: Journal | None,
     history: History | None,
+    series: SeriesCache,
 ) -> Committed[T]:
     pk, before = _load_for_write(db, entity_id)
     after, result = mutate(before)
@@ -339,18 +352,22 @@ def _update(
         db.execute("UPDATE entities SET doc = ? WHERE pk = ?", (_dump(after), pk))
         reindex(db, pk, before, after)
         _journal(db, journal, before, after)
-        _history(db, history, before, after)
+        _history(db, history, series, before, after)
     return Committed(before, after, result)
 
 
 def _delete(
-    db: sqlite3.Connection, entity_id: str, journal: Journal | None, history: History | None
+    db: sqlite3.Connection,
+    entity_id: str,
+    journal: Journal | None,
+    history: History | None,
+    series: SeriesCache,
 ) -> EntityDoc:
     pk, doc = _load_for_write(db, entity_id)
     db.execute("DELETE FROM entities WHERE pk = ?", (pk,))
     reindex(db, pk, doc, None)
     _journal(db, journal, doc, None)
-    _history(db, history, doc, None)
+    _history(db, history, series, doc, None)
     return doc
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -100,8 +101,8 @@ def _stats_sql(methods: tuple[str, ...]) -> tuple[str, str]:
     """
     numeric_only = not _COUNTS & set(methods)
     parts = ["count(*)"]
-    for field, needed_by in _NEEDS.items():
-        expression = _EXPRESSIONS[field]
+    for aggregate_name, needed_by in _NEEDS.items():
+        expression = _EXPRESSIONS[aggregate_name]
         if numeric_only:
             expression = expression.replace(_NUM, "val")
         parts.append(expression if set(needed_by) & set(methods) else "NULL")
@@ -109,37 +110,83 @@ def _stats_sql(methods: tuple[str, ...]) -> tuple[str, str]:
     return ", ".join(parts), condition
 
 
-def append(db: sqlite3.Connection, entity_id: str, rows: Iterable[HistoryRow]) -> None:
+@dataclass
+class SeriesCache:
+    """What the writer learnt about this file's history, so a partial update's instance costs
+    one INSERT (its hourly summary follows by trigger) rather than five statements.
+
+    ``keys``: (entity, attr, datasetId) → (series key, kind); ``docs``: interned members → id;
+    ``latest``: series key → an instant no instance of the series is later than, so appending
+    a later observation needs no look-up for one it would replace. Entries may describe rows
+    written in the current transaction, so the writer clears the cache whenever it rolls back
+    (``SqliteWorker(on_rollback=…)``); history edits that move instances clear it too.
+    """
+
+    keys: dict[tuple[str, str, str], tuple[int, str]] = field(default_factory=dict)
+    docs: dict[bytes, int] = field(default_factory=dict)
+    latest: dict[int, int] = field(default_factory=dict)
+
+    def clear(self) -> None:
+        """Forget everything (after a rollback, or an edit of stored history)."""
+        self.keys.clear()
+        self.docs.clear()
+        self.latest.clear()
+
+
+def append(
+    db: sqlite3.Connection, entity_id: str, rows: Iterable[HistoryRow], cache: SeriesCache
+) -> None:
     """Append ``rows`` to the history of ``entity_id`` (inside the caller's transaction)."""
-    keys: dict[tuple[str, str], int] = {}
-    values = []
+    values: dict[tuple[int, int], tuple[Any, ...]] = {}
+    unobserved = []
     for row in rows:
-        kind = row.instance.get("type", "Property")
-        dataset = row.dataset_id or ""
-        key = keys.get((row.attr, dataset))
-        if key is None:
-            key = keys[(row.attr, dataset)] = _key(db, entity_id, row.attr, dataset, kind)
-        values.append(_encode(key, row))
-    # An attribute has one instance per observedAt: a repeated observation replaces the one
-    # recorded before (a device resending, a temporal upsert correcting a value).
-    observed = {(v[0], v[1]): v for v in values if v[3] == _OBSERVED}
-    replaced = db.executemany(
-        f"DELETE FROM instances WHERE key = ? AND t = ? AND flags = {_OBSERVED}",
-        list(observed),
-    ).rowcount
-    values = [v for v in values if v[3] != _OBSERVED] + list(observed.values())
-    docs: dict[bytes, int] = {}
+        key = _series(db, cache, entity_id, row)
+        value = _encode(key, row)
+        if value[3] == _OBSERVED:
+            # An attribute has one instance per observedAt: a repeated observation replaces
+            # the one recorded before (a device resending, a temporal upsert correcting a value).
+            values[(key, value[1])] = value
+        else:
+            unobserved.append(value)
+    replaced = _replace_observed(db, cache, list(values))
+    encoded = [*unobserved, *values.values()]
     db.executemany(
         "INSERT INTO instances (key, t, lag, mod, flags, val, doc) VALUES (?, ?, ?, NULL, ?, ?, ?)",
         [
-            (key, t, rec - t, flags, value, None if doc is None else _doc_id(db, doc, docs))
-            for key, t, rec, flags, value, doc in values
+            (key, t, rec - t, flags, value, None if doc is None else _doc_id(db, doc, cache.docs))
+            for key, t, rec, flags, value, doc in encoded
         ],
     )
-    if replaced > 0:
-        hours.recompute(db, [(v[0], v[1]) for v in values])
-    else:
-        hours.add(db, [(v[0], v[1], v[3], v[4]) for v in values])
+    latest = cache.latest
+    for key, t, *_ in encoded:
+        if key in latest and latest[key] < t:
+            latest[key] = t
+    if replaced:
+        hours.recompute(db, [(v[0], v[1]) for v in encoded])
+
+
+def _series(db: sqlite3.Connection, cache: SeriesCache, entity_id: str, row: HistoryRow) -> int:
+    kind = row.instance.get("type", "Property")
+    name = (entity_id, row.attr, row.dataset_id or "")
+    known = cache.keys.get(name)
+    if known is None or known[1] != kind:
+        known = cache.keys[name] = (_key(db, *name, kind), kind)
+    return known[0]
+
+
+def _replace_observed(db: sqlite3.Connection, cache: SeriesCache, at: list[tuple[int, int]]) -> int:
+    """Delete the instances observed at the same ``(key, t)`` as new ones; how many."""
+    latest = cache.latest
+    for key, _ in at:
+        if key not in latest:
+            found = db.execute("SELECT max(t) FROM instances WHERE key = ?", (key,)).fetchone()[0]
+            latest[key] = -(2**63) if found is None else found
+    maybe = [(key, t) for key, t in at if t <= latest[key]]
+    if not maybe:
+        return 0
+    return db.executemany(
+        f"DELETE FROM instances WHERE key = ? AND t = ? AND flags = {_OBSERVED}", maybe
+    ).rowcount
 
 
 def _doc_id(db: sqlite3.Connection, doc: bytes, known: dict[bytes, int]) -> int:
@@ -174,19 +221,17 @@ def _key(db: sqlite3.Connection, entity_id: str, attr: str, dataset: str, kind: 
 
 
 def _encode(key: int, row: HistoryRow) -> tuple[Any, ...]:
-    instance = row.instance
-    kind = instance.get("type", "Property")
+    rest = dict(row.instance)
+    kind = rest.get("type", "Property")
+    if kind == "Property":
+        rest.pop("type", None)  # the usual kind is left implicit; _decode puts it back
     member = VALUE_MEMBER.get(kind, "value")
-    rest = {
-        k: v
-        for k, v in instance.items()
-        if k not in (member, "observedAt", "datasetId") and not (k == "type" and v == "Property")
-    }
-    value = instance.get(member)
-    if not (isinstance(value, int | float) and not isinstance(value, bool)):
+    value = rest.pop(member, None)
+    observed = rest.pop("observedAt", None)
+    rest.pop("datasetId", None)
+    if type(value) not in (int, float):  # bool, a subclass of int, is stored as JSON
         value = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
     recorded = to_micros(row.recorded)
-    observed = instance.get("observedAt")
     flags = (_OBSERVED if observed is not None else 0) | (_DELETED if row.deleted else 0)
     t = to_micros(observed) if observed is not None else recorded
     return key, t, recorded, flags, value, orjson.dumps(rest) if rest else None
@@ -366,9 +411,14 @@ def _stats(start: int, end: int, row: tuple[Any, ...]) -> PeriodStats:
 
 
 def delete_history(
-    db: sqlite3.Connection, entity_id: str, attr: str | None = None, dataset: str | None = None
+    db: sqlite3.Connection,
+    cache: SeriesCache,
+    entity_id: str,
+    attr: str | None = None,
+    dataset: str | None = None,
 ) -> int:
     """Remove an entity's history, or one attribute's (one datasetId's when given)."""
+    cache.clear()  # the keys removed may be handed out again
     sql = "SELECT key FROM history_keys WHERE entity = ?"
     params: list[Any] = [entity_id]
     if attr is not None:
@@ -404,8 +454,11 @@ def instance_row(
     return None if row is None else (iid, _decode(row, row[7]))
 
 
-def replace_instance(db: sqlite3.Connection, iid: int, instance: Instance, modified: str) -> None:
+def replace_instance(
+    db: sqlite3.Connection, cache: SeriesCache, iid: int, instance: Instance, modified: str
+) -> None:
     """Overwrite instance ``iid`` with ``instance``, keeping its createdAt (§5.6.15)."""
+    cache.clear()  # the instance may move past its series' latest instant
     key, old_t, rec = db.execute(
         "SELECT key, t, t + lag FROM instances WHERE iid = ?", (iid,)
     ).fetchone()

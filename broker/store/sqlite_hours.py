@@ -2,9 +2,13 @@
 
 ``history_hours`` keeps, per series ``key`` and UTC hour of ``t``, the count, sum, min, max and
 sum of squares of the numeric, non-deleted instances (``WITHOUT ROWID``, about one byte per
-instance of 1-minute data). It is maintained in the writer's transaction: appends add to their
-hour; anything that removes or edits instances recomputes the hours it touched from the
-instances themselves, so the summaries can never drift from what they summarise.
+instance of 1-minute data). It is maintained in the writer's transaction: a trigger adds each
+inserted instance to its hour (inside the INSERT's own step, so an appended instance costs the
+writer one statement, not two, and one release of the GIL); anything that removes or edits
+instances recomputes the hours it touched from the instances themselves, so the summaries can
+never drift from what they summarise. An instant's hour is ``floor(t / HOUR)`` everywhere
+(``_HOUR_OF`` in SQL, whose ``/`` truncates), so instants before 1970 land in the same hour for
+the trigger, the recomputation and the readers.
 
 An aggregation uses them only when they give the same answer as the instances: numeric methods
 only (``distinctCount``/``totalCount`` need every value), ``timeproperty=observedAt``, a period
@@ -21,7 +25,8 @@ from typing import Any
 from broker.ngsild.temporal.query import HistorySelection
 
 HOUR = 3_600_000_000
-HOURS_SCHEMA = """
+_HOUR_OF = "(CASE WHEN {t} >= 0 THEN {t} / 3600000000 ELSE ({t} + 1) / 3600000000 - 1 END)"
+HOURS_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS history_hours (
     key     INTEGER NOT NULL,
     hour    INTEGER NOT NULL,
@@ -32,33 +37,22 @@ CREATE TABLE IF NOT EXISTS history_hours (
     squares REAL NOT NULL,
     PRIMARY KEY (key, hour)
 ) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS instances_into_hours AFTER INSERT ON instances
+WHEN NOT NEW.flags & 2 AND typeof(NEW.val) IN ('integer', 'real')
+BEGIN
+    INSERT INTO history_hours (key, hour, n, total, low, high, squares)
+    VALUES (NEW.key, {_HOUR_OF.format(t="NEW.t")}, 1, NEW.val, NEW.val, NEW.val, NEW.val * NEW.val)
+    ON CONFLICT (key, hour) DO UPDATE SET
+        n = n + 1, total = total + excluded.total, low = min(low, excluded.low),
+        high = max(high, excluded.high), squares = squares + excluded.squares;
+END;
 """
 _NUMERIC_METHODS = frozenset({"sum", "avg", "min", "max", "stddev", "sumsq"})
-_RECOMPUTE = (
+_SUMMARY = (
     "INSERT INTO history_hours (key, hour, n, total, low, high, squares) "
-    "SELECT key, t / ?, count(*), sum(val), min(val), max(val), sum(val * val) FROM instances "
-    "WHERE key = ? AND t >= ? AND t < ? AND NOT flags & 2 "
-    "AND typeof(val) IN ('integer', 'real') GROUP BY key, t / ?"
+    f"SELECT key, {_HOUR_OF.format(t='t')} AS h, count(*), sum(val), min(val), max(val), "
+    "sum(val * val) FROM instances WHERE NOT flags & 2 AND typeof(val) IN ('integer', 'real')"
 )
-
-
-def _numeric(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def add(db: sqlite3.Connection, rows: Iterable[tuple[int, int, int, Any]]) -> None:
-    """Add appended instances ``(key, t, flags, value)`` to their hours."""
-    db.executemany(
-        "INSERT INTO history_hours (key, hour, n, total, low, high, squares) "
-        "VALUES (?, ?, 1, ?, ?, ?, ?) ON CONFLICT (key, hour) DO UPDATE SET "
-        "n = n + 1, total = total + excluded.total, low = min(low, excluded.low), "
-        "high = max(high, excluded.high), squares = squares + excluded.squares",
-        [
-            (key, t // HOUR, value, value, value, value * value)
-            for key, t, flags, value in rows
-            if not flags & 2 and _numeric(value)
-        ],
-    )
 
 
 def recompute(db: sqlite3.Connection, touched: Iterable[tuple[int, int]]) -> None:
@@ -66,7 +60,10 @@ def recompute(db: sqlite3.Connection, touched: Iterable[tuple[int, int]]) -> Non
     for key, hour in {(key, t // HOUR) for key, t in touched}:
         db.execute("DELETE FROM history_hours WHERE key = ? AND hour = ?", (key, hour))
         start = hour * HOUR
-        db.execute(_RECOMPUTE, (HOUR, key, start, start + HOUR, HOUR))
+        db.execute(
+            f"{_SUMMARY} AND key = ? AND t >= ? AND t < ? GROUP BY key, h",
+            (key, start, start + HOUR),
+        )
 
 
 def forget(db: sqlite3.Connection, key: int) -> None:
@@ -81,13 +78,7 @@ def build_if_missing(db: sqlite3.Connection) -> None:
     if db.execute("SELECT 1 FROM instances LIMIT 1").fetchone() is None:
         return
     db.execute("BEGIN IMMEDIATE")
-    db.execute(
-        "INSERT INTO history_hours (key, hour, n, total, low, high, squares) "
-        "SELECT key, t / ?, count(*), sum(val), min(val), max(val), sum(val * val) "
-        "FROM instances WHERE NOT flags & 2 AND typeof(val) IN ('integer', 'real') "
-        "GROUP BY key, t / ?",
-        (HOUR, HOUR),
-    )
+    db.execute(f"{_SUMMARY} GROUP BY key, h")
     db.execute("COMMIT")
 
 

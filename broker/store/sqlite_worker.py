@@ -36,13 +36,21 @@ class SqliteWorker:
         name: thread name, for logs and debuggers.
         transactional: run each batch in a single write transaction (the writer); readers run
             jobs one by one in autocommit mode.
+        on_rollback: called in the worker thread after any write was undone (a failed job's
+            savepoint or a whole batch), so caches of what was written can be dropped.
     """
 
     def __init__(
-        self, connect: Callable[[], sqlite3.Connection], name: str, *, transactional: bool
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        name: str,
+        *,
+        transactional: bool,
+        on_rollback: Callable[[], None] = lambda: None,
     ) -> None:
         self._connect = connect
         self._transactional = transactional
+        self._on_rollback = on_rollback
         self._queue: queue.SimpleQueue[tuple[Job, asyncio.Future[Any]] | None] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._failure: BaseException | None = None
@@ -104,14 +112,26 @@ class SqliteWorker:
             return [_attempt(connection, job, future) for job, future in batch]
         try:
             connection.execute("BEGIN IMMEDIATE")
-            outcomes = [_in_savepoint(connection, job, future) for job, future in batch]
+            outcomes = [self._in_savepoint(connection, job, future) for job, future in batch]
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
             _log.exception("SQLite transaction failed; %d writes not acknowledged", len(batch))
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
+            self._on_rollback()
             return [(future, None, exc) for _, future in batch]
         return outcomes
+
+    def _in_savepoint(
+        self, connection: sqlite3.Connection, job: Job, future: asyncio.Future[Any]
+    ) -> _Outcome:
+        connection.execute("SAVEPOINT job")
+        outcome = _attempt(connection, job, future)
+        if outcome[2] is not None:
+            connection.execute("ROLLBACK TO job")
+            self._on_rollback()
+        connection.execute("RELEASE job")
+        return outcome
 
 
 def _attempt(connection: sqlite3.Connection, job: Job, future: asyncio.Future[Any]) -> _Outcome:
@@ -119,17 +139,6 @@ def _attempt(connection: sqlite3.Connection, job: Job, future: asyncio.Future[An
         return future, job(connection), None
     except Exception as exc:
         return future, None, exc
-
-
-def _in_savepoint(
-    connection: sqlite3.Connection, job: Job, future: asyncio.Future[Any]
-) -> _Outcome:
-    connection.execute("SAVEPOINT job")
-    outcome = _attempt(connection, job, future)
-    if outcome[2] is not None:
-        connection.execute("ROLLBACK TO job")
-    connection.execute("RELEASE job")
-    return outcome
 
 
 def _deliver_all(outcomes: list[_Outcome]) -> None:

@@ -79,3 +79,30 @@ async def test_counts_matches_and_discovery_leave_out_what_expired(
     assert level_attrs and "level" in level_attrs[0]
     attributes = await client.get(f"{API}/attributes/level")
     assert attributes.json()["attributeCount"] == 1
+
+
+async def test_an_expired_attribute_takes_its_history_along_the_entity_keeps_the_rest(
+    client: httpx.AsyncClient,
+) -> None:
+    body = gauge()
+    body["alert"]["expiresAt"] = PAST
+    assert (await client.post(f"{API}/entities", json=body, headers=JSON)).status_code == 201
+    # a count expires what is due before answering
+    counted = await client.get(f"{API}/entities", params={"type": "RiverGauge", "count": "true"})
+    assert counted.headers["NGSILD-Results-Count"] == "1"
+    temporal = await client.get(f"{API}/temporal/entities/urn:ngsi-ld:RiverGauge:kamo-1")
+    assert temporal.status_code == 200
+    assert "alert" not in temporal.json()
+    assert [i["value"] for i in temporal.json()["level"]] == [1.5]
+
+
+async def test_a_merge_with_a_null_expiry_makes_the_entity_durable(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {**gauge(), "expiresAt": FUTURE}
+    assert (await client.post(f"{API}/entities", json=body, headers=JSON)).status_code == 201
+    merge = {"expiresAt": "urn:ngsi-ld:null"}
+    assert (await client.patch(URL, json=merge, headers=JSON)).status_code == 204
+    shown = await client.get(URL, params={"options": "sysAttrs"})
+    assert "expiresAt" not in shown.json()
+    assert "urn:ngsi-ld:null" not in shown.text

@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 import pytest
-from broker.ngsild.errors import ResourceNotFound
+from broker.ngsild.errors import BadRequestData, ResourceNotFound
 from broker.ngsild.temporal.aggregate import method_values, reference
 from broker.ngsild.temporal.history import HistoryRow, changes, given
 from broker.ngsild.temporal.query import (
@@ -121,6 +121,64 @@ async def test_instances_can_be_edited_deleted_and_trimmed(store: Store) -> None
     assert [i["value"] for i in series.instances] == [3, 4]
     assert await history.delete_history("urn:e:1", LEVEL) == 1
     assert await history.history(["urn:e:1"], HistorySelection(TemporalQuery())) == {}
+
+
+def reading(attr: str, value: Any, at: str) -> HistoryRow:
+    return HistoryRow(attr, None, {"type": "Property", "value": value, "observedAt": at}, at)
+
+
+async def test_a_write_undone_halfway_leaves_no_series_behind(store: Store) -> None:
+    """Series created by a write that then failed must not be reused by later writes."""
+    tenant, history = await history_of(store)
+    at = from_micros(T0)
+    broken = [reading(LEVEL, 1, at), reading(NAME, "x", "not a time")]
+    with pytest.raises(BadRequestData):
+        await tenant.create(entity("urn:e:1", 1, T0), history=given(broken))
+    await tenant.create(entity("urn:e:2", 2, T0, NAME), history=given([reading(NAME, 2, at)]))
+    await tenant.create(entity("urn:e:1", 1, T0), history=given([reading(LEVEL, 1, at)]))
+    found = await history.history(["urn:e:1", "urn:e:2"], HistorySelection(TemporalQuery()))
+    assert {
+        e: [(s.attr, [i["value"] for i in s.instances]) for s in v] for e, v in found.items()
+    } == {
+        "urn:e:1": [(LEVEL, [1])],
+        "urn:e:2": [(NAME, [2])],
+    }
+
+
+async def test_an_observation_moved_by_an_edit_is_replaced_when_observed_again(
+    store: Store,
+) -> None:
+    tenant, history = await history_of(store)
+    rows = [reading(LEVEL, v, from_micros(T0 + v * MINUTE)) for v in range(3)]
+    await tenant.create(entity("urn:e:1", 2, T0 + 2 * MINUTE), history=given(rows))
+    (series,) = (await history.history(["urn:e:1"], HistorySelection(TemporalQuery())))["urn:e:1"]
+    later = from_micros(T0 + 10 * MINUTE)
+    moved = {"type": "Property", "value": 10, "observedAt": later}
+    first = series.instances[0]["instanceId"]
+    assert await history.replace_instance("urn:e:1", LEVEL, first, moved, later)
+    again = given([reading(LEVEL, 11, later)])
+    await tenant.update(
+        "urn:e:1", lambda d: (entity("urn:e:1", 11, T0 + 10 * MINUTE), None), history=again
+    )
+    (series,) = (await history.history(["urn:e:1"], HistorySelection(TemporalQuery())))["urn:e:1"]
+    assert [i["value"] for i in series.instances] == [1, 2, 11]
+
+
+async def test_history_deleted_and_written_again_is_the_new_one_only(store: Store) -> None:
+    tenant, history = await history_of(store)
+    at = from_micros(T0)
+    await tenant.create(entity("urn:e:1", 1, T0), history=given([reading(LEVEL, 1, at)]))
+    assert await history.delete_history("urn:e:1") == 1
+    await tenant.create(entity("urn:e:2", 2, T0), history=given([reading(NAME, 2, at)]))
+    update = given([reading(LEVEL, 3, from_micros(T0 + MINUTE))])
+    await tenant.update("urn:e:1", lambda d: ({**d, "modifiedAt": "x"}, None), history=update)
+    found = await history.history(["urn:e:1", "urn:e:2"], HistorySelection(TemporalQuery()))
+    assert {
+        e: [(s.attr, [i["value"] for i in s.instances]) for s in v] for e, v in found.items()
+    } == {
+        "urn:e:1": [(LEVEL, [3])],
+        "urn:e:2": [(NAME, [2])],
+    }
 
 
 values = st.one_of(
@@ -297,4 +355,34 @@ async def test_hourly_aggregates_follow_edits_deletions_and_trims(store: Store) 
     points = {m: v for m, v in points.items() if m >= 100 or m == 14}
     # the edited instance kept its createdAt (T0 + 14 min) and was trimmed with the others
     points.pop(14)
+    await check()
+
+
+async def test_hourly_aggregates_before_1970_fall_in_their_own_hours(store: Store) -> None:
+    tenant, history = await history_of(store)
+    points = {m: float(m % 13) for m in range(-170, 50, 11)}
+    rows = [reading(LEVEL, v, from_micros(m * MINUTE)) for m, v in points.items()]
+    await tenant.create(entity("urn:e:1", 0, 0), history=given(rows))
+    methods = ("sum", "max", "min")
+    query = TemporalQuery(
+        start=-180 * MINUTE,
+        end=60 * MINUTE,
+        aggregation=Aggregation(methods, Duration(0, 60 * MINUTE)),
+    )
+
+    async def check() -> None:
+        found = await history.aggregate(["urn:e:1"], HistorySelection(query))
+        got = [(p.start, method_values(p, methods)) for p in found["urn:e:1"][0].periods]
+        series = [(m * MINUTE, v) for m, v in sorted(points.items())]
+        want = [
+            (p.start, method_values(p, methods))
+            for p in reference(series, query, query.aggregation)  # type: ignore[arg-type]
+        ]
+        assert normalise({"x": got}) == normalise({"x": want})
+
+    await check()
+    (series,) = (await history.history(["urn:e:1"], HistorySelection(TemporalQuery())))["urn:e:1"]
+    by_minute = {to_micros(i["observedAt"]) // MINUTE: i["instanceId"] for i in series.instances}
+    await history.delete_instance("urn:e:1", LEVEL, by_minute[-5])
+    del points[-5]
     await check()

@@ -51,21 +51,35 @@ def changes(before: EntityDoc | None, after: EntityDoc | None, *, now: str) -> l
     new: AttrMap = {} if after is None else after["attrs"]
     rows: list[HistoryRow] = []
     for attr, instances in new.items():
-        previous = {i.get("datasetId"): i for i in old.get(attr, ())}
+        was = old.get(attr)
+        if was is instances:
+            continue  # the patch rules share the instance lists a write leaves alone
         for instance in instances:
             dataset_id = instance.get("datasetId")
-            if previous.get(dataset_id) != instance:
+            if was is None or _of_dataset(was, dataset_id) != instance:
                 recorded = instance.get("modifiedAt", now)
                 rows.append(HistoryRow(attr, dataset_id, _without_times(instance), recorded))
-    rows.extend(_scope_change(before, after, now))
+    if (None if before is None else before.get("scope")) != (
+        None if after is None else after.get("scope")
+    ):
+        rows.extend(_scope_change(before, after, now))
     for attr, instances in old.items():
-        remaining = {i.get("datasetId") for i in new.get(attr, ())}
+        remaining = new.get(attr)
+        if remaining is instances:
+            continue
         rows.extend(
             deletion(attr, instance, now)
             for instance in instances
-            if instance.get("datasetId") not in remaining
+            if remaining is None or _of_dataset(remaining, instance.get("datasetId")) is None
         )
     return rows
+
+
+def _of_dataset(instances: list[Instance], dataset_id: Any) -> Instance | None:
+    for instance in instances:
+        if instance.get("datasetId") == dataset_id:
+            return instance
+    return None
 
 
 def _scope_change(before: EntityDoc | None, after: EntityDoc | None, now: str) -> list[HistoryRow]:
@@ -135,7 +149,10 @@ def latest_instances(attrs: dict[str, list[Instance]]) -> AttrMap:
 
 
 def _without_times(instance: Instance) -> Instance:
-    return {k: v for k, v in instance.items() if k not in ("createdAt", "modifiedAt")}
+    kept = dict(instance)
+    kept.pop("createdAt", None)
+    kept.pop("modifiedAt", None)
+    return kept
 
 
 def _null_of(kind: str) -> Any:
