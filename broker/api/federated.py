@@ -101,15 +101,19 @@ async def _single(
     split = split_local(forwards)
     path = request.url.path.split("/ngsi-ld/v1", 1)[1]
     concerned = [f for f in forwards if _has_part(body, f, scope, attr)]
+    # The body of an attribute's own path is that one attribute: it goes whole or not at all.
+    whole = attr is not None
     remote = await gather(
         [
-            _send(request, scope, forward, path, _restricted(body, forward, scope))
-            for forward in concerned
-            if not blocked(forward)
+            _send(request, scope, f, path, body if whole else _restricted(body, f, scope))
+            for f in concerned
+            if not blocked(f)
         ]
     )
     remote += [_refused(forward, operation) for forward in concerned if blocked(forward)]
-    local_body = _without(body, split.withheld, scope) if isinstance(body, dict) else body
+    local_body = (
+        _without(body, split.withheld, scope) if isinstance(body, dict) and not whole else body
+    )
     local: Response | None = None
     parts = list(remote)
     if split.local and _local_has_part(body, local_body, split.withheld, attr, scope):
@@ -224,7 +228,8 @@ async def _target(
 ) -> Target:
     expand = scope.terms.expand
     types: frozenset[str] | None = None
-    if isinstance(body, dict) and isinstance(body.get("type"), str | list):
+    # With an attribute in the path the body's "type" is the attribute's (Property...).
+    if attr is None and isinstance(body, dict) and isinstance(body.get("type"), str | list):
         names = body["type"] if isinstance(body["type"], list) else [body["type"]]
         types = frozenset(expand(name) for name in names if isinstance(name, str))
     else:

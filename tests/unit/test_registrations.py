@@ -161,6 +161,20 @@ def test_context_source_info_headers_tenant_and_via() -> None:
     assert not looped("1.1 toshi-pp", "toshi-p")
 
 
+def test_without_a_registered_tenant_the_request_tenant_is_forwarded() -> None:
+    # A FIWARE IoT Agent registers without ``tenant``, in the tenant named after its service.
+    agent = reg(contextSourceInfo=[{"key": "jsonldContext", "value": "https://x/c.jsonld"}])
+    assert outgoing_headers(agent, {}, via="1.1 p", tenant="osaka") == {
+        "NGSILD-Tenant": "osaka",
+        "Via": "1.1 p",
+    }
+    assert outgoing_headers(agent, {}, via="1.1 p", tenant="") == {"Via": "1.1 p"}
+    assert outgoing_headers(reg(tenant="kamo"), {}, via="1.1 p", tenant="osaka") == {
+        "NGSILD-Tenant": "kamo",
+        "Via": "1.1 p",
+    }
+
+
 def instance(value: float, observed: str | None = None, dataset: str | None = None) -> dict:
     item: dict = {"type": "Property", "value": value}
     if observed is not None:

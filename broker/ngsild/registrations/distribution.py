@@ -53,6 +53,10 @@ _NOT_CONVEYED: Final = frozenset(
     }
 )
 """Tenant and binding-specific headers a registration cannot set (§4.3.6.5)."""
+_INSTRUCTIONS: Final = frozenset({"contenttype", "jsonldcontext"})
+"""contextSourceInfo keys that tell this broker how to talk to the source, not headers to
+send: ``contentType`` (v1.9.1 §4.3.6.6, with ``accept``, which is a header anyway) and
+``jsonldContext``, the @context the source speaks (FIWARE IoT Agents send it)."""
 READ_OPERATIONS: Final = (ops.RETRIEVE_ENTITY, ops.QUERY_ENTITY, ops.QUERY_BATCH)
 
 
@@ -159,12 +163,20 @@ def local_only(reg: Registration) -> bool:
     )
 
 
-def outgoing_headers(reg: Registration, incoming: Mapping[str, str], *, via: str) -> dict[str, str]:
+def outgoing_headers(
+    reg: Registration, incoming: Mapping[str, str], *, via: str, tenant: str = ""
+) -> dict[str, str]:
     """Headers of a forwarded request: contextSourceInfo (not tenant or binding headers),
-    the registration's tenant, and ``Via``."""
+    the tenant, and ``Via``.
+
+    The tenant is the registration's ``tenant``; without one, that of the request
+    (``tenant``, "" for the default tenant). §5.2.9 assumes the default tenant there, but a
+    FIWARE IoT Agent registers its devices without ``tenant`` in the tenant named after its
+    service and finds a device only in that service: forwarded commands must name it.
+    """
     headers: dict[str, str] = {}
     for key, value in reg.context_source_info or ():
-        if key.lower() in _NOT_CONVEYED:
+        if key.lower() in _NOT_CONVEYED or key.lower() in _INSTRUCTIONS:
             continue
         if value == FROM_REQUEST:
             copied = incoming.get(key.lower())
@@ -172,8 +184,8 @@ def outgoing_headers(reg: Registration, incoming: Mapping[str, str], *, via: str
                 continue
             value = copied
         headers[key] = value
-    if reg.tenant:
-        headers["NGSILD-Tenant"] = reg.tenant
+    if reg.tenant or tenant:
+        headers["NGSILD-Tenant"] = reg.tenant or tenant
     headers["Via"] = via
     return headers
 

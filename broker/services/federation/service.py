@@ -119,7 +119,10 @@ class Federation:
         """One forwarded request, with the source's headers, ``Link`` and ``Via``."""
         reg = forward.registration
         headers = outgoing_headers(
-            reg, scope.headers, via=via_value(scope.headers.get("via"), self.alias(scope.tenant))
+            reg,
+            scope.headers,
+            via=via_value(scope.headers.get("via"), self.alias(scope.tenant)),
+            tenant=scope.tenant,
         )
         content_type, accept = wire_format(reg)
         headers["Accept"] = accept
