@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from tests.conftest import API, CORE
+from tests.conftest import API, CORE, ContextServer, link
 
 TENANT = "osaka"
 GATE = "urn:ngsi-ld:Sluice:gate1"
@@ -153,3 +153,68 @@ async def test_an_update_of_attributes_splits_command_and_local_attribute(
     local = (await client.get(f"{API}/entities/{GATE}", headers=IN_TENANT)).json()
     assert local["note"]["value"] == "x"
     assert "open" not in local
+
+
+SLUICE = {
+    "@context": {
+        "sluice": "https://example.org/sluice#",
+        "Sluice": "sluice:Sluice",
+        "open": "sluice:open",
+    }
+}
+APP = {"@context": {"s": "https://example.org/sluice#", "Gate": "s:Sluice", "aperture": "s:open"}}
+
+
+async def register_with_context(
+    client: httpx.AsyncClient, agent: Agent, context: str, speaks: str | None = None
+) -> None:
+    body = {
+        "type": "ContextSourceRegistration",
+        "information": [{"entities": [{"type": "Sluice", "id": GATE}], "propertyNames": ["open"]}],
+        "mode": "exclusive",
+        "operations": ["updateOps"],
+        "endpoint": agent.url,
+        "contextSourceInfo": [{"key": "jsonldContext", "value": speaks or context}],
+        "@context": context,
+    }
+    headers = {**IN_TENANT, "Content-Type": "application/ld+json"}
+    made = await client.post(f"{API}/csourceRegistrations/", json=body, headers=headers)
+    assert made.status_code == 201, made.text
+
+
+async def test_a_command_is_named_as_the_agent_names_it(
+    client: httpx.AsyncClient, agent: Agent, context_server: ContextServer
+) -> None:
+    # The app's @context calls the command "aperture"; the agent's (its jsonldContext) "open".
+    context_server.documents.update({"sluice.jsonld": SLUICE, "app.jsonld": APP})
+    await register_with_context(client, agent, context_server.url("sluice.jsonld"))
+    as_app = {**IN_TENANT, "Link": link(context_server.url("app.jsonld"))}
+    one = await client.patch(
+        f"{API}/entities/{GATE}/attrs/aperture", json={"value": "0.5"}, headers=as_app
+    )
+    assert one.status_code == 204, one.text
+    several = await client.patch(
+        f"{API}/entities/{GATE}/attrs", json={"aperture": {"value": "1"}}, headers=as_app
+    )
+    assert several.status_code == 204, several.text
+    first, second = agent.received
+    assert first.path == f"{API}/entities/{GATE}/attrs/open"
+    assert first.body == {"value": "0.5"}
+    assert second.body == {"open": {"value": "1"}}
+    for forwarded in (first, second):
+        assert forwarded.headers["link"] == link(context_server.url("sluice.jsonld"))
+
+
+async def test_an_agent_whose_context_cannot_be_had_fails_its_part_only(
+    client: httpx.AsyncClient, agent: Agent, context_server: ContextServer
+) -> None:
+    context_server.documents["sluice.jsonld"] = SLUICE
+    sluice = context_server.url("sluice.jsonld")
+    await register_with_context(client, agent, sluice, speaks=context_server.url("gone.jsonld"))
+    sent = await client.patch(
+        f"{API}/entities/{GATE}/attrs/open",
+        json={"value": "1"},
+        headers={**IN_TENANT, "Link": link(sluice)},
+    )
+    assert sent.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/LdContextNotAvailable"
+    assert agent.received == []
