@@ -33,6 +33,9 @@ from broker.ngsild.registrations.distribution import (
     Forward,
     blocked,
     plan_all_writes,
+    renamed_body,
+    renamed_path,
+    source_context,
     split_local,
 )
 from broker.ngsild.registrations.matching import Target
@@ -105,7 +108,7 @@ async def _single(
     whole = attr is not None
     remote = await gather(
         [
-            _send(request, scope, f, path, body if whole else _restricted(body, f, scope))
+            _send(request, scope, f, path, body if whole else _restricted(body, f, scope), whole)
             for f in concerned
             if not blocked(f)
         ]
@@ -284,15 +287,29 @@ def _local_has_part(
     return not had or bool(_attr_names(local_body, scope))
 
 
-async def _send(request: Request, scope: Scope, forward: Forward, path: str, body: Any) -> _Part:
+async def _send(
+    request: Request, scope: Scope, forward: Forward, path: str, body: Any, attribute: bool = False
+) -> _Part:
+    """``attribute``: ``body`` is the one attribute of an ``…/attrs/{attrId}`` path."""
     federation = runtime(request).federation
+    source = forward.registration.id
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "local"]
     if isinstance(body, dict | list) and request.headers.get("content-type", "").startswith(
         JSON_LD
     ):
         body = _strip_contexts(body)
-    reply = await federation.send(scope, forward, request.method, path, params=params, body=body)
-    source = forward.registration.id
+    terms = None
+    spoken = source_context(forward.registration)
+    if spoken is not None:
+        try:
+            terms = await runtime(request).contexts.from_link(spoken)
+        except NgsiLdError as exc:  # the source's names are unknown: its part cannot be sent
+            return _Part(source, exc.status, exc.problem() | {"status": exc.status})
+        path = renamed_path(path, scope.terms, terms)
+        body = renamed_body(body, scope.terms, terms, entity=not attribute)
+    reply = await federation.send(
+        scope, forward, request.method, path, params=params, body=body, terms=terms
+    )
     if reply is None:
         return _Part(source, 504, _problem(504, "the context source did not answer in time"))
     if reply.ok:
