@@ -33,6 +33,9 @@ from broker.ngsild.registrations.distribution import (
     Forward,
     blocked,
     plan_all_writes,
+    renamed_body,
+    renamed_path,
+    source_context,
     split_local,
 )
 from broker.ngsild.registrations.matching import Target
@@ -101,15 +104,19 @@ async def _single(
     split = split_local(forwards)
     path = request.url.path.split("/ngsi-ld/v1", 1)[1]
     concerned = [f for f in forwards if _has_part(body, f, scope, attr)]
+    # The body of an attribute's own path is that one attribute: it goes whole or not at all.
+    whole = attr is not None
     remote = await gather(
         [
-            _send(request, scope, forward, path, _restricted(body, forward, scope))
-            for forward in concerned
-            if not blocked(forward)
+            _send(request, scope, f, path, body if whole else _restricted(body, f, scope), whole)
+            for f in concerned
+            if not blocked(f)
         ]
     )
     remote += [_refused(forward, operation) for forward in concerned if blocked(forward)]
-    local_body = _without(body, split.withheld, scope) if isinstance(body, dict) else body
+    local_body = (
+        _without(body, split.withheld, scope) if isinstance(body, dict) and not whole else body
+    )
     local: Response | None = None
     parts = list(remote)
     if split.local and _local_has_part(body, local_body, split.withheld, attr, scope):
@@ -224,7 +231,8 @@ async def _target(
 ) -> Target:
     expand = scope.terms.expand
     types: frozenset[str] | None = None
-    if isinstance(body, dict) and isinstance(body.get("type"), str | list):
+    # With an attribute in the path the body's "type" is the attribute's (Property...).
+    if attr is None and isinstance(body, dict) and isinstance(body.get("type"), str | list):
         names = body["type"] if isinstance(body["type"], list) else [body["type"]]
         types = frozenset(expand(name) for name in names if isinstance(name, str))
     else:
@@ -279,15 +287,29 @@ def _local_has_part(
     return not had or bool(_attr_names(local_body, scope))
 
 
-async def _send(request: Request, scope: Scope, forward: Forward, path: str, body: Any) -> _Part:
+async def _send(
+    request: Request, scope: Scope, forward: Forward, path: str, body: Any, attribute: bool = False
+) -> _Part:
+    """``attribute``: ``body`` is the one attribute of an ``…/attrs/{attrId}`` path."""
     federation = runtime(request).federation
+    source = forward.registration.id
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "local"]
     if isinstance(body, dict | list) and request.headers.get("content-type", "").startswith(
         JSON_LD
     ):
         body = _strip_contexts(body)
-    reply = await federation.send(scope, forward, request.method, path, params=params, body=body)
-    source = forward.registration.id
+    terms = None
+    spoken = source_context(forward.registration)
+    if spoken is not None:
+        try:
+            terms = await runtime(request).contexts.from_link(spoken)
+        except NgsiLdError as exc:  # the source's names are unknown: its part cannot be sent
+            return _Part(source, exc.status, exc.problem() | {"status": exc.status})
+        path = renamed_path(path, scope.terms, terms)
+        body = renamed_body(body, scope.terms, terms, entity=not attribute)
+    reply = await federation.send(
+        scope, forward, request.method, path, params=params, body=body, terms=terms
+    )
     if reply is None:
         return _Part(source, 504, _problem(504, "the context source did not answer in time"))
     if reply.ok:

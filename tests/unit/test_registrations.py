@@ -11,6 +11,8 @@ from broker.ngsild.registrations.distribution import (
     outgoing_headers,
     plan_reads,
     plan_writes,
+    renamed_body,
+    renamed_path,
     split_local,
     via_value,
 )
@@ -21,10 +23,19 @@ from broker.ngsild.registrations.registration import Registration, apply_patch, 
 from broker.ngsild.terms import build_term_table
 
 NOW = "2026-06-01T00:00:00.000Z"
-CORE = build_term_table(
-    None, "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld", builtin_documents()
-)
+CORE_URL = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
+CORE = build_term_table(None, CORE_URL, builtin_documents())
 V = "https://uri.etsi.org/ngsi-ld/default-context/"
+AGENT = build_term_table(
+    {"s": "https://example.org/sluice#", "Sluice": "s:Sluice", "open": "s:open"},
+    CORE_URL,
+    builtin_documents(),
+)
+APP = build_term_table(
+    {"s": "https://example.org/sluice#", "Gate": "s:Sluice", "aperture": "s:open"},
+    CORE_URL,
+    builtin_documents(),
+)
 
 
 def reg(**members: object) -> Registration:
@@ -161,6 +172,20 @@ def test_context_source_info_headers_tenant_and_via() -> None:
     assert not looped("1.1 toshi-pp", "toshi-p")
 
 
+def test_without_a_registered_tenant_the_request_tenant_is_forwarded() -> None:
+    # A FIWARE IoT Agent registers without ``tenant``, in the tenant named after its service.
+    agent = reg(contextSourceInfo=[{"key": "jsonldContext", "value": "https://x/c.jsonld"}])
+    assert outgoing_headers(agent, {}, via="1.1 p", tenant="osaka") == {
+        "NGSILD-Tenant": "osaka",
+        "Via": "1.1 p",
+    }
+    assert outgoing_headers(agent, {}, via="1.1 p", tenant="") == {"Via": "1.1 p"}
+    assert outgoing_headers(reg(tenant="kamo"), {}, via="1.1 p", tenant="osaka") == {
+        "NGSILD-Tenant": "kamo",
+        "Via": "1.1 p",
+    }
+
+
 def instance(value: float, observed: str | None = None, dataset: str | None = None) -> dict:
     item: dict = {"type": "Property", "value": value}
     if observed is not None:
@@ -193,3 +218,21 @@ def test_merged_lists_keep_first_appearance_order() -> None:
     one, two = entity(level=[instance(1)]), {**entity(), "id": "urn:g:2"}
     merged = merge_lists([("inclusive", [two, one]), (LOCAL, [one])])
     assert [doc["id"] for doc in merged] == ["urn:g:1", "urn:g:2"]
+
+
+def test_a_forwarded_write_is_renamed_into_the_sources_context() -> None:
+    assert renamed_path("/entities/urn:g:1/attrs/aperture", APP, AGENT) == (
+        "/entities/urn:g:1/attrs/open"
+    )
+    assert renamed_path("/entities/urn:g:1/attrs", APP, AGENT) == "/entities/urn:g:1/attrs"
+    entity = {"id": "urn:g:1", "type": "Gate", "aperture": {"value": 1}, "note": {"value": 2}}
+    assert renamed_body(entity, APP, AGENT, entity=True) == {
+        "id": "urn:g:1",
+        "type": "Sluice",
+        "open": {"value": 1},
+        "note": {"value": 2},  # the same default-context IRI in both
+    }
+    assert renamed_body([entity], APP, AGENT, entity=True)[0]["type"] == "Sluice"
+    # The one attribute of an .../attrs/{attrId} path keeps its members as they are.
+    attribute = {"type": "Property", "value": 1}
+    assert renamed_body(attribute, APP, AGENT, entity=False) == attribute

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from broker.ngsild.catalogue import ANY_TYPE, NO_ATTRIBUTE, CatalogueRow
 from broker.ngsild.registrations import operations as ops
@@ -33,6 +33,7 @@ from broker.ngsild.registrations.registration import (
     Registration,
     RegistrationInfo,
 )
+from broker.ngsild.terms import TermTable
 
 FROM_REQUEST: Final = "urn:ngsi-ld:request"
 """§4.3.6.5: a contextSourceInfo value copied from the triggering request's header."""
@@ -53,6 +54,10 @@ _NOT_CONVEYED: Final = frozenset(
     }
 )
 """Tenant and binding-specific headers a registration cannot set (§4.3.6.5)."""
+_INSTRUCTIONS: Final = frozenset({"contenttype", "jsonldcontext"})
+"""contextSourceInfo keys that tell this broker how to talk to the source, not headers to
+send: ``contentType`` (v1.9.1 §4.3.6.6, with ``accept``, which is a header anyway) and
+``jsonldContext``, the @context the source speaks (FIWARE IoT Agents send it)."""
 READ_OPERATIONS: Final = (ops.RETRIEVE_ENTITY, ops.QUERY_ENTITY, ops.QUERY_BATCH)
 
 
@@ -159,12 +164,20 @@ def local_only(reg: Registration) -> bool:
     )
 
 
-def outgoing_headers(reg: Registration, incoming: Mapping[str, str], *, via: str) -> dict[str, str]:
+def outgoing_headers(
+    reg: Registration, incoming: Mapping[str, str], *, via: str, tenant: str = ""
+) -> dict[str, str]:
     """Headers of a forwarded request: contextSourceInfo (not tenant or binding headers),
-    the registration's tenant, and ``Via``."""
+    the tenant, and ``Via``.
+
+    The tenant is the registration's ``tenant``; without one, that of the request
+    (``tenant``, "" for the default tenant). §5.2.9 assumes the default tenant there, but a
+    FIWARE IoT Agent registers its devices without ``tenant`` in the tenant named after its
+    service and finds a device only in that service: forwarded commands must name it.
+    """
     headers: dict[str, str] = {}
     for key, value in reg.context_source_info or ():
-        if key.lower() in _NOT_CONVEYED:
+        if key.lower() in _NOT_CONVEYED or key.lower() in _INSTRUCTIONS:
             continue
         if value == FROM_REQUEST:
             copied = incoming.get(key.lower())
@@ -172,8 +185,8 @@ def outgoing_headers(reg: Registration, incoming: Mapping[str, str], *, via: str
                 continue
             value = copied
         headers[key] = value
-    if reg.tenant:
-        headers["NGSILD-Tenant"] = reg.tenant
+    if reg.tenant or tenant:
+        headers["NGSILD-Tenant"] = reg.tenant or tenant
     headers["Via"] = via
     return headers
 
@@ -184,6 +197,49 @@ def wire_format(reg: Registration) -> tuple[str, str]:
     ``accept`` (instructions to this broker, not headers)."""
     info = dict(reg.context_source_info or ())
     return info.get("contentType", "application/json"), info.get("accept", "application/json")
+
+
+def source_context(reg: Registration) -> str | None:
+    """The @context ``reg``'s source speaks (contextSourceInfo ``jsonldContext``), if named.
+
+    A FIWARE IoT Agent names its own; it matches command names literally, so a forwarded
+    write must use its names, whatever @context the client wrote with.
+    """
+    return dict(reg.context_source_info or ()).get("jsonldContext")
+
+
+_ENTITY_MEMBERS: Final = frozenset({"id", "type", "scope", "@context"})
+
+
+def renamed_path(path: str, ours: TermTable, theirs: TermTable) -> str:
+    """A forwarded path with its attribute segment (``…/attrs/{attrId}``) in ``theirs``."""
+    head, sep, attr = path.partition("/attrs/")
+    if not sep or not attr:
+        return path
+    return f"{head}{sep}{theirs.compact(ours.expand(attr))}"
+
+
+def renamed_body(body: Any, ours: TermTable, theirs: TermTable, *, entity: bool) -> Any:
+    """A forwarded write body with attribute names (and, for entities, types) in ``theirs``.
+
+    ``entity``: the body is an entity or fragment (a batch: a list of them), not the one
+    attribute of an ``…/attrs/{attrId}`` path, whose members keep their names.
+    """
+    if isinstance(body, list):
+        return [renamed_body(item, ours, theirs, entity=entity) for item in body]
+    if not entity or not isinstance(body, dict):
+        return body
+    renamed: dict[str, Any] = {}
+    for key, value in body.items():
+        if key == "type" and isinstance(value, str | list):
+            names = value if isinstance(value, list) else [value]
+            types = [theirs.compact(ours.expand(n)) if isinstance(n, str) else n for n in names]
+            renamed[key] = types if isinstance(value, list) else types[0]
+        elif key in _ENTITY_MEMBERS:
+            renamed[key] = value
+        else:
+            renamed[theirs.compact(ours.expand(key))] = value
+    return renamed
 
 
 def via_value(incoming: str | None, pseudonym: str) -> str:

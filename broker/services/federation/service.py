@@ -115,17 +115,26 @@ class Federation:
         *,
         params: list[tuple[str, str]] | None = None,
         body: Any = None,
+        terms: TermTable | None = None,
     ) -> Reply | None:
-        """One forwarded request, with the source's headers, ``Link`` and ``Via``."""
+        """One forwarded request, with the source's headers, ``Link`` and ``Via``.
+
+        ``terms``: the @context the names in ``path`` and ``body`` are in, when not the
+        request's own (the source's ``jsonldContext``).
+        """
         reg = forward.registration
+        terms = scope.terms if terms is None else terms
         headers = outgoing_headers(
-            reg, scope.headers, via=via_value(scope.headers.get("via"), self.alias(scope.tenant))
+            reg,
+            scope.headers,
+            via=via_value(scope.headers.get("via"), self.alias(scope.tenant)),
+            tenant=scope.tenant,
         )
         content_type, accept = wire_format(reg)
         headers["Accept"] = accept
         if content_type == JSON_LD and isinstance(body, dict | list):
             # §4.3.6.6: JSON-LD with the @context inline instead of a Link header.
-            context = body_context(scope.terms)
+            context = body_context(terms)
             body = (
                 [{**item, "@context": context} for item in body]
                 if isinstance(body, list)
@@ -133,7 +142,7 @@ class Federation:
             )
             headers["Content-Type"] = JSON_LD
         else:
-            headers["Link"] = context_link_header(scope.terms.link_url)
+            headers["Link"] = context_link_header(terms.link_url)
         if local_only(reg) and method == "GET":
             params = [*(params or []), ("local", "true")]
         return await self.client.send(
