@@ -79,6 +79,13 @@ class FederationSettings(BaseModel):
         description="This broker's name in Via headers (loop detection); unset: "
         "toshi-<installation id>.",
     )
+    tenantless: Literal["default", "request"] = Field(
+        "default",
+        description="Where a request forwarded through a registration without `tenant` goes: "
+        "`default`, the source's default tenant (GS CIM 009 §5.2.9); `request`, the tenant of "
+        "the request being forwarded (as Orion-LD does, and as a FIWARE IoT Agent serving "
+        "several services needs).",
+    )
 
 
 class NotificationSettings(BaseModel):

@@ -13,11 +13,12 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import API, CORE, ContextServer, link
+from tests.conftest import API, CORE, ContextServer, broker_client, link, make_settings
 
 TENANT = "osaka"
 GATE = "urn:ngsi-ld:Sluice:gate1"
@@ -127,15 +128,28 @@ async def test_a_command_goes_to_the_agent_and_not_into_the_local_entity(
 
 
 async def test_the_forward_names_the_tenant_and_not_the_agents_instructions(
-    client: httpx.AsyncClient, agent: Agent
+    tmp_path: Path, agent: Agent
 ) -> None:
-    await register_device(client, agent)
-    await client.patch(f"{API}/entities/{GATE}/attrs/open", json={"value": 1}, headers=IN_TENANT)
+    settings = make_settings(tmp_path / "data", federation={"tenantless": "request"})
+    async with broker_client(settings) as client:
+        await register_device(client, agent)
+        patch = {"value": 1}
+        await client.patch(f"{API}/entities/{GATE}/attrs/open", json=patch, headers=IN_TENANT)
     (forwarded,) = agent.received
     # The agent looks the device up in the service it was provisioned in: the tenant's name.
     assert forwarded.headers["ngsild-tenant"] == TENANT
     # "jsonldContext" tells the broker which @context the source speaks; it is no header.
     assert "jsonldcontext" not in forwarded.headers
+
+
+async def test_by_default_a_tenantless_registration_forwards_to_the_sources_default_tenant(
+    client: httpx.AsyncClient, agent: Agent
+) -> None:
+    # GS CIM 009 §5.2.9: without `tenant` in the registration the default tenant is assumed.
+    await register_device(client, agent)
+    await client.patch(f"{API}/entities/{GATE}/attrs/open", json={"value": 1}, headers=IN_TENANT)
+    (forwarded,) = agent.received
+    assert "ngsild-tenant" not in forwarded.headers
 
 
 async def test_an_update_of_attributes_splits_command_and_local_attribute(

@@ -53,7 +53,9 @@ def toshi(tmp_path: Path) -> Iterator[Broker]:
     # A forwarded command waits for the agent, which first writes the PENDING status back to
     # Toshi and publishes to MQTT: allow for a loaded machine.
     broker = Broker(
-        tmp_path / "toshi", {"TOSHI_FEDERATION__TIMEOUT": "10"}, log=tmp_path / "toshi.log"
+        tmp_path / "toshi",
+        {"TOSHI_FEDERATION__TIMEOUT": "10", "TOSHI_FEDERATION__TENANTLESS": "request"},
+        log=tmp_path / "toshi.log",
     )
     broker.start()
     yield broker

@@ -170,10 +170,10 @@ def outgoing_headers(
     """Headers of a forwarded request: contextSourceInfo (not tenant or binding headers),
     the tenant, and ``Via``.
 
-    The tenant is the registration's ``tenant``; without one, that of the request
-    (``tenant``, "" for the default tenant). §5.2.9 assumes the default tenant there, but a
-    FIWARE IoT Agent registers its devices without ``tenant`` in the tenant named after its
-    service and finds a device only in that service: forwarded commands must name it.
+    The tenant is the registration's ``tenant``; without one, ``tenant``: "" (the source's
+    default tenant, as §5.2.9 says) unless the installation forwards into the request's own
+    tenant (``FederationSettings.tenantless``) — a FIWARE IoT Agent registers its devices
+    without ``tenant`` in the tenant named after its service and finds a device only there.
     """
     headers: dict[str, str] = {}
     for key, value in reg.context_source_info or ():

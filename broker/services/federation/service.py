@@ -67,6 +67,7 @@ class Federation:
     ) -> None:
         self.registrations = registrations
         self.pseudonym = pseudonym
+        self._tenantless_to_request = settings.tenantless == "request"
         self.client = SourceClient(settings, registrations)
 
     async def close(self) -> None:
@@ -128,7 +129,7 @@ class Federation:
             reg,
             scope.headers,
             via=via_value(scope.headers.get("via"), self.alias(scope.tenant)),
-            tenant=scope.tenant,
+            tenant=scope.tenant if self._tenantless_to_request else "",
         )
         content_type, accept = wire_format(reg)
         headers["Accept"] = accept
