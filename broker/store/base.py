@@ -15,6 +15,10 @@ instances the write appends to the tenant's history, in the same transaction (``
 
 Every write takes an optional ``Journal``: a record derived from the change, committed in the same
 transaction. It is how a change and the notifications it owes can never be separated by a crash.
+
+Documents that reads (``get``, ``query``) return are values to read, not copies to change: the
+SQLite store hands the same parsed document to every reader of the same stored version
+(``broker.doc_cache``). A caller that needs a changed document builds a new one.
 """
 
 from __future__ import annotations
