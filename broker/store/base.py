@@ -111,6 +111,9 @@ class EntityStore(Protocol):
     async def count(self) -> int:
         """How many entities the tenant has (for its quota)."""
 
+    async def existing(self, entity_ids: list[str]) -> set[str]:
+        """Which of ``entity_ids`` are stored (a batch upsert asks once for all its members)."""
+
 
 class RecordStore(Protocol):
     """Small JSON documents of one tenant, filed by kind and key.

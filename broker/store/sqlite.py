@@ -131,6 +131,9 @@ class SqliteEntityStore(TenantStore, HistoryStore):
             lambda db: int(db.execute("SELECT count(*) FROM entities").fetchone()[0])
         )
 
+    async def existing(self, entity_ids: list[str]) -> set[str]:
+        return await self._reader.submit(lambda db: _existing(db, entity_ids))
+
     async def save_record(self, kind: str, key: str, doc: dict[str, Any]) -> None:
         await self.save_records(kind, [(key, doc)])
 
@@ -315,6 +318,16 @@ def _history(
 def _load(db: sqlite3.Connection, entity_id: str) -> EntityDoc | None:
     row = db.execute("SELECT doc FROM entities WHERE id = ?", (entity_id,)).fetchone()
     return None if row is None else DOCS.load(row[0])
+
+
+def _existing(db: sqlite3.Connection, entity_ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(entity_ids), 500):  # well under SQLite's variable limit
+        chunk = entity_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(f"SELECT id FROM entities WHERE id IN ({marks})", chunk)
+        found.update(row[0] for row in rows)
+    return found
 
 
 def _load_for_write(db: sqlite3.Connection, entity_id: str) -> tuple[int, EntityDoc]:

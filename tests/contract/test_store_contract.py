@@ -134,6 +134,18 @@ async def test_an_entity_comes_back_byte_for_byte(store: Store) -> None:
     assert orjson.dumps(got) == orjson.dumps(doc)
 
 
+async def test_existing_names_the_stored_ids_among_those_asked(store: Store) -> None:
+    tenant = await default(store)
+    stored = [f"urn:ngsi-ld:Gauge:existing-{n}" for n in range(3)]
+    for entity_id in stored:
+        await tenant.create({"id": entity_id, "type": [D + "Gauge"], "attrs": {}})
+    asked = [*stored, "urn:ngsi-ld:Gauge:existing-none"]
+    assert await tenant.existing(asked) == set(stored)
+    await tenant.delete(stored[0])
+    assert await tenant.existing(asked) == set(stored[1:])
+    assert await tenant.existing([]) == set()
+
+
 async def test_expiring_finds_what_is_due_soonest_first_and_follows_every_write(
     store: Store,
 ) -> None:
