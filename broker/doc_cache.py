@@ -16,7 +16,10 @@ merge of context sources) is a new object and is rendered afresh. So the one rul
 that documents from ``load`` are never changed in place; ``TOSHI_DOC_CACHE_CHECK`` makes every
 hit compare the document with a fresh parse (``check``), which the test suite turns on.
 
-Readers run on the event loop and on the store's reader threads at once, hence the lock.
+Readers run on the event loop and on the store's reader threads at once. A hit takes no lock:
+each dict operation is atomic, and an entry found is right even if evicted the next moment (a
+lock here was contended between the loop and the reader thread, and cost more than the lookup).
+Inserting and evicting, which must keep both maps in step, take the lock.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import orjson
@@ -58,11 +62,10 @@ class DocCache:
         """The document stored as ``raw``; the same object for the same bytes while cached."""
         if self.size <= 0:
             return orjson.loads(raw)  # type: ignore[no-any-return]
-        with self._lock:
-            entry = self._by_raw.get(raw)
-            if entry is not None:
-                self._by_raw.move_to_end(raw)
+        entry = self._by_raw.get(raw)
         if entry is not None:
+            with suppress(KeyError):  # evicted by another thread just now; the entry is still right
+                self._by_raw.move_to_end(raw)
             if self.check and entry.doc != orjson.loads(raw):
                 raise ChangedInPlace(f"cached document {entry.doc.get('id')} was changed")
             return entry.doc
@@ -84,8 +87,7 @@ class DocCache:
 
         ``key`` must name everything the rendering depends on besides the document.
         """
-        with self._lock:
-            found = self._by_doc.get(id(doc))
+        found = self._by_doc.get(id(doc))
         if found is None or found[1].doc is not doc:
             return render()
         fragments = found[1].fragments
