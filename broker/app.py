@@ -15,7 +15,7 @@ from adapters.mqtt.runner import IngestRunner, SessionNames
 from fastapi import FastAPI, Request, Response
 from fastapi.telemetry import TelemetryConfig
 
-from broker import __version__
+from broker import __version__, doc_cache
 from broker.api import (
     admin,
     attributes,
@@ -161,6 +161,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """
     notify = settings.notifications
     async with AsyncExitStack() as stack:
+        doc_cache.SHARED.size = settings.doc_cache_entries
         store = open_store(settings)
         await _start(stack, store.start, store.close)
         replicas, follower = await _open_replication(settings, store, stack)

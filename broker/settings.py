@@ -385,6 +385,14 @@ class Settings(BaseSettings):
             "validation; same handlers, same checks (docs/design.md). Off: FastAPI serves them."
         ),
     )
+    doc_cache_entries: int = Field(
+        10_000,
+        ge=0,
+        description=(
+            "Stored entity documents kept parsed, with their rendered JSON, keyed by the stored "
+            "bytes so a write is seen by the next read (docs/design.md); 0 turns it off."
+        ),
+    )
     opentelemetry: bool = Field(
         False,
         description=(

@@ -11,10 +11,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from broker import doc_cache
 from broker.app import create_app
 from broker.settings import Settings
 
 pytest_plugins = ["tests.mqtt_fixtures", "tests.http_sink"]
+
+# Every cache hit in the suite is compared with a fresh parse and a fresh rendering, so a reader
+# that changes a shared document in place fails the test that does it (broker.doc_cache).
+doc_cache.SHARED.check = True
 API = "/ngsi-ld/v1"
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
 

@@ -7,7 +7,7 @@ GS CIM 009 v1.8.1 §6.4 and §6.5 (queries are in ``queries``). Each handler rea
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
@@ -25,13 +25,13 @@ from broker.api.requests import (
     tenant_of,
     terms_of,
 )
-from broker.api.responses import json_response
-from broker.ngsild.entity import parse_entity, parse_fragment
+from broker.api.responses import entities_response, entity_json, json_response
+from broker.ngsild.entity import EntityDoc, parse_entity, parse_fragment
 from broker.ngsild.errors import BadRequestData, ResourceNotFound
 from broker.ngsild.linked import check_join, flatten, render_inline
 from broker.ngsild.params import build_view, parse_options
 from broker.ngsild.registrations import operations as ops
-from broker.ngsild.render import render_entity, render_feature, shows_anything
+from broker.ngsild.render import View, render_entity, render_feature, shows_anything
 from broker.ngsild.terms import TermTable
 from broker.ngsild.values import MERGE_NULLS
 from broker.ngsild.versions import downgrade, preference_applied, preferred_version
@@ -94,7 +94,7 @@ async def retrieve_entity(
         plain = prefers_plain_body(request.headers.get("prefer"))
         return json_response(payload, media, terms, headers=headers, geo_context=not plain)
     if join_mode is None:
-        return _versioned(render_entity(doc, terms, view), media, terms, request, headers)
+        return _versioned(doc, view, media, terms, request, headers)
     linked = await reads.linked_entities(tenant_of(request), [doc], view, joinLevel)
     if join_mode == "inline":
         return json_response(render_inline(doc, terms, view, linked, joinLevel), media, terms)
@@ -158,7 +158,8 @@ async def entity_without_id(request: Request) -> Response:
 
 
 def _versioned(
-    payload: dict[str, Any],
+    doc: EntityDoc,
+    view: View,
     media: str,
     terms: TermTable,
     request: Request,
@@ -166,8 +167,8 @@ def _versioned(
 ) -> Response:
     version = preferred_version(request.headers.get("prefer"))
     if version is None:
-        return json_response(payload, media, terms, headers=headers)
-    payload, altered = downgrade(payload, version)
+        return entities_response(entity_json(doc, terms, view), media, terms, headers=headers)
+    payload, altered = downgrade(render_entity(doc, terms, view), version)
     headers = {**headers, "Preference-Applied": preference_applied(version)}
     return json_response(payload, media, terms, status=203 if altered else 200, headers=headers)
 

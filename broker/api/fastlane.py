@@ -87,7 +87,8 @@ class _Scalar:
         return number
 
 
-Arguments = Callable[[Request, dict[str, str]], Awaitable[dict[str, Any]]]
+Arguments = Callable[[Request, dict[str, str], dict[str, str]], Awaitable[dict[str, Any]]]
+Step = Callable[[Request, dict[str, str], dict[str, str]], Awaitable[tuple[str, Any]]]
 
 
 class UnsupportedRoute(Exception):
@@ -97,28 +98,28 @@ class UnsupportedRoute(Exception):
 def reader(function: Callable[..., Any], path_names: frozenset[str]) -> Arguments:
     """What builds ``function``'s keyword arguments from a request, as FastAPI would."""
     hints = get_type_hints(function, include_extras=True)
-    steps: list[Callable[[Request, dict[str, str]], Awaitable[tuple[str, Any]]]] = []
+    steps: list[Step] = []
     for name, parameter in inspect.signature(function).parameters.items():
         steps.append(_step(name, hints.get(name), parameter.default, path_names))
 
-    async def arguments(request: Request, path: dict[str, str]) -> dict[str, Any]:
-        return dict([await step(request, path) for step in steps])
+    async def arguments(
+        request: Request, path: dict[str, str], query: dict[str, str]
+    ) -> dict[str, Any]:
+        return dict([await step(request, path, query) for step in steps])
 
     return arguments
 
 
-def _step(
-    name: str, hint: Any, default: Any, path_names: frozenset[str]
-) -> Callable[[Request, dict[str, str]], Awaitable[tuple[str, Any]]]:
+def _step(name: str, hint: Any, default: Any, path_names: frozenset[str]) -> Step:
     if hint is Request:
 
-        async def request_itself(request: Request, _path: dict[str, str]) -> tuple[str, Any]:
+        async def request_itself(request: Request, *_: dict[str, str]) -> tuple[str, Any]:
             return name, request
 
         return request_itself
     if name in path_names and hint is str:
 
-        async def path_value(_request: Request, path: dict[str, str]) -> tuple[str, Any]:
+        async def path_value(_request: Request, path: dict[str, str], *_: Any) -> tuple[str, Any]:
             return name, path[name]
 
         return path_value
@@ -129,16 +130,20 @@ def _step(
             inner = reader(marker.dependency, path_names)
             call = marker.dependency
 
-            async def dependency(request: Request, path: dict[str, str]) -> tuple[str, Any]:
-                result = call(**await inner(request, path))
+            async def dependency(
+                request: Request, path: dict[str, str], query: dict[str, str]
+            ) -> tuple[str, Any]:
+                result = call(**await inner(request, path, query))
                 return name, await result if inspect.isawaitable(result) else result
 
             return dependency
         if isinstance(marker, Query) and marker.alias is None:
             scalar = _scalar(name, base, marker, default)
 
-            async def query_value(request: Request, _path: dict[str, str]) -> tuple[str, Any]:
-                return name, scalar.read(request.query_params.get(name))
+            async def query_value(
+                _request: Request, _path: dict[str, str], query: dict[str, str]
+            ) -> tuple[str, Any]:
+                return name, scalar.read(query.get(name))
 
             return query_value
     raise UnsupportedRoute(f"parameter {name}: {hint!r}")
@@ -288,7 +293,11 @@ class FastLane:
         try:
             for policy in lane.policies:
                 await policy(request)
-            response: Response = await lane.route.endpoint(**await lane.arguments(request, path))
+            # A plain dict, last value of a name winning as in ``request.query_params``: most
+            # parameters are absent, and each miss in Starlette's multi-dict raises a KeyError.
+            query = dict(request.query_params.items())
+            arguments = await lane.arguments(request, path, query)
+            response: Response = await lane.route.endpoint(**arguments)
         except NgsiLdError as error:
             response = error_response(request, error)
         except STORE_ERRORS as error:

@@ -28,7 +28,14 @@ from broker.api.requests import (
     tenant_of,
     terms_of,
 )
-from broker.api.responses import count_headers, feature_collection, json_response, page_links
+from broker.api.responses import (
+    count_headers,
+    entities_response,
+    entity_json,
+    feature_collection,
+    json_response,
+    page_links,
+)
 from broker.ngsild.durations import parse_duration
 from broker.ngsild.errors import BadRequestData
 from broker.ngsild.linked import check_join, render_joined
@@ -47,7 +54,7 @@ from broker.ngsild.query.params import (
 )
 from broker.ngsild.query.qlang import link_depth, parse_q
 from broker.ngsild.registrations import operations as ops
-from broker.ngsild.render import View, render_entity, render_feature
+from broker.ngsild.render import View, render_feature
 from broker.ngsild.terms import TermTable
 from broker.store.base import QueryPage
 
@@ -318,12 +325,12 @@ async def _page_response(
             geo_context=not plain,
         )
     if join_mode is None:
-        rendered = [render_entity(doc, terms, view) for doc in page.entities]
-    else:
-        linked = await reads_of(request).linked_entities(
-            tenant_of(request), page.entities, view, levels
-        )
-        rendered = render_joined(page.entities, terms, view, linked, levels, join_mode)
+        texts = [entity_json(doc, terms, view) for doc in page.entities]
+        return entities_response(texts, media, terms, status=status, headers=headers)
+    linked = await reads_of(request).linked_entities(
+        tenant_of(request), page.entities, view, levels
+    )
+    rendered = render_joined(page.entities, terms, view, linked, levels, join_mode)
     return json_response(rendered, media, terms, status=status, headers=headers)
 
 

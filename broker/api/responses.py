@@ -16,6 +16,9 @@ import orjson
 from fastapi import Request, Response
 
 from broker.api.media import GEO_JSON, JSON, JSON_LD
+from broker.doc_cache import SHARED as DOCS
+from broker.ngsild.entity import EntityDoc
+from broker.ngsild.render import View, render_entity
 from broker.ngsild.terms import TermTable, body_context, context_link_header
 from broker.store.base import QueryPage
 
@@ -44,6 +47,53 @@ def json_response(
         context_link = context_link_header(terms.link_url)
         extra["Link"] = f"{context_link}, {extra['Link']}" if "Link" in extra else context_link
     return Response(orjson.dumps(payload), status, headers=extra, media_type=media)
+
+
+def entity_json(doc: EntityDoc, terms: TermTable, view: View) -> bytes:
+    """``render_entity(doc, terms, view)`` as JSON bytes, kept with a cached stored document
+    (``broker.doc_cache``) so that the next read of the same version does not render it again."""
+    if view.linked:  # nested views: rare, and a dict inside the view is no key
+        return orjson.dumps(render_entity(doc, terms, view))
+    key = (
+        terms,
+        view.format,
+        view.sys_attrs,
+        view.attrs,
+        view.omitted,
+        view.members,
+        view.lang,
+        view.dataset_ids,
+    )
+    return DOCS.fragment(doc, key, lambda: orjson.dumps(render_entity(doc, terms, view)))
+
+
+def entities_response(
+    entities: list[bytes] | bytes,
+    media: str,
+    terms: TermTable,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """``json_response`` for entities already rendered to JSON (``entity_json``): a list of
+    them, or one; the same bytes ``json_response`` writes for their rendered dicts."""
+    extra = dict(headers or {})
+    if media == JSON_LD:
+        opening = b'{"@context":' + orjson.dumps(body_context(terms))
+        if isinstance(entities, bytes):
+            entities = _with_context(opening, entities)
+        else:
+            entities = [_with_context(opening, item) for item in entities]
+    else:
+        context_link = context_link_header(terms.link_url)
+        extra["Link"] = f"{context_link}, {extra['Link']}" if "Link" in extra else context_link
+    body = entities if isinstance(entities, bytes) else b"[" + b",".join(entities) + b"]"
+    return Response(body, status, headers=extra, media_type=media)
+
+
+def _with_context(opening: bytes, entity: bytes) -> bytes:
+    # {"@context": ..., **entity}: the context first, then the entity's members.
+    return opening + (b"}" if entity == b"{}" else b"," + entity[1:])
 
 
 def _with_geo_context(payload: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -94,6 +144,8 @@ __all__ = [
     "JSON",
     "JSON_LD",
     "count_headers",
+    "entities_response",
+    "entity_json",
     "feature_collection",
     "json_response",
     "page_links",

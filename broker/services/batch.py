@@ -51,8 +51,13 @@ class BatchService:
         the member's attributes are appended to it (§5.6.3).
         """
 
+        ids = [member.entity_id for member in members if isinstance(member, Entry)]
+        known = await self._entities.existing(tenant, ids)
+
         async def upsert(entry: Entry[EntityDoc]) -> Outcome:
-            created = await self._entities.upsert(tenant, entry.payload, replace=replace)
+            created = await self._entities.upsert(
+                tenant, entry.payload, replace=replace, exists=entry.entity_id in known
+            )
             return Outcome(entry.entity_id, created=created)
 
         return await _run(members, upsert)

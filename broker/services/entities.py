@@ -271,12 +271,30 @@ class EntityService:
         )
         return await self._update(tenant, entity_id, rule, types)
 
-    async def upsert(self, tenant: str, doc: EntityDoc, *, replace: bool) -> bool:
+    async def existing(self, tenant: str, entity_ids: list[str]) -> set[str]:
+        """Which of ``entity_ids`` the tenant has (none in a tenant that does not exist)."""
+        try:
+            store = await self._store.tenant(tenant)
+        except NonexistentTenant:
+            return set()
+        return await store.existing(entity_ids)
+
+    async def upsert(
+        self, tenant: str, doc: EntityDoc, *, replace: bool, exists: bool = True
+    ) -> bool:
         """Create ``doc``, or replace the existing entity / append to it; whether it was created.
 
         Updating first costs one round trip for entities that exist, the common case of devices
-        reporting again; a new entity costs a second one.
+        reporting again; a new entity costs a second one, unless the caller knows it is new
+        (``exists`` false, as a batch learns for all its members at once): then creating comes
+        first. Either way a concurrent create or delete only costs the other step.
         """
+        if not exists:
+            try:
+                await self.create(tenant, doc)
+                return True
+            except AlreadyExists:
+                pass
         try:
             await self._change(tenant, doc, replace)
             return False

@@ -20,6 +20,10 @@ transaction. It is how a change and the notifications it owes can never be separ
 "Several replicas"): a feed of record changes, leases, and the ownership of journal records.
 A store only one process opens (SQLite) answers with a ``Replication`` whose ``shared`` is
 false; the broker then starts none of it.
+
+Documents that reads (``get``, ``query``) return are values to read, not copies to change: the
+SQLite store hands the same parsed document to every reader of the same stored version
+(``broker.doc_cache``). A caller that needs a changed document builds a new one.
 """
 
 from __future__ import annotations
@@ -112,6 +116,9 @@ class EntityStore(Protocol):
 
     async def count(self) -> int:
         """How many entities the tenant has (for its quota)."""
+
+    async def existing(self, entity_ids: list[str]) -> set[str]:
+        """Which of ``entity_ids`` are stored (a batch upsert asks once for all its members)."""
 
 
 class RecordStore(Protocol):

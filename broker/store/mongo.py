@@ -457,6 +457,10 @@ class MongoEntityStore(TenantStore, HistoryStore):
     async def count(self) -> int:
         return await self._entities.count_documents({})
 
+    async def existing(self, entity_ids: list[str]) -> set[str]:
+        cursor = self._entities.find({"_id": {"$in": entity_ids}}, {"_id": 1})
+        return {record["_id"] async for record in cursor}
+
     async def catalogue(self) -> list[CatalogueRow]:
         rows = await self._entities.aggregate(_CATALOGUE_COUNT)
         found = [

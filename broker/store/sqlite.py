@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 
+from broker.doc_cache import SHARED as DOCS
 from broker.ngsild.catalogue import CatalogueRow
 from broker.ngsild.entity import EntityDoc, Instance
 from broker.ngsild.errors import AlreadyExists, NonexistentTenant, ResourceNotFound
@@ -95,6 +96,9 @@ class SqliteEntityStore(TenantStore, HistoryStore):
         await self._writer.submit(lambda db: _insert(db, doc, journal, history, self._series))
 
     async def get(self, entity_id: str) -> EntityDoc | None:
+        if self._inline is not None:
+            # One row by its unique key: cheaper here than the hop to the reader thread.
+            return _load(self._inline, entity_id)
         return await self._reader.submit(lambda db: _load(db, entity_id))
 
     async def update(
@@ -134,6 +138,9 @@ class SqliteEntityStore(TenantStore, HistoryStore):
         return await self._reader.submit(
             lambda db: int(db.execute("SELECT count(*) FROM entities").fetchone()[0])
         )
+
+    async def existing(self, entity_ids: list[str]) -> set[str]:
+        return await self._reader.submit(lambda db: _existing(db, entity_ids))
 
     async def save_record(self, kind: str, key: str, doc: dict[str, Any]) -> None:
         await self.save_records(kind, [(key, doc)])
@@ -328,7 +335,17 @@ def _history(
 
 def _load(db: sqlite3.Connection, entity_id: str) -> EntityDoc | None:
     row = db.execute("SELECT doc FROM entities WHERE id = ?", (entity_id,)).fetchone()
-    return None if row is None else orjson.loads(row[0])
+    return None if row is None else DOCS.load(row[0])
+
+
+def _existing(db: sqlite3.Connection, entity_ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(entity_ids), 500):  # well under SQLite's variable limit
+        chunk = entity_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(f"SELECT id FROM entities WHERE id IN ({marks})", chunk)
+        found.update(row[0] for row in rows)
+    return found
 
 
 def _load_for_write(db: sqlite3.Connection, entity_id: str) -> tuple[int, EntityDoc]:
@@ -376,25 +393,23 @@ def _query(db: sqlite3.Connection, query: EntityQuery, plan: Candidates) -> Quer
         collector = PageCollector(query)
         for raw, sure in db.execute(plan.sql, plan.params):
             if sure:
-                more = collector.offer_known(partial(orjson.loads, raw))
+                more = collector.offer_known(partial(DOCS.load, raw))
             else:
-                more = collector.offer(orjson.loads(raw))
+                more = collector.offer(DOCS.load(raw))
             if not more:
                 break
         vouched, total = collector.result()
         return QueryPage(vouched, total)
     if not plan.exact:
         rows = db.execute(plan.sql, plan.params)
-        found, total = select_page((orjson.loads(row[0]) for row in rows), query)
+        found, total = select_page((DOCS.load(row[0]) for row in rows), query)
         return QueryPage(found, total)
     total = None
     if query.count:
         total = db.execute(*plan.count()).fetchone()[0]
     entities: list[EntityDoc] = []
     if query.limit > 0:
-        entities = [
-            orjson.loads(row[0]) for row in db.execute(*plan.page(query.limit, query.offset))
-        ]
+        entities = [DOCS.load(row[0]) for row in db.execute(*plan.page(query.limit, query.offset))]
     return QueryPage(entities, total)
 
 

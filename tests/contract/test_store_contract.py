@@ -37,6 +37,7 @@ DOTTED = "https://example.org/city.v2:level"
 """An attribute IRI with dots and colons, which no backend may use as a field name."""
 T0 = "2026-01-01T00:00:00.000Z"
 T1 = "2026-01-02T00:00:00.000Z"
+T2 = "2026-01-03T00:00:00.000Z"
 
 Doc = dict[str, Any]
 
@@ -125,11 +126,24 @@ async def test_an_entity_comes_back_byte_for_byte(store: Store) -> None:
     got = await tenant.get(doc["id"])
     assert got is not None
     assert orjson.dumps(got) == orjson.dumps(doc)
-    # What a caller does with its copy does not change what is stored.
-    got["attrs"].clear()
+    # A document read is a value: a later write gives later reads a new one and leaves it as is.
+    await tenant.update(doc["id"], lambda before: ({**before, "modifiedAt": T2}, None))
     again = await tenant.get(doc["id"])
     assert again is not None
-    assert orjson.dumps(again) == orjson.dumps(doc)
+    assert again["modifiedAt"] == T2
+    assert orjson.dumps(got) == orjson.dumps(doc)
+
+
+async def test_existing_names_the_stored_ids_among_those_asked(store: Store) -> None:
+    tenant = await default(store)
+    stored = [f"urn:ngsi-ld:Gauge:existing-{n}" for n in range(3)]
+    for entity_id in stored:
+        await tenant.create({"id": entity_id, "type": [D + "Gauge"], "attrs": {}})
+    asked = [*stored, "urn:ngsi-ld:Gauge:existing-none"]
+    assert await tenant.existing(asked) == set(stored)
+    await tenant.delete(stored[0])
+    assert await tenant.existing(asked) == set(stored[1:])
+    assert await tenant.existing([]) == set()
 
 
 async def test_expiring_finds_what_is_due_soonest_first_and_follows_every_write(

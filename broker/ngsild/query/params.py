@@ -8,6 +8,7 @@ IRIs.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from broker.ngsild.errors import BadRequestData, TooManyResults
@@ -79,8 +80,15 @@ def parse_entity_query(terms: TermTable, filters: Filters, paging: Paging) -> En
 
 def _parse_q(filters: Filters, terms: TermTable) -> QExpr:
     assert filters.q is not None  # only called with a q
-    q = parse_q(filters.q, terms.expand)
-    names = split_list(filters.expand_values)
+    return _parsed_q(filters.q, filters.expand_values, terms)
+
+
+# Clients repeat the same few queries, so each text is parsed once per term table (the parsed
+# forms are immutable; a text that fails to parse raises again every time).
+@lru_cache(maxsize=256)
+def _parsed_q(text: str, expand_values_text: str | None, terms: TermTable) -> QExpr:
+    q = parse_q(text, terms.expand)
+    names = split_list(expand_values_text)
     if names is None:
         return q
     # expandValues (v1.9 §4.9): compared string values of these attributes are terms too.
@@ -100,6 +108,7 @@ def with_paging(query: EntityQuery, paging: Paging) -> EntityQuery:
     return replace(query, limit=page_size, offset=offset, count=paging.count)
 
 
+@lru_cache(maxsize=256)
 def parse_types(text: str, terms: TermTable) -> TypeExpr:
     """A ``type`` parameter (a list or an expression) with expanded names."""
     return parse_type_expression(text, lambda name: terms.expand(check_name(name, "entity type")))
