@@ -69,17 +69,22 @@ async def agent() -> AsyncIterator[Agent]:
         yield holder[0]
 
 
-async def register_device(client: httpx.AsyncClient, agent: Agent) -> None:
-    """The registration iotagent-node-lib 4 sends for a device with the command ``open``."""
-    body = {
+def gate_registration(agent: Agent, *, context: str, speaks: str) -> dict[str, object]:
+    """The sluice gate's command ``open`` registered as the agent's, which speaks ``speaks``."""
+    return {
         "type": "ContextSourceRegistration",
         "information": [{"entities": [{"type": "Sluice", "id": GATE}], "propertyNames": ["open"]}],
         "mode": "exclusive",
         "operations": ["updateOps"],
         "endpoint": agent.url,
-        "contextSourceInfo": [{"key": "jsonldContext", "value": CORE}],
-        "@context": CORE,
+        "contextSourceInfo": [{"key": "jsonldContext", "value": speaks}],
+        "@context": context,
     }
+
+
+async def register_device(client: httpx.AsyncClient, agent: Agent) -> None:
+    """The registration iotagent-node-lib 4 sends for a device with the command ``open``."""
+    body = gate_registration(agent, context=CORE, speaks=CORE)
     headers = {
         **IN_TENANT,
         "fiware-service": TENANT,
@@ -182,15 +187,7 @@ APP = {"@context": {"s": "https://example.org/sluice#", "Gate": "s:Sluice", "ape
 async def register_with_context(
     client: httpx.AsyncClient, agent: Agent, context: str, speaks: str | None = None
 ) -> None:
-    body = {
-        "type": "ContextSourceRegistration",
-        "information": [{"entities": [{"type": "Sluice", "id": GATE}], "propertyNames": ["open"]}],
-        "mode": "exclusive",
-        "operations": ["updateOps"],
-        "endpoint": agent.url,
-        "contextSourceInfo": [{"key": "jsonldContext", "value": speaks or context}],
-        "@context": context,
-    }
+    body = gate_registration(agent, context=context, speaks=speaks or context)
     headers = {**IN_TENANT, "Content-Type": "application/ld+json"}
     made = await client.post(f"{API}/csourceRegistrations/", json=body, headers=headers)
     assert made.status_code == 201, made.text

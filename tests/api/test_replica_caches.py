@@ -20,6 +20,16 @@ JSON = {"Content-Type": "application/json"}
 SUB = "urn:ngsi-ld:Subscription:other-replica"
 
 
+def gauges_to(sink: Sink) -> dict[str, Any]:
+    """A subscription to every RiverGauge, notifying ``sink``."""
+    return {
+        "id": SUB,
+        "type": "Subscription",
+        "entities": [{"type": "RiverGauge"}],
+        "notification": {"endpoint": {"uri": sink.url}},
+    }
+
+
 def runtime(client: broker_client) -> Any:
     return client.app.state.runtime
 
@@ -45,13 +55,9 @@ async def test_a_subscription_made_elsewhere_notifies_this_replicas_writes_until
 ) -> None:
     app, http = replica
     rt = runtime(app)
-    body = {
-        "id": SUB,
-        "type": "Subscription",
-        "entities": [{"type": "RiverGauge"}],
-        "notification": {"endpoint": {"uri": sink.url}},
-    }
-    assert (await http.post(f"{API}/subscriptions", json=body, headers=JSON)).status_code == 201
+    assert (
+        await http.post(f"{API}/subscriptions", json=gauges_to(sink), headers=JSON)
+    ).status_code == 201
     (doc,) = await saved(rt, "subscription")
     await http.delete(f"{API}/subscriptions/{SUB}")
     assert (await http.post(f"{API}/entities", json=gauge(), headers=JSON)).status_code == 201
@@ -105,13 +111,9 @@ async def test_a_reload_makes_the_caches_hold_exactly_what_the_store_holds(
 ) -> None:
     app, http = replica
     rt = runtime(app)
-    body = {
-        "id": SUB,
-        "type": "Subscription",
-        "entities": [{"type": "RiverGauge"}],
-        "notification": {"endpoint": {"uri": sink.url}},
-    }
-    assert (await http.post(f"{API}/subscriptions", json=body, headers=JSON)).status_code == 201
+    assert (
+        await http.post(f"{API}/subscriptions", json=gauges_to(sink), headers=JSON)
+    ).status_code == 201
     (doc,) = await saved(rt, "subscription")
     stale = {**doc, "id": "urn:ngsi-ld:Subscription:gone"}
     await rt.subscriptions.changed(RecordChange("", "subscription", stale["id"], stale, "a"))
