@@ -80,7 +80,11 @@ def store_error_response(request: Request, exc: Exception) -> Response:
     """A store driver's error: 503 when the store is away for now, else our bug (500)."""
     if is_outage(exc):
         return error_response(request, StoreUnavailable(f"the store is unavailable: {exc}"))
-    _log.error("store error in %s %s", request.method, request.url.path, exc_info=exc)
+    return _internal_error(request, exc)
+
+
+def _internal_error(request: Request, exc: Exception) -> Response:
+    _log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(InternalError("the broker hit an internal error; see its log"))
 
 
@@ -89,8 +93,7 @@ async def _store_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    _log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(InternalError("the broker hit an internal error; see its log"))
+    return _internal_error(request, exc)
 
 
 def install(app: FastAPI) -> None:
