@@ -29,7 +29,7 @@ async def matching_ids(request: Request, query: EntityQuery) -> list[str]:
     """Every id ``query`` matches, for a new map (TooManyResults past ``MAX_ENTRIES``)."""
     reads, tenant = reads_of(request), tenant_of(request)
     ids: list[str] = []
-    broad = replace(query, limit=_CHUNK, count=False, ordering=None)
+    broad = replace(query, limit=_CHUNK, count=False, ordering=None, resume=None)
     while True:
         page = await reads.query(tenant, replace(broad, offset=len(ids)))
         ids.extend(doc["id"] for doc in page.entities)
@@ -64,7 +64,8 @@ async def _in_map(request: Request, query: EntityQuery, live: EntityMap) -> Quer
     if not mapped:
         return QueryPage([], 0 if query.count else None)
     everything = await reads_of(request).query(
-        tenant_of(request), replace(query, ids=mapped, limit=len(mapped), offset=0, count=False)
+        tenant_of(request),
+        replace(query, ids=mapped, limit=len(mapped), offset=0, count=False, resume=None),
     )
     found = {doc["id"] for doc in everything.entities}
     runtime(request).entity_maps.prune(map_space(request), live.id, set(mapped) - found)

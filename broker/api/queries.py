@@ -9,6 +9,7 @@ one, so clients can walk a large result without computing offsets.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from inspect import signature
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from broker.api.access import READ, WRITE, snapshot_headers
+from broker.api.cursors import next_cursor, resumed
 from broker.api.entity_map_queries import mapped_query, matching_ids
 from broker.api.entity_maps import ENTITY_MAP_HEADER, map_location, map_space
 from broker.api.federated import distributed
@@ -111,6 +113,7 @@ async def query_entities(
     limit: Number = None,
     offset: Number = None,
     entityMap: Flag = False,
+    cursor: Text = None,
 ) -> Response:
     _refuse_temporal(request.query_params)
     refuse_unknown_parameters(request, _QUERY_PARAMETERS)
@@ -143,6 +146,7 @@ async def query_entities(
         joinLevel or 1,
     )
     _check_linked_q(query, join_mode, levels)
+    query = resumed(request, query, cursor)
     page, headers, status = await mapped_query(request, _picked(query, view), entityMap)
     return await _page_response(
         request,
@@ -156,6 +160,7 @@ async def query_entities(
         levels,
         extra=headers,
         status=status,
+        resumable=True,
     )
 
 
@@ -302,8 +307,10 @@ async def _page_response(
     *,
     extra: dict[str, str] | None = None,
     status: int = 200,
+    resumable: bool = False,
 ) -> Response:
     headers = count_headers(page) | snapshot_headers(request) | (extra or {})
+    last = page.last if resumable else None
     headers |= page_links(
         request,
         query.offset,
@@ -311,6 +318,7 @@ async def _page_response(
         returned=len(page.entities),
         total=page.total,
         media=media,
+        cursor=None if last is None else partial(next_cursor, request, last=last),
     )
     if media == GEO_JSON:
         geometry = terms.expand(geometry_property or "location")

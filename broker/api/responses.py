@@ -9,6 +9,7 @@ v1.9 §6.3.6) carries it at the top of the body too, of the Feature or of the Fe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -111,11 +112,20 @@ _SAFE = ":/.*,;()|!~[]@$'"
 
 
 def page_links(
-    request: Request, offset: int, limit: int, *, returned: int, total: int | None, media: str
+    request: Request,
+    offset: int,
+    limit: int,
+    *,
+    returned: int,
+    total: int | None,
+    media: str,
+    cursor: Callable[[int], str] | None = None,
 ) -> dict[str, str]:
     """A ``Link`` header with ``rel="prev"``/``rel="next"`` (§4.12, v1.9 §6.3.23), if any.
 
-    Without a total, a full page is taken to mean there may be more.
+    Without a total, a full page is taken to mean there may be more. ``cursor`` makes the
+    ``cursor`` parameter of the next link from its offset (``broker.api.cursors``); no other
+    link carries one.
     """
     if limit == 0:
         return {}
@@ -124,12 +134,18 @@ def page_links(
     if offset > 0:
         links.append(_link(request, max(0, offset - limit), limit, "prev", media))
     if more:
-        links.append(_link(request, offset + limit, limit, "next", media))
+        after = None if cursor is None else cursor(offset + limit)
+        links.append(_link(request, offset + limit, limit, "next", media, after))
     return {"Link": ", ".join(links)} if links else {}
 
 
-def _link(request: Request, offset: int, limit: int, rel: str, media: str) -> str:
-    params = {**request.query_params, "offset": str(offset), "limit": str(limit)}
+def _link(
+    request: Request, offset: int, limit: int, rel: str, media: str, cursor: str | None = None
+) -> str:
+    params = {name: value for name, value in request.query_params.items() if name != "cursor"}
+    params |= {"offset": str(offset), "limit": str(limit)}
+    if cursor is not None:
+        params["cursor"] = cursor
     query = "&".join(f"{key}={quote(value, safe=_SAFE)}" for key, value in sorted(params.items()))
     return f'<{request.url.path}?{query}>; rel="{rel}";type="{media}"'
 

@@ -405,7 +405,9 @@ async def _query_linked(store: EntityStore, query: EntityQuery) -> QueryPage:
     matching everything else, the entities their Relationships reach are fetched hop by hop
     (one store query per hop and chunk), and the evaluator decides with them at hand."""
     assert query.q is not None  # only called for a q with links
-    broad = replace(query, q=None, ordering=None, offset=0, count=False, limit=_LINKED_CHUNK)
+    broad = replace(
+        query, q=None, ordering=None, offset=0, count=False, limit=_LINKED_CHUNK, resume=None
+    )
     candidates: list[EntityDoc] = []
     while True:
         page = await store.query(replace(broad, offset=len(candidates)))
@@ -496,4 +498,4 @@ def _alive(page: QueryPage, query: EntityQuery | None, now: float) -> QueryPage:
         if alive is None or (alive is not doc and query is not None and not matches(query, alive)):
             continue
         entities.append(alive)
-    return QueryPage(entities, page.total)
+    return QueryPage(entities, page.total, page.last)

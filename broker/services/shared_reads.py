@@ -67,7 +67,7 @@ class SharedReads:
         single = narrowed.single
         if single is not None:  # one exact query: the store pages and counts it
             page = await self._entities.query(tenant, single)
-            return QueryPage(_finished(narrowed, page.entities), page.total)
+            return QueryPage(_finished(narrowed, page.entities), page.total, page.last)
         return await self._page(tenant, query, narrowed)
 
     async def catalogue(self, tenant: str) -> list[CatalogueRow]:
@@ -103,7 +103,7 @@ class SharedReads:
         if narrowed.combined is None:
             return []
         # Every match, chunk by chunk: finishing decides, so the store cannot page for us.
-        broad = replace(narrowed.combined, offset=0, limit=_CHUNK, count=False)
+        broad = replace(narrowed.combined, offset=0, limit=_CHUNK, count=False, resume=None)
         matched: list[EntityDoc] = []
         offset = 0
         while True:

@@ -189,7 +189,14 @@ class TemporalService:
         judged on their history in the window.
         """
         broad = replace(
-            query, q=None, geo=None, scope=None, offset=0, limit=_WINDOW_CANDIDATES, count=False
+            query,
+            q=None,
+            geo=None,
+            scope=None,
+            offset=0,
+            limit=_WINDOW_CANDIDATES,
+            count=False,
+            resume=None,
         )
         candidates = (await reads.query(tenant, broad)).entities
         if len(candidates) >= _WINDOW_CANDIDATES:

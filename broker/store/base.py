@@ -35,6 +35,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from broker.ngsild.catalogue import CatalogueRow
 from broker.ngsild.entity import EntityDoc
 from broker.ngsild.query import EntityQuery
+from broker.ngsild.query.model import Position
 from broker.ngsild.temporal.history import History
 from broker.store.leases import Held, Lease
 
@@ -68,10 +69,16 @@ class Committed(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class QueryPage:
-    """One page of query results, and the total number of matches when it was asked for."""
+    """One page of query results, and the total number of matches when it was asked for.
+
+    ``last`` is the store's position of the page's last entity when the query was in the
+    store's own order (no ``orderBy``, no distance ordering): what a ``Resume`` for the next
+    page holds. A page put together above the store (merged, re-cut) has none.
+    """
 
     entities: list[EntityDoc]
     total: int | None = None
+    last: Position | None = None
 
 
 class EntityStore(Protocol):

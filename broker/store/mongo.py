@@ -71,6 +71,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import replace
 from functools import partial
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -92,6 +93,7 @@ from broker.ngsild.errors import (
     ResourceNotFound,
 )
 from broker.ngsild.query import EntityQuery
+from broker.ngsild.query.model import Position
 from broker.ngsild.query.page import PageCollector
 from broker.ngsild.temporal.history import History, HistoryRow
 from broker.ngsild.temporal.query import HistorySelection
@@ -127,6 +129,7 @@ _OLD_SUBSCRIPTIONS: Final = "subscriptions"
 _TENANTS: Final = "tenants"
 _INSTANCES: Final = "instances"
 _SORT: Final = list(ORDER)
+_PAGE_FIELDS: Final = {"doc": 1, "seq": 1}  # and _id: the document and its place in ORDER
 _CATALOGUE_COUNT: Final[list[Document]] = [
     {"$project": {"_id": 0, "cat": 1}},
     {"$unwind": "$cat"},
@@ -339,34 +342,45 @@ class MongoEntityStore(TenantStore, HistoryStore):
         )
 
     async def query(self, query: EntityQuery) -> QueryPage:
-        plan = compile_query(query)
+        plan = compile_query(query)  # with the keyset condition, when the query has one
+        if query.keyset is not None:
+            query = replace(query, offset=0, resume=None)  # the filter starts after it
         where = plan.filter
         if not plan.exact:
             return await self._finish(query, where)
         total = await self._entities.count_documents(where) if query.count else None
         entities: list[EntityDoc] = []
+        last = None
         if query.limit > 0:  # PyMongo reads limit(0) as "no limit"
             cursor = (
-                self._entities.find(where, {"doc": 1})
+                self._entities.find(where, _PAGE_FIELDS)
                 .sort(_SORT)
                 .skip(query.offset)
                 .limit(query.limit)
             )
-            entities = [_load(record) async for record in cursor]
-        return QueryPage(entities, total)
+            records = [record async for record in cursor]
+            entities = [_load(record) for record in records]
+            last = _position(records[-1]) if records else None
+        return QueryPage(entities, total, last)
 
     async def _finish(self, query: EntityQuery, where: Document) -> QueryPage:
         """Stream the indexed candidates in order and let the reference evaluator decide."""
         collector = PageCollector(query)
-        cursor = self._entities.find(where, {"doc": 1}).sort(_SORT).batch_size(200)
+        in_order = query.ordering is None and not query.by_distance
+        last = None
+        cursor = self._entities.find(where, _PAGE_FIELDS).sort(_SORT).batch_size(200)
         try:
             async for record in cursor:
-                if not collector.offer(_load(record)):
+                more = collector.offer(_load(record))
+                if collector.taken_last:
+                    last = record
+                if not more:
                     break
         finally:
             await cursor.close()
         entities, total = collector.result()
-        return QueryPage(entities, total)
+        position = _position(last) if in_order and last is not None and entities else None
+        return QueryPage(entities, total, position)
 
     async def history(
         self, entity_ids: list[str], selection: HistorySelection
@@ -600,6 +614,11 @@ def parse_url(url: str) -> tuple[list[str], str | None, dict[str, str]]:
     database = unquote(parts.path.lstrip("/")) or None
     options = {key.lower(): value for key, value in parse_qsl(parts.query)}
     return hosts, database, options
+
+
+def _position(record: Mapping[str, Any]) -> Position:
+    """Where ``record`` is in ``ORDER``: its ``seq``, and its id for ties between replicas."""
+    return int(record["seq"]), str(record["_id"])
 
 
 def _load(record: Mapping[str, Any]) -> EntityDoc:

@@ -82,6 +82,12 @@ def compile_query(query: EntityQuery) -> MongoPlan:
         conditions.append(q_filter(query.q))
     if query.geo is not None:
         conditions.append(geo_filter(query.geo))
+    after = query.keyset
+    if after is not None:
+        # Keyset paging: from the position on in ``ORDER``, so the ``order`` index is entered
+        # there instead of skipping ``offset`` matches.
+        seq, entity_id = after
+        conditions.append({"$or": [{"seq": {"$gt": seq}}, {"seq": seq, "_id": {"$gt": entity_id}}]})
     exact = not query.has_expressions and query.id_pattern is None
     return MongoPlan(_all_of(conditions) or {}, exact)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -25,7 +26,8 @@ from broker.ngsild.catalogue import CatalogueRow
 from broker.ngsild.entity import EntityDoc, Instance
 from broker.ngsild.errors import AlreadyExists, NonexistentTenant, ResourceNotFound
 from broker.ngsild.query import EntityQuery
-from broker.ngsild.query.page import PageCollector, select_page
+from broker.ngsild.query.model import Position
+from broker.ngsild.query.page import PageCollector
 from broker.ngsild.temporal.history import History
 from broker.ngsild.temporal.query import HistorySelection
 from broker.ngsild.temporal.render import AttributeAggregate, AttributeHistory
@@ -389,28 +391,43 @@ def _delete(
 
 
 def _query(db: sqlite3.Connection, query: EntityQuery, plan: Candidates) -> QueryPage:
-    if plan.vouched:
-        collector = PageCollector(query)
-        for raw, sure in db.execute(plan.sql, plan.params):
-            if sure:
-                more = collector.offer_known(partial(DOCS.load, raw))
-            else:
-                more = collector.offer(DOCS.load(raw))
-            if not more:
-                break
-        vouched, total = collector.result()
-        return QueryPage(vouched, total)
+    if query.keyset is not None:  # the plan's SQL starts after the position: nothing to skip
+        query = replace(query, offset=0, resume=None)
     if not plan.exact:
-        rows = db.execute(plan.sql, plan.params)
-        found, total = select_page((DOCS.load(row[0]) for row in rows), query)
-        return QueryPage(found, total)
+        return _collect(db.execute(plan.sql, plan.params), query, vouched=plan.vouched)
     total = None
     if query.count:
         total = db.execute(*plan.count()).fetchone()[0]
     entities: list[EntityDoc] = []
+    last = None
     if query.limit > 0:
-        entities = [DOCS.load(row[0]) for row in db.execute(*plan.page(query.limit, query.offset))]
-    return QueryPage(entities, total)
+        rows = db.execute(*plan.page(query.limit, query.offset)).fetchall()
+        entities = [DOCS.load(raw) for _, raw in rows]
+        last = rows[-1][0] if rows else None
+    return QueryPage(entities, total, _position(last, entities))
+
+
+def _collect(rows: sqlite3.Cursor, query: EntityQuery, *, vouched: bool) -> QueryPage:
+    """Finish candidates with the evaluator; a row SQL ``vouched`` for is taken unread."""
+    collector = PageCollector(query)
+    last = None
+    for row in rows:
+        if vouched and row[2]:
+            more = collector.offer_known(partial(DOCS.load, row[1]))
+        else:
+            more = collector.offer(DOCS.load(row[1]))
+        if collector.taken_last:
+            last = row[0]
+        if not more:
+            break
+    found, total = collector.result()
+    in_order = query.ordering is None and not query.by_distance
+    return QueryPage(found, total, _position(last, found) if in_order else None)
+
+
+def _position(pk: int | None, page: list[EntityDoc]) -> Position | None:
+    # The primary key alone orders rows: no id is needed to break ties.
+    return None if pk is None or not page else (pk, "")
 
 
 def _save_records(

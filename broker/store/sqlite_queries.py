@@ -37,15 +37,17 @@ class Candidates:
     the evaluator nor, unless they land on the page, decoding.
     """
 
-    sql: str
+    sql: str  # rows of (pk, doc) or, with ``vouched``, (pk, doc, sure)
     params: list[Any]
     exact: bool
     vouched: bool = False
 
     def bounded(self, query: EntityQuery) -> bool:
         """Whether answering ``query`` reads at most ``BOUNDED_ROWS`` rows: an exact plan walks
-        its index in order and stops after the page, unless it must count every match."""
-        return self.exact and not query.count and query.offset + query.limit <= BOUNDED_ROWS
+        its index in order and stops after the page, unless it must count every match (a keyset
+        plan starts at its position, so it skips nothing)."""
+        skipped = 0 if query.keyset is not None else query.offset
+        return self.exact and not query.count and skipped + query.limit <= BOUNDED_ROWS
 
     def page(self, limit: int, offset: int) -> tuple[str, list[Any]]:
         """The SQL of one page (only meaningful when ``exact``)."""
@@ -57,7 +59,8 @@ class Candidates:
 
 
 def candidates(query: EntityQuery) -> Candidates:
-    """The documents that may match ``query``, in ``pk`` order."""
+    """The documents that may match ``query`` (rows ``pk, doc[, sure]``), in ``pk`` order,
+    after ``query.keyset`` when it has one."""
     clauses: list[str] = []
     params: list[Any] = []
     order = "e.pk"
@@ -101,6 +104,11 @@ def candidates(query: EntityQuery) -> Candidates:
     for attr, op, number in _numeric_comparisons(query.q):
         clauses.append(_may_compare(op))
         params.extend((attr, number))
+    after = query.keyset
+    if after is not None:
+        # Keyset paging: the index is walked from the position on, nothing before it is read.
+        clauses.append(f"{order} > ?")
+        params.append(after[0])
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     numeric = _numeric_comparisons(query.q)
     if numeric and _only_numeric(query, len(numeric)):
@@ -109,9 +117,9 @@ def candidates(query: EntityQuery) -> Candidates:
             "NOT EXISTS (SELECT 1 FROM entity_attrs s WHERE s.pk = e.pk AND s.num IS NULL "
             f"AND s.attr IN ({', '.join('?' * len(names))}))"
         )
-        sql = f"SELECT e.doc, {sure} FROM {source}{where} ORDER BY {order}"
+        sql = f"SELECT {order}, e.doc, {sure} FROM {source}{where} ORDER BY {order}"
         return Candidates(sql, [*names, *params], exact=False, vouched=True)
-    sql = f"SELECT e.doc FROM {source}{where} ORDER BY {order}"
+    sql = f"SELECT {order}, e.doc FROM {source}{where} ORDER BY {order}"
     return Candidates(sql, params, exact=not query.has_expressions)
 
 

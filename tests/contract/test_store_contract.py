@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from broker.ngsild.catalogue import CatalogueRow, catalogue_delta
 from broker.ngsild.errors import AlreadyExists, NonexistentTenant, ResourceNotFound
 from broker.ngsild.query import EntityQuery, matches
 from broker.ngsild.query.geo import GeoQuery, distance_m
+from broker.ngsild.query.model import Resume
 from broker.ngsild.query.ordering import order, parse_ordering
 from broker.ngsild.query.qlang import parse_q
 from broker.ngsild.query.scopeq import parse_scope_query
@@ -516,6 +518,31 @@ async def test_paging_is_stable_in_insertion_order(store: Store) -> None:
     assert [i for chunk in pattern_seen for i in chunk] == [eid(name) for name in order]
 
 
+async def test_a_resumed_page_starts_after_the_position_whatever_went_before(
+    store: Store,
+) -> None:
+    tenant = await store.tenant(f"r{uuid.uuid4().hex[:16]}", create=True)
+    for n in range(6):
+        await tenant.create(entity(n, "T", speed=n))
+    query = EntityQuery(types=(D + "T",), limit=2)
+    first = await tenant.query(query)
+    assert ids(first) == [eid(0), eid(1)] and first.last is not None
+    await tenant.delete(eid(0))  # a page already seen loses an entity
+    second = replace(query, offset=2)
+    resumed = await tenant.query(replace(second, resume=Resume(2, first.last)))
+    assert ids(resumed) == [eid(2), eid(3)]  # nothing skipped: the walk goes on where it was
+    assert ids(await tenant.query(second)) == [eid(3), eid(4)]  # by offset, eid(2) is skipped
+    numeric = replace(second, q=parse_q("speed>0", expand_term))  # SQL-vouched candidates
+    assert ids(await tenant.query(replace(numeric, resume=Resume(2, first.last)))) == [
+        eid(2),
+        eid(3),
+    ]
+    # A resume standing for another offset, or with a count, is only not used.
+    assert ids(await tenant.query(replace(second, offset=4, resume=Resume(2, first.last)))) == [
+        eid(5)
+    ]
+
+
 # --- the reference evaluator -------------------------------------------------------------------
 
 NAMES = ["a", "b", "ab", "a1", "b.2", "x:y", "10", "1", "A", "aa"]
@@ -606,8 +633,34 @@ async def test_store_answers_equal_the_reference_evaluator(
     assert page.total == (len(expected) if query.count else None)
     for doc in page.entities:
         assert doc == model[doc["id"]]
+    assert await walk_resuming(tenant, query) == await walk_by_offset(tenant, query) == expected
     # Discovery's counts, kept up to date write by write, equal a recount of what is stored.
     assert await tenant.catalogue() == recount(model.values())
+
+
+async def walk_by_offset(tenant: EntityStore, query: EntityQuery) -> list[str]:
+    """Every match of ``query``, page after page of its ``limit`` by ``offset``."""
+    limit, seen = max(query.limit, 1), []
+    while True:
+        page = await tenant.query(replace(query, offset=len(seen), limit=limit, resume=None))
+        seen += ids(page)
+        if len(page.entities) < limit:
+            return seen
+
+
+async def walk_resuming(tenant: EntityStore, query: EntityQuery) -> list[str]:
+    """The same walk, each page resuming after the position the page before ended at, as a
+    client following ``rel="next"`` does; it must see the same pages."""
+    limit, seen = max(query.limit, 1), []
+    page = await tenant.query(replace(query, offset=0, limit=limit, resume=None))
+    while True:
+        seen += ids(page)
+        if len(page.entities) < limit:
+            return seen
+        if query.ordering is None and not query.by_distance:
+            assert page.last is not None  # a full page in the store's order says where it ended
+        resume = None if page.last is None else Resume(len(seen), page.last)
+        page = await tenant.query(replace(query, offset=len(seen), limit=limit, resume=resume))
 
 
 def recount(docs: Any) -> list[CatalogueRow]:
@@ -756,6 +809,10 @@ async def test_expression_queries_equal_the_reference_evaluator(
     page = await tenant.query(query)
     assert ids(page) == [doc["id"] for doc in found][query.offset : query.offset + query.limit]
     assert page.total == (len(found) if query.count else None)
+    everything = [doc["id"] for doc in found]
+    assert await walk_resuming(tenant, query) == await walk_by_offset(tenant, query) == everything
+    if query.ordering is not None or query.by_distance:
+        assert page.last is None  # a position in insertion order says nothing about this order
 
 
 async def test_numeric_q_sees_value_only_updates(store: Store) -> None:

@@ -24,7 +24,11 @@ if TYPE_CHECKING:
     from broker.ngsild.query.qlang import QExpr
     from broker.ngsild.query.scopeq import ScopeExpr
 
-__all__ = ["EntityQuery", "Selector", "compile_pattern", "matches"]
+__all__ = ["EntityQuery", "Position", "Resume", "Selector", "compile_pattern", "matches"]
+
+# A place in a store's stable (insertion) order: a number and, for stores whose numbers may tie
+# (MongoDB's per-replica clocks), the entity id that breaks the tie.
+Position = tuple[int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,16 @@ class Selector:
     types: TypeExpr | None = None
     ids: tuple[str, ...] | None = None
     id_pattern: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where an earlier page of the same query ended: its ``offset``-th match (the last one
+    it showed) is at ``position`` in the store's order, so the next page may start right after
+    it instead of skipping ``offset`` matches again (keyset paging behind ``rel="next"``)."""
+
+    offset: int
+    position: Position
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +70,8 @@ class EntityQuery:
         limit: page size; 0 asks only for the count.
         offset: how many matching entities to skip, in the store's stable order.
         count: whether to compute the total number of matches.
+        resume: where the page before this one ended (``keyset``); changes nothing in the
+            answer, only how a store may reach it.
     """
 
     types: tuple[str, ...] | None = None
@@ -71,6 +87,26 @@ class EntityQuery:
     limit: int = 20
     offset: int = 0
     count: bool = False
+    resume: Resume | None = None
+
+    @property
+    def keyset(self) -> Position | None:
+        """The position to start after instead of skipping ``offset`` matches, when ``resume``
+        stands for exactly this offset and the order is the store's own: with ``orderBy`` or
+        distance ordering the position says nothing, and a count needs every match anyway. A
+        layer that changes the offset without clearing ``resume`` thus only loses the shortcut.
+        """
+        resume = self.resume
+        if (
+            resume is None
+            or resume.offset != self.offset
+            or self.offset == 0
+            or self.count
+            or self.ordering is not None
+            or self.by_distance
+        ):
+            return None
+        return resume.position
 
     @property
     def has_expressions(self) -> bool:

@@ -27,6 +27,9 @@ class PageCollector:
         self._query = query
         self._linked = linked
         self._end = query.offset + query.limit
+        # Whether the last candidate offered went onto the page (insertion order only): a
+        # store notes its position, where the next page may resume.
+        self.taken_last = False
         self._seen = 0
         self._page: list[EntityDoc] = []
         self._ranked: list[tuple[float, int, EntityDoc]] = []
@@ -36,6 +39,7 @@ class PageCollector:
     def offer(self, doc: EntityDoc) -> bool:
         """Consider one candidate; returns whether more candidates can still change the result."""
         query = self._query
+        self.taken_last = False
         if not matches(self._unless_geo, doc, self._linked):
             return True
         if query.ordering is not None:
@@ -55,7 +59,8 @@ class PageCollector:
     def offer_known(self, load: Callable[[], EntityDoc]) -> bool:
         """Take a candidate the store has shown to match (insertion order only); ``load`` is
         called only if it lands on the page."""
-        if self._query.offset <= self._seen < self._end:
+        self.taken_last = self._query.offset <= self._seen < self._end
+        if self.taken_last:
             self._page.append(load())
         self._seen += 1
         return self._seen < self._end or self._query.count

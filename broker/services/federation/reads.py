@@ -105,7 +105,7 @@ class FederatedReads:
         if query.ordering is not None:
             raise BadRequestData("orderBy is not supported across context sources; add local=true")
         wanted = min(query.offset + query.limit, _MAX_ASKED)
-        everything = replace(query, offset=0, limit=wanted, count=query.count)
+        everything = replace(query, offset=0, limit=wanted, count=query.count, resume=None)
         remote_task = await _started(gather([self._fetch_many(f, query, wanted) for f in forwards]))
         local = await self._inner.query(tenant, everything)
         remote = await remote_task
