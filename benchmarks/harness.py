@@ -38,6 +38,7 @@ class RawConnection(asyncio.Protocol):
         extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         self.prefix = f"Host: {HOST}:{port}\r\nContent-Type: application/json\r\n{extra}"
         self.buffer = bytearray()
+        self.head = b""  # the status line and headers of the last complete response, as sent
         self.transport: asyncio.Transport | None = None
         self.waiter: asyncio.Future[int] | None = None
 
@@ -59,7 +60,8 @@ class RawConnection(asyncio.Protocol):
         end = self.buffer.find(b"\r\n\r\n")
         if end < 0:
             return None
-        head = bytes(self.buffer[:end]).lower()
+        raw_head = bytes(self.buffer[:end])
+        head = raw_head.lower()
         status = int(head[9:12])
         body_start = end + 4
         marker = head.find(b"\r\ncontent-length:")
@@ -69,6 +71,7 @@ class RawConnection(asyncio.Protocol):
             if len(self.buffer) < body_start + length:
                 return None
             del self.buffer[: body_start + length]
+            self.head = raw_head
             return status
         if b"\r\ntransfer-encoding: chunked" in head:
             position = body_start
@@ -82,8 +85,10 @@ class RawConnection(asyncio.Protocol):
                     return None
                 if size == 0:
                     del self.buffer[:position]
+                    self.head = raw_head
                     return status
         del self.buffer[:body_start]  # 204/304: no body
+        self.head = raw_head
         return status
 
     async def send(self, request: Request) -> int:
@@ -102,6 +107,14 @@ async def raw_clients(
 ) -> tuple[list[Send], Callable[[], None]]:
     """``clients`` raw keep-alive connections (client ``n`` sending ``headers(n)`` with every
     request), and a function closing them."""
+    connections, close = await raw_connections(port, clients, headers)
+    return [connection.send for connection in connections], close
+
+
+async def raw_connections(
+    port: int, clients: int, headers: Callable[[int], dict[str, str]] | None = None
+) -> tuple[list[RawConnection], Callable[[], None]]:
+    """``raw_clients`` as the connections themselves (each keeps its last response's head)."""
     loop = asyncio.get_running_loop()
     connections = []
     for n in range(clients):
@@ -114,7 +127,7 @@ async def raw_clients(
             if connection.transport is not None:
                 connection.transport.close()
 
-    return [connection.send for connection in connections], close
+    return connections, close
 
 
 def free_port() -> int:
