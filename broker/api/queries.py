@@ -32,8 +32,8 @@ from broker.api.requests import (
 )
 from broker.api.responses import (
     count_headers,
+    entities_json,
     entities_response,
-    entity_json,
     feature_collection,
     json_response,
     page_links,
@@ -333,7 +333,7 @@ async def _page_response(
             geo_context=not plain,
         )
     if join_mode is None:
-        texts = [entity_json(doc, terms, view) for doc in page.entities]
+        texts = entities_json(page.entities, terms, view)
         return entities_response(texts, media, terms, status=status, headers=headers)
     linked = await reads_of(request).linked_entities(
         tenant_of(request), page.entities, view, levels

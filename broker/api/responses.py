@@ -10,6 +10,7 @@ v1.9 §6.3.6) carries it at the top of the body too, of the Feature or of the Fe
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -53,8 +54,13 @@ def json_response(
 def entity_json(doc: EntityDoc, terms: TermTable, view: View) -> bytes:
     """``render_entity(doc, terms, view)`` as JSON bytes, kept with a cached stored document
     (``broker.doc_cache``) so that the next read of the same version does not render it again."""
+    return entities_json([doc], terms, view)[0]
+
+
+def entities_json(docs: list[EntityDoc], terms: TermTable, view: View) -> list[bytes]:
+    """``entity_json`` of each of ``docs`` (the cache key is made once for the page)."""
     if view.linked:  # nested views: rare, and a dict inside the view is no key
-        return orjson.dumps(render_entity(doc, terms, view))
+        return [orjson.dumps(render_entity(doc, terms, view)) for doc in docs]
     key = (
         terms,
         view.format,
@@ -65,7 +71,15 @@ def entity_json(doc: EntityDoc, terms: TermTable, view: View) -> bytes:
         view.lang,
         view.dataset_ids,
     )
-    return DOCS.fragment(doc, key, lambda: orjson.dumps(render_entity(doc, terms, view)))
+    fragment = DOCS.fragment
+    return [
+        fragment(doc, key, partial(_rendered, doc, terms, view))
+        for doc in docs
+    ]
+
+
+def _rendered(doc: EntityDoc, terms: TermTable, view: View) -> bytes:
+    return orjson.dumps(render_entity(doc, terms, view))
 
 
 def entities_response(
@@ -160,6 +174,7 @@ __all__ = [
     "JSON",
     "JSON_LD",
     "count_headers",
+    "entities_json",
     "entities_response",
     "entity_json",
     "feature_collection",
