@@ -161,7 +161,9 @@ def _link(
     if cursor is not None:
         params["cursor"] = cursor
     query = "&".join(f"{key}={quote(value, safe=_SAFE)}" for key, value in sorted(params.items()))
-    return f'<{request.url.path}?{query}>; rel="{rel}";type="{media}"'
+    # The path as Starlette's ``request.url.path`` spells it, without building the whole URL.
+    path = request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    return f'<{path}?{query}>; rel="{rel}";type="{media}"'
 
 
 def feature_collection(features: list[dict[str, Any]]) -> dict[str, Any]:
