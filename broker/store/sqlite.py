@@ -43,6 +43,7 @@ from broker.store.sqlite_worker import SqliteWorker
 from broker.store.tenant_cache import TenantCache
 
 T = TypeVar("T")
+_READ_MMAP_BYTES = 1 << 30  # per reader connection; SQLite maps no more than the file holds
 Synchronous = Literal["off", "normal", "full", "extra"]
 
 _SCHEMA = """
@@ -226,6 +227,11 @@ class SqliteEntityStore(TenantStore, HistoryStore):
         )
         db.execute("PRAGMA query_only=ON")
         db.execute("PRAGMA busy_timeout=5000")
+        # Readers map the file instead of copying each page through SQLite's own 2 MB cache:
+        # a walk through 25,000 entities by keyset pages (benchmarks/query.py, attrs-link)
+        # spent 0.85 ms of SQL per page of 100 with copies, 0.37 ms mapped. The mapping shares
+        # the OS page cache, so it costs address space, not memory.
+        db.execute(f"PRAGMA mmap_size={_READ_MMAP_BYTES}")
         _register_functions(db)
         return db
 
