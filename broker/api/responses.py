@@ -72,10 +72,7 @@ def entities_json(docs: list[EntityDoc], terms: TermTable, view: View) -> list[b
         view.dataset_ids,
     )
     fragment = DOCS.fragment
-    return [
-        fragment(doc, key, partial(_rendered, doc, terms, view))
-        for doc in docs
-    ]
+    return [fragment(doc, key, partial(_rendered, doc, terms, view)) for doc in docs]
 
 
 def _rendered(doc: EntityDoc, terms: TermTable, view: View) -> bytes:

@@ -43,7 +43,6 @@ class Candidates:
     vouched: bool = False
     keys: str | None = None  # the same rows' pk alone, without reading ``entities``
 
-
     def bounded(self, query: EntityQuery) -> bool:
         """Whether answering ``query`` reads at most ``BOUNDED_ROWS`` rows: an exact plan walks
         its index in order and stops after the page, unless it must count every match (a keyset
