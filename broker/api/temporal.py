@@ -29,6 +29,7 @@ from broker.api.requests import (
 from broker.api.responses import count_headers, json_response, page_links
 from broker.api.temporal_maps import MapUse, fixed_by_map, map_headers, map_use
 from broker.api.temporal_provision import service_of
+from broker.auth.grants import shared_view
 from broker.ngsild.entity import EntityDoc
 from broker.ngsild.errors import BadRequestData, ResourceNotFound
 from broker.ngsild.params import build_view, parse_options, split_list
@@ -232,7 +233,10 @@ async def retrieve_temporal(
     )
     _check_unlinked(view, temporal_query)
     types = None if type is None else [terms.expand(t) for t in split_list(type) or []]
-    doc = await reads_of(request).retrieve(tenant_of(request), entity_id, types)
+    try:
+        doc = await reads_of(request).retrieve(tenant_of(request), entity_id, types)
+    except ResourceNotFound:
+        doc = await _vanished(request, entity_id, types)
     ((rendered, _),) = await _render(request, [doc], temporal_query, temporal, view, terms)
     shown_attributes = set(rendered) - _MEMBERS
     if not rendered or (view.attrs is not None and not shown_attributes):
@@ -240,6 +244,18 @@ async def retrieve_temporal(
         raise ResourceNotFound(f"entity {entity_id} has nothing of what was asked for")
     headers = map_headers(request, map_use(request, entityMap), [entity_id])
     return _partial(request, json_response(rendered, media, terms, headers=headers))
+
+
+async def _vanished(request: Request, entity_id: str, types: list[str] | None) -> EntityDoc:
+    """A deleted or expired entity whose history stays is served from that history, as the
+    caller would have seen the entity (type selector, grants); else it does not exist."""
+    doc = await service_of(request).vanished(tenant_of(request), entity_id)
+    grants = request.state.access.grants
+    if doc is not None and grants is not None:
+        doc = shared_view(doc, grants)
+    if doc is None or (types is not None and not set(types) & set(doc["type"])):
+        raise ResourceNotFound(f"entity {entity_id} does not exist")
+    return doc
 
 
 def _entity_options(text: str | None, format_: str | None, count: bool) -> frozenset[str]:
