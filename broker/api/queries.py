@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import partial
-from inspect import signature
 from typing import Annotated, Any
 
 import orjson
@@ -22,6 +21,16 @@ from broker.api.entity_map_queries import mapped_query, matching_ids
 from broker.api.entity_maps import ENTITY_MAP_HEADER, map_location, map_space
 from broker.api.federated import distributed
 from broker.api.media import GEO_JSON, JSON, JSON_LD, negotiate, prefers_plain_body
+from broker.api.query_params import (
+    check_csf,
+    check_scope,
+    filter_parameters,
+    paging_of,
+    parameter_names,
+    query_of_body,
+    string_member,
+    view_of_body,
+)
 from broker.api.requests import (
     read_json,
     reads_of,
@@ -43,18 +52,15 @@ from broker.ngsild.errors import BadRequestData
 from broker.ngsild.linked import check_join, render_joined
 from broker.ngsild.params import build_view, expand_names, parse_options, split_list
 from broker.ngsild.query import EntityQuery
-from broker.ngsild.query.geo import parse_geo_object
-from broker.ngsild.query.ordering import Ordering, parse_ordering
+from broker.ngsild.query.ordering import parse_ordering
 from broker.ngsild.query.params import (
     WILDCARD,
     Filters,
     Paging,
-    narrow_by_selectors,
     parse_entity_query,
-    parse_selectors,
     too_wide,
 )
-from broker.ngsild.query.qlang import link_depth, parse_q
+from broker.ngsild.query.qlang import link_depth
 from broker.ngsild.registrations import operations as ops
 from broker.ngsild.render import View, render_feature
 from broker.ngsild.terms import TermTable
@@ -70,29 +76,10 @@ _SAFE = ":/.*,;()|!~[]@$'"
 _TEMPORAL = frozenset({"timerel", "timeAt", "endTimeAt", "timeproperty", "lastN"})
 
 
-def _filters(
-    request: Request,
-    type: Text = None,
-    id: Text = None,
-    idPattern: Text = None,
-    attrs: Text = None,
-    q: Text = None,
-    scopeQ: Text = None,
-    georel: Text = None,
-    geometry: Text = None,
-    coordinates: Text = None,
-    geoproperty: Text = None,
-) -> Filters:
-    """The filter parameters GET and DELETE /entities share."""
-    return Filters(
-        type, id, idPattern, attrs, q, scopeQ, georel, geometry, coordinates, geoproperty
-    )
-
-
 @router.get("/entities", summary="Query Entities (§5.7.2)", dependencies=[READ])
 async def query_entities(
     request: Request,
-    filters: Annotated[Filters, Depends(_filters)],
+    filters: Annotated[Filters, Depends(filter_parameters)],
     csf: Text = None,
     pick: Text = None,
     omit: Text = None,
@@ -125,12 +112,12 @@ async def query_entities(
     terms = await terms_of(request)
     opts = parse_options(options) | ({"count"} if count else set())
     filters = replace(filters, expand_values=expandValues)
-    query = parse_entity_query(terms, filters, _paging(request, limit, offset, opts))
+    query = parse_entity_query(terms, filters, paging_of(request, limit, offset, opts))
     if orderBy is not None:
         ordering = parse_ordering(orderBy, terms.expand, coordinates=orderFrom, collation=collation)
         query = replace(query, ordering=ordering)
-    _check_scope(query, terms, local, wildcard=filters.types == WILDCARD)
-    _check_csf(csf)
+    check_scope(query, terms, local, wildcard=filters.types == WILDCARD)
+    check_csf(csf)
     view = build_view(
         terms,
         options=opts,
@@ -169,7 +156,7 @@ async def query_entities(
 )
 async def create_entity_map(
     request: Request,
-    filters: Annotated[Filters, Depends(_filters)],
+    filters: Annotated[Filters, Depends(filter_parameters)],
     entityMapLifetime: Text = None,
     local: Annotated[bool | None, Query()] = None,
 ) -> Response:
@@ -178,8 +165,8 @@ async def create_entity_map(
     if entityMapLifetime is not None:
         lifetime = parse_duration(entityMapLifetime, "entityMapLifetime")
     terms = await terms_of(request)
-    query = parse_entity_query(terms, filters, _paging(request, None, None, frozenset()))
-    _check_scope(query, terms, local, wildcard=filters.types == WILDCARD)
+    query = parse_entity_query(terms, filters, paging_of(request, None, None, frozenset()))
+    check_scope(query, terms, local, wildcard=filters.types == WILDCARD)
     ids = await matching_ids(request, query)
     created = runtime(request).entity_maps.create(map_space(request), ids, lifetime)
     return Response(
@@ -212,46 +199,15 @@ async def query_entities_by_post(
         raise BadRequestData("temporalQ belongs to the temporal API (/temporal/entities), not here")
     terms = incoming.terms
     opts = parse_options(options) | ({"count"} if count else set())
-    attrs = _joined(body.get("attrs"), "attrs")
-    query = query_of_body(body, terms, _paging(request, limit, offset, opts))
-    view = build_view(
-        terms,
-        options=opts,
-        format_=format,
-        attrs=attrs,
-        pick=_joined(body.get("pick"), "pick"),
-        omit=_joined(body.get("omit"), "omit"),
-        lang=_text(body.get("lang"), "lang"),
-        dataset_id=_joined(body.get("datasetId"), "datasetId"),
-    )
+    query = query_of_body(body, terms, paging_of(request, limit, offset, opts))
+    view = view_of_body(body, terms, opts, format)
     levels = body.get("joinLevel", 1)
     if not isinstance(levels, int) or isinstance(levels, bool):
         raise BadRequestData("joinLevel must be a positive integer")
-    join_mode = check_join(view, _text(body.get("join"), "join"), levels)
+    join_mode = check_join(view, string_member(body.get("join"), "join"), levels)
     _check_linked_q(query, join_mode, levels)
     page = await reads_of(request).query(incoming.tenant, _picked(query, view))
     return await _page_response(request, page, query, media, terms, view, None, join_mode, levels)
-
-
-def query_of_body(body: dict[str, Any], terms: TermTable, paging: Paging) -> EntityQuery:
-    """The entity query a Query object (§5.2.23) asks for, checked as Query Entities checks
-    its parameters (also what each of a Snapshot's ``snapshotQueries`` selects)."""
-    filters = Filters(
-        attrs=_joined(body.get("attrs"), "attrs"),
-        q=_text(body.get("q"), "q"),
-        scope_q=_text(body.get("scopeQ"), "scopeQ"),
-    )
-    query = parse_entity_query(terms, filters, paging)
-    if "geoQ" in body:
-        query = replace(query, geo=parse_geo_object(body["geoQ"], terms.expand))
-    if "entities" in body:
-        query = narrow_by_selectors(query, parse_selectors(body["entities"], terms))
-    if "ordering" in body:
-        query = replace(query, ordering=_body_ordering(body["ordering"], terms))
-    local = body.get("local")
-    _check_scope(query, terms, local if isinstance(local, bool) else None)
-    _check_csf(_text(body.get("csf"), "csf"))
-    return query
 
 
 @router.delete(
@@ -260,7 +216,7 @@ def query_of_body(body: dict[str, Any], terms: TermTable, paging: Paging) -> Ent
 @distributed(ops.PURGE_ENTITY)
 async def purge_entities(
     request: Request,
-    filters: Annotated[Filters, Depends(_filters)],
+    filters: Annotated[Filters, Depends(filter_parameters)],
     keep: Text = None,
     drop: Text = None,
     local: Flag = False,
@@ -285,13 +241,6 @@ async def purge_entities(
         drop=None if drop is None else _names(drop, terms),
     )
     return Response(status_code=204)
-
-
-def _paging(
-    request: Request, limit: int | None, offset: int | None, opts: frozenset[str]
-) -> Paging:
-    limits = runtime(request).settings.limits
-    return Paging(limit, offset, "count" in opts, limits.default_page_size, limits.max_page_size)
 
 
 async def _page_response(
@@ -342,31 +291,6 @@ async def _page_response(
     return json_response(rendered, media, terms, status=status, headers=headers)
 
 
-def _check_scope(
-    query: EntityQuery, terms: TermTable, local: bool | None, *, wildcard: bool = False
-) -> None:
-    if wildcard and local is False:
-        raise BadRequestData("type=* asks for every entity type, which contradicts local=false")
-    if not local and too_wide(query, terms, wildcard=wildcard):
-        raise BadRequestData(
-            "a query needs a type, a geo-query, scopeQ, or a non-system attribute in attrs or q "
-            "(or local=true); ids or an idPattern alone are not enough"
-        )
-
-
-def _body_ordering(raw: Any, terms: TermTable) -> Ordering:
-    """The ``ordering`` member of a Query body (v1.9 §5.2.43)."""
-    if not isinstance(raw, dict) or "orderBy" not in raw:
-        raise BadRequestData("'ordering' must be an object with an 'orderBy' array")
-    return parse_ordering(
-        raw["orderBy"],
-        terms.expand,
-        coordinates=raw.get("coordinates"),
-        geometry=raw.get("geometry"),
-        collation=raw.get("collation"),
-    )
-
-
 def _check_linked_q(query: EntityQuery, join_mode: str | None, levels: int) -> None:
     """§5.7.2.4: a ``q`` that follows Relationships (``rel{attr}``) is Linked Entity
     retrieval, so it needs ``join`` and a ``joinLevel`` at least as deep."""
@@ -386,12 +310,6 @@ def _picked(query: EntityQuery, view: View) -> EntityQuery:
     return query
 
 
-def _check_csf(csf: str | None) -> None:
-    """``csf`` filters context source registrations (none exist yet), so it is only checked."""
-    if csf is not None:
-        parse_q(csf, lambda name: name)
-
-
 def _refuse_temporal(params: Any) -> None:
     temporal = sorted(_TEMPORAL.intersection(params))
     if temporal:
@@ -404,28 +322,6 @@ def _names(text: str, terms: TermTable) -> frozenset[str]:
     return expand_names(split_list(text) or [], terms)
 
 
-def _joined(value: Any, member: str) -> str | None:
-    """A body member that is a list of names (or one comma-separated string), as text."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
-        return ",".join(value)
-    raise BadRequestData(f"{member!r} must be a non-empty array of names")
-
-
-def _text(value: Any, member: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise BadRequestData(f"{member!r} must be a string")
-
-
-def _parameters(handler: Any) -> frozenset[str]:
-    names = set(signature(handler).parameters) | set(signature(_filters).parameters)
-    return frozenset(names - {"request", "filters"})
-
-
-_QUERY_PARAMETERS = _parameters(query_entities)
-_PURGE_PARAMETERS = _parameters(purge_entities)
-_MAP_PARAMETERS = _parameters(create_entity_map)
+_QUERY_PARAMETERS = parameter_names(query_entities)
+_PURGE_PARAMETERS = parameter_names(purge_entities)
+_MAP_PARAMETERS = parameter_names(create_entity_map)

@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from broker.api.access import READ, WRITE
-from broker.api.queries import query_of_body
+from broker.api.query_params import query_of_body
 from broker.api.requests import json_body, lasting_reads, read_json, runtime, tenant_of
 from broker.ngsild import snapshots as rules
 from broker.ngsild.query.params import Paging

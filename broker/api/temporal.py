@@ -9,14 +9,21 @@ Entities are selected with the same filters, paging and grants as entity queries
 from __future__ import annotations
 
 from dataclasses import replace
-from inspect import signature
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from broker.api.access import READ
 from broker.api.media import JSON, JSON_LD, negotiate
-from broker.api.queries import _check_csf, _check_scope, _filters, _joined, _paging, _text
+from broker.api.query_params import (
+    check_csf,
+    check_scope,
+    filter_parameters,
+    paging_of,
+    parameter_names,
+    query_of_body,
+    view_of_body,
+)
 from broker.api.requests import (
     entity_id_of,
     read_json,
@@ -29,18 +36,16 @@ from broker.api.requests import (
 from broker.api.responses import count_headers, json_response, page_links
 from broker.api.temporal_maps import MapUse, fixed_by_map, map_headers, map_use
 from broker.api.temporal_provision import service_of
+from broker.auth.grants import shared_view
 from broker.ngsild.entity import EntityDoc
 from broker.ngsild.errors import BadRequestData, ResourceNotFound
 from broker.ngsild.params import build_view, parse_options, split_list
 from broker.ngsild.query import EntityQuery
-from broker.ngsild.query.geo import parse_geo_object
 from broker.ngsild.query.ordering import Ordering, parse_ordering
 from broker.ngsild.query.params import (
     WILDCARD,
     Filters,
-    narrow_by_selectors,
     parse_entity_query,
-    parse_selectors,
 )
 from broker.ngsild.query.qlang import link_depth
 from broker.ngsild.render import View
@@ -81,7 +86,7 @@ def _options(
 )
 async def query_temporal(
     request: Request,
-    filters: Annotated[Filters, Depends(_filters)],
+    filters: Annotated[Filters, Depends(filter_parameters)],
     timerel: Text = None,
     timeAt: Text = None,
     endTimeAt: Text = None,
@@ -110,9 +115,9 @@ async def query_temporal(
     entity_options, temporal, format = _options(options, format)
     opts = _entity_options(entity_options, format, count)
     filters = replace(filters, expand_values=expandValues)
-    query = parse_entity_query(terms, filters, _paging(request, limit, offset, opts))
-    _check_scope(query, terms, local, wildcard=filters.types == WILDCARD)
-    _check_csf(csf)
+    query = parse_entity_query(terms, filters, paging_of(request, limit, offset, opts))
+    check_scope(query, terms, local, wildcard=filters.types == WILDCARD)
+    check_csf(csf)
     if orderBy is not None:
         query = replace(query, ordering=_id_ordering(orderBy, terms))
     temporal_query = parse_temporal_query(
@@ -154,17 +159,9 @@ async def query_temporal_by_post(
     terms = incoming.terms
     entity_options, temporal, format = _options(options, format)
     opts = _entity_options(entity_options, format, count)
-    attrs = _joined(body.get("attrs"), "attrs")
-    filters = Filters(
-        attrs=attrs, q=_text(body.get("q"), "q"), scope_q=_text(body.get("scopeQ"), "scopeQ")
-    )
-    query = parse_entity_query(terms, filters, _paging(request, limit, offset, opts))
-    if "geoQ" in body:
-        query = replace(query, geo=parse_geo_object(body["geoQ"], terms.expand))
-    if "entities" in body:
-        query = narrow_by_selectors(query, parse_selectors(body["entities"], terms))
-    local = body.get("local")
-    _check_scope(query, terms, local if isinstance(local, bool) else None)
+    query = query_of_body(body, terms, paging_of(request, limit, offset, opts))
+    if query.ordering is not None:
+        query = replace(query, ordering=_id_only(query.ordering))
     temporal_q = body.get("temporalQ") or {}
     aggr = body.get("aggrParams") or {}
     if not isinstance(temporal_q, dict) or not isinstance(aggr, dict):
@@ -174,16 +171,7 @@ async def query_temporal_by_post(
     temporal_query = parse_temporal_query(params, aggregated=aggregated)
     if aggregated:
         temporal = temporal | {"aggregatedValues"}
-    view = build_view(
-        terms,
-        options=opts,
-        format_=format,
-        attrs=attrs,
-        pick=_joined(body.get("pick"), "pick"),
-        omit=_joined(body.get("omit"), "omit"),
-        lang=_text(body.get("lang"), "lang"),
-        dataset_id=_joined(body.get("datasetId"), "datasetId"),
-    )
+    view = view_of_body(body, terms, opts, format)
     return await _answer(request, query, temporal_query, temporal, view, terms, media)
 
 
@@ -232,7 +220,10 @@ async def retrieve_temporal(
     )
     _check_unlinked(view, temporal_query)
     types = None if type is None else [terms.expand(t) for t in split_list(type) or []]
-    doc = await reads_of(request).retrieve(tenant_of(request), entity_id, types)
+    try:
+        doc = await reads_of(request).retrieve(tenant_of(request), entity_id, types)
+    except ResourceNotFound:
+        doc = await _vanished(request, entity_id, types)
     ((rendered, _),) = await _render(request, [doc], temporal_query, temporal, view, terms)
     shown_attributes = set(rendered) - _MEMBERS
     if not rendered or (view.attrs is not None and not shown_attributes):
@@ -240,6 +231,18 @@ async def retrieve_temporal(
         raise ResourceNotFound(f"entity {entity_id} has nothing of what was asked for")
     headers = map_headers(request, map_use(request, entityMap), [entity_id])
     return _partial(request, json_response(rendered, media, terms, headers=headers))
+
+
+async def _vanished(request: Request, entity_id: str, types: list[str] | None) -> EntityDoc:
+    """A deleted or expired entity whose history stays is served from that history, as the
+    caller would have seen the entity (type selector, grants); else it does not exist."""
+    doc = await service_of(request).vanished(tenant_of(request), entity_id)
+    grants = request.state.access.grants
+    if doc is not None and grants is not None:
+        doc = shared_view(doc, grants)
+    if doc is None or (types is not None and not set(types) & set(doc["type"])):
+        raise ResourceNotFound(f"entity {entity_id} does not exist")
+    return doc
 
 
 def _entity_options(text: str | None, format_: str | None, count: bool) -> frozenset[str]:
@@ -366,8 +369,11 @@ def _check_unlinked(view: View, temporal_query: TemporalQuery) -> None:
 
 
 def _id_ordering(text: str, terms: TermTable) -> Ordering:
+    return _id_only(parse_ordering(text, terms.expand))
+
+
+def _id_only(ordering: Ordering) -> Ordering:
     """§5.7.4.4: temporal results may be ordered by ``id`` only."""
-    ordering = parse_ordering(text, terms.expand)
     if any(key.path.attr != "id" or key.path.subs or key.distance for key in ordering.keys):
         raise BadRequestData("a temporal query can be ordered by id only")
     return ordering
@@ -381,9 +387,4 @@ def _visible(series: list[Any], doc: EntityDoc, shared: bool) -> list[Any]:
     return [item for item in series if item.attr in doc["attrs"]]
 
 
-def _parameters(handler: Any) -> frozenset[str]:
-    names = set(signature(handler).parameters) | set(signature(_filters).parameters)
-    return frozenset(names - {"request", "filters"})
-
-
-_QUERY_PARAMETERS = _parameters(query_temporal)
+_QUERY_PARAMETERS = parameter_names(query_temporal)

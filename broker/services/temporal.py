@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import TypeVar
 
 from broker.clock import Clock, timestamp, utc_now
 from broker.ngsild import patch
@@ -26,7 +27,13 @@ from broker.ngsild.errors import (
 )
 from broker.ngsild.patch import UpdateResult
 from broker.ngsild.query import EntityQuery
-from broker.ngsild.temporal.history import SCOPE, given, latest_instances, representation_rows
+from broker.ngsild.temporal.history import (
+    SCOPE,
+    TYPES,
+    given,
+    latest_instances,
+    representation_rows,
+)
 from broker.ngsild.temporal.query import HistorySelection, TemporalQuery
 from broker.ngsild.temporal.render import AttributeAggregate, AttributeHistory
 from broker.ngsild.temporal.window import Interval, restrict, scope_intervals, window_matches
@@ -114,10 +121,16 @@ class TemporalService:
         await store.update(entity_id, _always(rule), history=given(representation_rows(attrs, now)))
 
     async def delete_entity(self, tenant: str, entity_id: str) -> None:
-        """Delete a temporal representation (§5.6.13): the entity and all its history."""
+        """Delete a temporal representation (§5.6.13): the entity and all its history (also
+        the history of an entity that is gone already)."""
         store = await self._store.tenant(tenant)
         history = await self._history(tenant)
-        await store.delete(entity_id)
+        try:
+            await store.delete(entity_id)
+        except ResourceNotFound:
+            if not await history.delete_history(entity_id):
+                raise
+            return
         await history.delete_history(entity_id)
 
     async def delete_attribute(
@@ -177,7 +190,32 @@ class TemporalService:
         self, tenant: str, entity_ids: list[str], selection: HistorySelection
     ) -> dict[str, list[AttributeHistory]]:
         """The selected history of some entities."""
-        return await (await self._history(tenant)).history(entity_ids, selection)
+        found = await (await self._history(tenant)).history(entity_ids, selection)
+        return found if selection.attrs is not None else _attributes_only(found)
+
+    async def vanished(self, tenant: str, entity_id: str) -> EntityDoc | None:
+        """What is left of an entity that is gone (deleted, or expired: §4.22 ends the current
+        state only) while its history stays: its id, types and last recorded attributes, for
+        serving that history (§5.7.3); None if it has no recorded history.
+
+        An expired entity the sweep has not removed yet is still stored: it tells its types.
+        """
+        stored = await (await self._store.tenant(tenant)).get(entity_id)
+        last = await self.history(tenant, [entity_id], HistorySelection(TemporalQuery(last_n=1)))
+        series = last.get(entity_id, [])
+        types = None if stored is None else stored["type"]
+        if types is None:
+            told = await self.history(
+                tenant,
+                [entity_id],
+                HistorySelection(TemporalQuery(last_n=1), frozenset({TYPES})),
+            )
+            recorded = [i for s in told.get(entity_id, []) for i in s.instances]
+            types = list(recorded[-1]["value"]) if recorded else None
+        if types is None or not (series or stored):
+            return None
+        attrs = {s.attr: s.instances for s in series if s.attr != SCOPE}
+        return {"id": entity_id, "type": types, "attrs": stored["attrs"] if stored else attrs}
 
     async def windowed(
         self, reads: EntityReads, tenant: str, query: EntityQuery, selection: HistorySelection
@@ -240,7 +278,8 @@ class TemporalService:
         self, tenant: str, entity_ids: list[str], selection: HistorySelection
     ) -> dict[str, list[AttributeAggregate]]:
         """The selected aggregated history of some entities."""
-        return await (await self._history(tenant)).aggregate(entity_ids, selection)
+        found = await (await self._history(tenant)).aggregate(entity_ids, selection)
+        return found if selection.attrs is not None else _attributes_only(found)
 
     async def trim(self, tenant: str, recorded_before: int, limit: int) -> int:
         """Retention: drop up to ``limit`` instances recorded before an instant."""
@@ -248,6 +287,18 @@ class TemporalService:
 
 
 _WINDOW_CANDIDATES = 10_000
+S = TypeVar("S", AttributeHistory, AttributeAggregate)
+
+
+def _attributes_only(found: dict[str, list[S]]) -> dict[str, list[S]]:
+    """Without the recorded types of gone entities, which are no attribute (``TYPES``)."""
+    return {
+        entity: kept
+        for entity, series in found.items()
+        if (kept := [s for s in series if s.attr != TYPES])
+    }
+
+
 _SYSTEM = frozenset({"createdAt", "modifiedAt", "deletedAt", "instanceId"})
 
 

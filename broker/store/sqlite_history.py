@@ -393,10 +393,7 @@ def _periods(
         return found
     step = period.micros
     if hours.usable(selection, origin):
-        rows = hours.periods(db, params[0], origin, step, selection)
-        return [
-            _stats(origin + row[0] * step, origin + (row[0] + 1) * step, row[1:]) for row in rows
-        ]
+        return hours.periods(db, params[0], origin, step, selection)
     rows = db.execute(
         f"SELECT ({time} - ?) / ? AS b, {stats_sql} FROM instances "
         f"WHERE {where} GROUP BY b ORDER BY b",

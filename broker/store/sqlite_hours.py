@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from typing import Any
 
+from broker.ngsild.temporal.aggregate import PeriodStats
 from broker.ngsild.temporal.query import HistorySelection
 
 HOUR = 3_600_000_000
@@ -96,20 +96,26 @@ def usable(selection: HistorySelection, origin: int) -> bool:
 
 def periods(
     db: sqlite3.Connection, key: int, origin: int, step: int, selection: HistorySelection
-) -> list[tuple[Any, ...]]:
-    """``(bucket, count, NULL, numbers, total, low, high, squares)`` rows per period."""
+) -> list[PeriodStats]:
+    """The non-empty periods of ``step`` from ``origin``, from the hourly summaries. SQL
+    computes each period's bounds, so each row becomes its ``PeriodStats`` as it is (a long
+    aggregation makes thousands)."""
     query = selection.query
     low = (query.start if query.start is not None else origin) // HOUR
     high = query.end // HOUR if query.end is not None else 2**62
+    # b: the period of an hour; its bounds are origin + b * step and origin + (b + 1) * step.
+    bucket = f"((hour * {HOUR} - :origin) / :step)"
+    bounds = f":origin + {bucket} * :step, :origin + ({bucket} + 1) * :step"
     if step == HOUR:  # one summary per period: read them in key order, nothing to group
-        return db.execute(
-            "SELECT (hour * ? - ?) / ?, n, NULL, n, total, low, high, squares "
-            "FROM history_hours WHERE key = ? AND hour >= ? AND hour < ? ORDER BY hour",
-            (HOUR, origin, step, key, low, high),
-        ).fetchall()
-    return db.execute(
-        "SELECT (hour * ? - ?) / ? AS b, sum(n), NULL, sum(n), sum(total), min(low), "
-        "max(high), sum(squares) FROM history_hours "
-        "WHERE key = ? AND hour >= ? AND hour < ? GROUP BY b ORDER BY b",
-        (HOUR, origin, step, key, low, high),
-    ).fetchall()
+        sql = (
+            f"SELECT {bounds}, n, 0, n, total, low, high, squares FROM history_hours "
+            "WHERE key = :key AND hour >= :low AND hour < :high ORDER BY hour"
+        )
+    else:
+        sql = (
+            f"SELECT {bounds}, sum(n), 0, sum(n), sum(total), min(low), max(high), sum(squares) "
+            "FROM history_hours WHERE key = :key AND hour >= :low AND hour < :high "
+            f"GROUP BY {bucket} ORDER BY {bucket}"
+        )
+    named = {"origin": origin, "step": step, "key": key, "low": low, "high": high}
+    return list(map(PeriodStats._make, db.execute(sql, named)))

@@ -275,3 +275,19 @@ async def test_entity_maps_on_temporal_queries(client: httpx.AsyncClient) -> Non
     assert [e["id"] for e in fixed.json()] == ["urn:ngsi-ld:RiverGauge:m1"]
     dead = await client.get(TEMPORAL, params=window, headers={"NGSILD-EntityMap": "urn:x:gone"})
     assert dead.status_code == 201 and "gone" not in dead.headers["NGSILD-EntityMap"]
+
+
+async def test_a_deleted_entity_keeps_its_history_until_the_history_is_deleted(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post(TEMPORAL, json=readings(GAUGE, HOURS), headers=JSON)
+    assert (await client.delete(f"{API}/entities/{GAUGE}")).status_code == 204
+    assert (await client.get(f"{API}/entities/{GAUGE}")).status_code == 404
+    kept = await client.get(f"{TEMPORAL}/{GAUGE}")
+    assert kept.status_code == 200
+    assert kept.json()["type"] == "RiverGauge"
+    assert [i["value"] for i in kept.json()["level"]] == [v for v, _ in HOURS]
+    deletions = await client.get(f"{TEMPORAL}/{GAUGE}", params={"timeproperty": "deletedAt"})
+    assert [i["value"] for i in deletions.json()["level"]] == ["urn:ngsi-ld:null"]
+    assert (await client.delete(f"{TEMPORAL}/{GAUGE}")).status_code == 204
+    assert (await client.get(f"{TEMPORAL}/{GAUGE}")).status_code == 404

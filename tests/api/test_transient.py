@@ -106,3 +106,31 @@ async def test_a_merge_with_a_null_expiry_makes_the_entity_durable(
     shown = await client.get(URL, params={"options": "sysAttrs"})
     assert "expiresAt" not in shown.json()
     assert "urn:ngsi-ld:null" not in shown.text
+
+
+async def test_the_history_of_an_expired_entity_outlives_it(client: httpx.AsyncClient) -> None:
+    # §4.22 ends the current state only; the temporal evolution stays, as after a deletion.
+    body = {**gauge(), "expiresAt": FUTURE, "scope": "/kyoto/kamo"}
+    assert (await client.post(f"{API}/entities", json=body, headers=JSON)).status_code == 201
+    later = {"value": 2.5, "observedAt": "2026-11-23T02:00:00Z"}
+    assert (await client.patch(f"{URL}/attrs/level", json=later, headers=JSON)).status_code == 204
+    assert (await client.patch(URL, json={"expiresAt": PAST}, headers=JSON)).status_code == 204
+    assert (await client.get(URL)).status_code == 404
+    temporal = f"{API}/temporal/entities/urn:ngsi-ld:RiverGauge:kamo-1"
+    before_sweep = await client.get(temporal)
+    assert before_sweep.status_code == 200
+    assert before_sweep.json()["type"] == "RiverGauge"
+    assert [i["value"] for i in before_sweep.json()["level"]] == [1.5, 2.5]
+    # a count expires what is due before answering: the entity is now deleted from the store
+    counted = await client.get(f"{API}/entities", params={"type": "RiverGauge", "count": "true"})
+    assert counted.headers["NGSILD-Results-Count"] == "0"
+    after_sweep = await client.get(temporal, params={"options": "temporalValues"})
+    assert after_sweep.status_code == 200
+    shown = after_sweep.json()
+    assert shown["id"] == "urn:ngsi-ld:RiverGauge:kamo-1" and shown["type"] == "RiverGauge"
+    assert [v[0] for v in shown["level"]["values"]] == [1.5, 2.5]
+    assert set(shown) == {"id", "type", "scope", "level", "alert", "bridge", "location", "name"}
+    wrong_type = await client.get(temporal, params={"type": "Shelter"})
+    assert wrong_type.status_code == 404
+    assert (await client.delete(temporal)).status_code == 204
+    assert (await client.get(temporal)).status_code == 404

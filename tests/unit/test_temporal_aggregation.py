@@ -6,9 +6,11 @@ import math
 import statistics
 
 import pytest
-from broker.ngsild.temporal.aggregate import method_values, reference
+from broker.ngsild.temporal.aggregate import ABSENT, method_column, method_values, reference
 from broker.ngsild.temporal.query import Aggregation, TemporalQuery
 from broker.ngsild.temporal.times import Duration
+from hypothesis import given
+from hypothesis import strategies as st
 
 HOUR = 3_600_000_000
 POINTS = [(0, 3), (10, 5.5), (HOUR - 1, 3), (HOUR, 10), (HOUR + 5, "ten"), (3 * HOUR, True)]
@@ -61,3 +63,20 @@ def test_calendar_periods() -> None:
     periods = _by_period(points, TemporalQuery(), Duration(1, 0))
     assert [p[2]["sum"] for p in periods] == [3.0, 4.0]
     assert periods[0][1] == jan31 + 29 * day  # to 2020-02-29
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 5 * HOUR),
+            st.one_of(st.integers(-5, 5), st.floats(-1e6, 1e6), st.booleans(), st.text(max_size=2)),
+        ),
+        max_size=40,
+    )
+)
+def test_a_column_of_periods_reports_what_each_period_reports(points: list) -> None:
+    periods = reference(points, TemporalQuery(), Aggregation(METHODS, Duration(0, HOUR)))
+    for method in METHODS:
+        column = method_column(periods, method)
+        each = [method_values(stats, (method,)).get(method, ABSENT) for stats in periods]
+        assert column == each, method

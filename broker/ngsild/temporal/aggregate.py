@@ -100,6 +100,33 @@ def method_values(stats: PeriodStats, methods: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+ABSENT: Any = object()
+"""What ``method_column`` gives for a period without a result for the method."""
+
+
+def method_column(periods: list[PeriodStats], method: str) -> list[Any]:
+    """``method_values(stats, [method])[method]`` of each period, ``ABSENT`` where it has none:
+    the same results a column at a time, as an aggregated response of many periods is built."""
+    if method == "totalCount":
+        return [stats.size for stats in periods]
+    if method == "distinctCount":
+        return [stats.distinct for stats in periods]
+    if method == "max":
+        return [
+            ABSENT if not s.numbers else None if s.high is None else float(s.high) for s in periods
+        ]
+    if method == "min":
+        return [
+            ABSENT if not s.numbers else None if s.low is None else float(s.low) for s in periods
+        ]
+    if method == "avg":
+        return [
+            ABSENT if not s.numbers else None if s.total is None else s.total / s.numbers
+            for s in periods
+        ]
+    return [method_values(stats, (method,)).get(method, ABSENT) for stats in periods]
+
+
 def reference(
     points: list[tuple[int, Any]], query: TemporalQuery, aggregation: Aggregation
 ) -> list[PeriodStats]:

@@ -20,6 +20,10 @@ from broker.ngsild.names import NGSI_LD_NULL, VALUE_MEMBER
 SCOPE = "scope"
 """The history key of the entity's scope (a core member, so it never clashes with an IRI)."""
 
+TYPES = "type"
+"""The history key of the types an entity had when it went (deleted or expired): its history
+outlives it and is served under them (§5.7.3). Never served as an attribute."""
+
 
 @dataclass(frozen=True, slots=True)
 class HistoryRow:
@@ -63,6 +67,8 @@ def changes(before: EntityDoc | None, after: EntityDoc | None, *, now: str) -> l
         None if after is None else after.get("scope")
     ):
         rows.extend(_scope_change(before, after, now))
+    if after is None and before is not None:
+        rows.append(HistoryRow(TYPES, None, {"type": "Property", "value": before["type"]}, now))
     for attr, instances in old.items():
         remaining = new.get(attr)
         if remaining is instances:

@@ -16,7 +16,7 @@ from typing import Any, Final
 from broker.ngsild.entity import EntityDoc, Instance
 from broker.ngsild.names import NGSI_LD_NULL, VALUE_MEMBER
 from broker.ngsild.render import View, render_instance
-from broker.ngsild.temporal.aggregate import PeriodStats, is_number, method_values
+from broker.ngsild.temporal.aggregate import ABSENT, PeriodStats, is_number, method_column
 from broker.ngsild.temporal.times import from_micros
 from broker.ngsild.terms import TermTable
 
@@ -99,12 +99,15 @@ def render_aggregated(
         item: dict[str, Any] = {"type": series.kind}
         if series.dataset_id is not None:
             item["datasetId"] = series.dataset_id
+        starts = [from_micros(stats.start) for stats in series.periods]
+        ends = [from_micros(stats.end) for stats in series.periods]
         for method in methods:
-            item[method] = []
-        for stats in series.periods:
-            start, end = from_micros(stats.start), from_micros(stats.end)
-            for method, value in method_values(stats, methods).items():
-                item[method].append([value, start, end])
+            column = method_column(series.periods, method)
+            triples = zip(column, starts, ends, strict=True)
+            if any(value is ABSENT for value in column):
+                item[method] = [list(t) for t in triples if t[0] is not ABSENT]
+            else:  # the usual case, built without a Python step per period
+                item[method] = list(map(list, triples))
         grouped.setdefault(terms.compact(series.attr), []).append(item)
     for name, items in grouped.items():
         out[name] = items[0] if len(items) == 1 else items
