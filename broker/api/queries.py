@@ -147,7 +147,7 @@ async def query_entities(
         levels,
         extra=headers,
         status=status,
-        resumable=True,
+        resumable=query.resumable,
     )
 
 

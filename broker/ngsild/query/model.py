@@ -97,16 +97,15 @@ class EntityQuery:
         layer that changes the offset without clearing ``resume`` thus only loses the shortcut.
         """
         resume = self.resume
-        if (
-            resume is None
-            or resume.offset != self.offset
-            or self.offset == 0
-            or self.count
-            or self.ordering is not None
-            or self.by_distance
-        ):
+        if resume is None or resume.offset != self.offset or self.offset == 0:
             return None
-        return resume.position
+        return resume.position if self.resumable else None
+
+    @property
+    def resumable(self) -> bool:
+        """Whether a next page could start after a position: in the store's own order and
+        without a count. Only then does a next link carry a cursor."""
+        return not self.count and self.ordering is None and not self.by_distance
 
     @property
     def has_expressions(self) -> bool:
