@@ -28,11 +28,11 @@ from broker.api.query_params import (
     paging_of,
     parameter_names,
     query_of_body,
+    read_query_body,
     string_member,
     view_of_body,
 )
 from broker.api.requests import (
-    read_json,
     reads_of,
     refuse_unknown_parameters,
     runtime,
@@ -191,10 +191,7 @@ async def query_entities_by_post(
     offset: Number = None,
 ) -> Response:
     media = negotiate(request.headers.get("accept"), _OFFERED)
-    incoming = await read_json(request)
-    body = incoming.body
-    if not isinstance(body, dict) or body.get("type") != "Query":
-        raise BadRequestData('the body must be a Query object with "type": "Query"')
+    body, incoming = await read_query_body(request)
     if "temporalQ" in body:
         raise BadRequestData("temporalQ belongs to the temporal API (/temporal/entities), not here")
     terms = incoming.terms

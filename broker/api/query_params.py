@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request
 
-from broker.api.requests import runtime
+from broker.api.requests import Incoming, read_json, runtime
 from broker.ngsild.errors import BadRequestData
 from broker.ngsild.params import build_view
 from broker.ngsild.query import EntityQuery
@@ -100,6 +100,15 @@ def string_member(value: Any, member: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise BadRequestData(f"{member!r} must be a string")
+
+
+async def read_query_body(request: Request) -> tuple[dict[str, Any], Incoming]:
+    """The Query object (§5.2.23) a POST query sends, and the request it came in."""
+    incoming = await read_json(request)
+    body = incoming.body
+    if not isinstance(body, dict) or body.get("type") != "Query":
+        raise BadRequestData('the body must be a Query object with "type": "Query"')
+    return body, incoming
 
 
 def query_of_body(body: dict[str, Any], terms: TermTable, paging: Paging) -> EntityQuery:

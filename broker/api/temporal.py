@@ -22,11 +22,11 @@ from broker.api.query_params import (
     paging_of,
     parameter_names,
     query_of_body,
+    read_query_body,
     view_of_body,
 )
 from broker.api.requests import (
     entity_id_of,
-    read_json,
     reads_of,
     refuse_unknown_parameters,
     runtime,
@@ -152,10 +152,7 @@ async def query_temporal_by_post(
     offset: Number = None,
 ) -> Response:
     media = negotiate(request.headers.get("accept"), _OFFERED)
-    incoming = await read_json(request)
-    body = incoming.body
-    if not isinstance(body, dict) or body.get("type") != "Query":
-        raise BadRequestData('the body must be a Query object with "type": "Query"')
+    body, incoming = await read_query_body(request)
     terms = incoming.terms
     entity_options, temporal, format = _options(options, format)
     opts = _entity_options(entity_options, format, count)
