@@ -52,6 +52,16 @@ class MqttBroker:
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
 
+    def ingest(self, unique: str) -> dict[str, object]:
+        """MQTT settings of a broker app ingesting from here, with a client id and share group
+        of its own (the shared broker forgets the session soon after the test)."""
+        return {
+            "url": self.url,
+            "client_id": f"toshi-{unique}",
+            "shared_group": unique,
+            "session_expiry": 5,
+        }
+
     def endpoint(self, topic: str, *, userinfo: str = "") -> str:
         """An NGSI-LD MQTT endpoint URI for ``topic`` on this broker."""
         credentials = f"{userinfo}@" if userinfo else ""
@@ -207,6 +217,16 @@ class Relay:
     def release(self) -> None:
         """Pass on what was held, in order, and everything after it."""
         self._flowing.set()
+
+    def ingest(self, unique: str) -> dict[str, object]:
+        """MQTT settings of a broker app ingesting from here, with a client id and share group
+        of its own (the shared broker forgets the session soon after the test)."""
+        return {
+            "url": self.url,
+            "client_id": f"toshi-{unique}",
+            "shared_group": unique,
+            "session_expiry": 5,
+        }
 
     def endpoint(self, topic: str, *, userinfo: str = "") -> str:
         """An endpoint URI for ``topic`` that goes through the relay."""

@@ -29,15 +29,7 @@ LPP_FRAME = "AWcAewJoowMCAPEEcydnBYgHOqkBTakAn2AGAAE="
 async def city(tmp_path: Path, mqtt_broker: MqttBroker) -> AsyncIterator[httpx.AsyncClient]:
     """A broker app that ingests from the real MQTT broker (own client id and share group)."""
     unique = uuid.uuid4().hex[:8]
-    settings = make_settings(
-        tmp_path / "data",
-        mqtt={
-            "url": mqtt_broker.url,
-            "client_id": f"toshi-{unique}",
-            "shared_group": unique,
-            "session_expiry": 5,  # the shared test broker forgets it soon after the test
-        },
-    )
+    settings = make_settings(tmp_path / "data", mqtt=mqtt_broker.ingest(unique))
     async with broker_client(settings) as http:
         yield http
 

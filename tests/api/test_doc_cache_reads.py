@@ -177,15 +177,7 @@ async def test_mqtt_ingest_is_seen_by_the_next_read(
     tmp_path: Path, mqtt_broker: MqttBroker
 ) -> None:
     unique = uuid.uuid4().hex[:8]
-    settings = make_settings(
-        tmp_path / "data",
-        mqtt={
-            "url": mqtt_broker.url,
-            "client_id": f"toshi-{unique}",
-            "shared_group": unique,
-            "session_expiry": 5,
-        },
-    )
+    settings = make_settings(tmp_path / "data", mqtt=mqtt_broker.ingest(unique))
     apikey = f"k{unique}"
     tenant = f"cache{unique}"
     headers = {**JSON, "Fiware-Service": tenant, "Fiware-ServicePath": "/flood"}

@@ -27,6 +27,13 @@ def next_link(response: httpx.Response) -> str | None:
     return None if found is None else found.group(1)
 
 
+def next_params(response: httpx.Response) -> dict[str, list[str]]:
+    """The query parameters of a page's ``rel="next"`` link, which it must have."""
+    link = next_link(response)
+    assert link is not None
+    return parse_qs(urlsplit(link).query)
+
+
 async def follow(client: httpx.AsyncClient, params: dict[str, str]) -> list[list[str]]:
     """The pages a client sees starting at page 1 and following ``rel="next"``."""
     pages = []
@@ -78,21 +85,18 @@ async def test_next_links_carry_offset_limit_and_a_cursor_only_in_insertion_orde
 ) -> None:
     await seed(client, range(5))
     first = await client.get(f"{API}/entities", params={"type": "RiverGauge", "limit": 2})
-    link = next_link(first)
-    assert link is not None
-    params = parse_qs(urlsplit(link).query)
+    params = next_params(first)
     assert params["offset"] == ["2"] and params["limit"] == ["2"] and "cursor" in params
-    second = await client.get(link)
+    second = await client.get(next_link(first) or "")
     assert 'rel="prev"' in second.headers["link"]
     prev = re.search(r'<([^>]*)>; rel="prev"', second.headers["link"])
     assert prev is not None and "cursor" not in prev.group(1) and "offset=0" in prev.group(1)
-    later = parse_qs(urlsplit(next_link(second) or "").query)
+    later = next_params(second)
     assert later["offset"] == ["4"] and later["cursor"] != params["cursor"]
     ordered = await client.get(
         f"{API}/entities", params={"type": "RiverGauge", "limit": 2, "orderBy": "level"}
     )
-    ordered_link = next_link(ordered)
-    assert ordered_link is not None and "cursor" not in parse_qs(urlsplit(ordered_link).query)
+    assert "cursor" not in next_params(ordered)
 
 
 async def test_a_cursor_for_another_query_or_offset_or_no_cursor_is_bad_request_data(
@@ -161,11 +165,8 @@ async def test_a_page_that_cannot_resume_links_to_the_plain_next_offset(
     await seed(client, range(5))
     for extra in ({"count": "true"}, {"orderBy": "level"}):
         params = {"type": "RiverGauge", "limit": "2", **extra}
-        response = await client.get(f"{API}/entities", params=params)
-        link = next_link(response)
-        assert link is not None
-        query = parse_qs(urlsplit(link).query)
+        query = next_params(await client.get(f"{API}/entities", params=params))
         assert "cursor" not in query, extra
         assert query["offset"] == ["2"] and query["limit"] == ["2"]
     plain = await client.get(f"{API}/entities", params={"type": "RiverGauge", "limit": "2"})
-    assert "cursor" in parse_qs(urlsplit(next_link(plain) or "").query)
+    assert "cursor" in next_params(plain)
